@@ -1,0 +1,226 @@
+/*
+ * batchy.h - the one shared header of the Batchy service: types and
+ * prototypes of every module.
+ *
+ * The service is a pure core wrapped in a thin shell:
+ *
+ *   pure (no I/O, no clock, no globals):
+ *     error.c    the error type every layer returns up to HTTP
+ *     times.c    lenient time parsing, canonical formatting
+ *     names.c    workflow and step name validation
+ *     cfgload.c  workflow YAML -> JSON document, with validation
+ *     doc.c      Redis hash <-> workflow document, write plans
+ *     rules.c    the batch rules: load, open, close, fail
+ *     format.c   output formats: json, infa, sh
+ *     route.c    the routing table: URL path -> endpoint, workflow, format
+ *   shell:
+ *     options.c  command line, environment, Redis URLs
+ *     store.c    Redis: per-thread connections, reads, atomic writes
+ *     http.c     libmicrohttpd: requests, auth, access log, handlers
+ *     main.c     start, signals, stop
+ *
+ * Ownership: a function named *_create / *_parse / *_render / *_from_*
+ * returns memory the caller frees with the matching *_free (or free() for
+ * plain char *, cJSON_Delete() for cJSON *). Arguments are borrowed.
+ */
+#ifndef BATCHY_H
+#define BATCHY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#define BATCHY_VERSION "1.0.0"
+
+/* ------------------------------------------------------------------ error.c
+ * One error type for the whole service: an HTTP status and a message that
+ * says what went wrong and what to do. Only the HTTP layer writes it out. */
+typedef struct bty_error {
+    int status;        /* HTTP status; 0 while no error was set */
+    char message[480]; /* NUL-terminated, never more than fits */
+} bty_error;
+
+/* Set err (if not NULL) to status and a printf-style message; returns -1 so
+ * callers can write `return bty_error_set(err, 400, "...")`. */
+int bty_error_set(bty_error *err, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ times.c
+ * A point in time in UTC, microsecond precision. */
+typedef struct bty_time {
+    int64_t sec;  /* Unix seconds */
+    int32_t usec; /* 0..999999 */
+} bty_time;
+
+#define BTY_TIME_LEN 26 /* "YYYY-MM-DDTHH:MM:SS.ffffff" */
+#define BTY_ORIGIN "1776-07-04T23:59:00.000000"
+
+/* Parse a time leniently (SPEC section 2): YYYY-MM-DD, then optionally
+ * [T| ]HH:MM, :SS, .f{1,9} (truncated to microseconds), and an optional Z,
+ * +HH:MM, +HHMM, -HH:MM or -HHMM offset converted to UTC. The whole string
+ * must match. Returns 0 and sets *out, or -1 if text is not a valid time. */
+int time_parse(const char *text, bty_time *out);
+
+/* Write t as "YYYY-MM-DDTHH:MM:SS.ffffff" plus NUL into out. */
+void time_format(bty_time t, char out[BTY_TIME_LEN + 1]);
+
+/* 00:00:00.000000 UTC of t's day. */
+bty_time time_trunc_day(bty_time t);
+
+/* t plus a signed number of microseconds. */
+bty_time time_add_usec(bty_time t, int64_t usec);
+
+/* ------------------------------------------------------------------ names.c
+ * Workflow: 1-128 chars of [A-Za-z0-9_.-], first a letter, digit or '_',
+ * not ending in -<digits> or -<digits>-init. Step: 1-256 bytes of
+ * printable UTF-8 (no control characters, valid encoding) without '[' ']'.
+ * Return 0 when valid, else -1 with err set to 400 and the reason. */
+int name_workflow_check(const char *name, bty_error *err);
+int name_step_check(const char *name, bty_error *err);
+
+/* ------------------------------------------------------------------ cfgload.c
+ * Parse a workflow YAML document (SPEC section 3) into a JSON object
+ * {step: {param: value}} with steps in byte order of their names.
+ * `source` names the file in error messages (e.g. "wf1.yaml").
+ * Returns a new cJSON object the caller deletes, or NULL with err set
+ * (422 with "source:line:column: reason" for invalid YAML or fields). */
+#define CFG_MAX_BYTES (1024 * 1024)
+#define CFG_MAX_NODES 250000 /* after alias expansion */
+#define CFG_MAX_DEPTH 64
+cJSON *cfg_parse(const char *text, size_t len, const char *source, bty_error *err);
+
+/* ------------------------------------------------------------------ doc.c
+ * A workflow document is a cJSON object {step: {field: value}}, steps in
+ * byte order of their names. In Redis it is a hash, one field per step,
+ * the value the step's record as compact JSON text. */
+
+/* One field of a Redis hash, as read: borrowed pointers with lengths. */
+typedef struct bty_field {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} bty_field;
+
+/* Decode a hash into a document (steps sorted). Records written by the
+ * original service (", " separators, status "failure") are accepted;
+ * "failure" reads as "failed". A value that is not a JSON object is a 409
+ * naming the step and key. Returns a new object, or NULL with err set. */
+cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_error *err);
+
+/* Sort a document's steps in byte order of their names, in place. */
+void doc_sort(cJSON *doc);
+
+/* What one call writes: each entry is one hash, written field by field
+ * (HSET) and, when replace is set, deleted first. Store executes a plan in
+ * one MULTI/EXEC; building it is pure. */
+typedef struct bty_hash_write {
+    char *key;    /* owned */
+    int replace;  /* DEL key first */
+    size_t n;     /* number of fields */
+    char **names; /* owned, n entries */
+    char **values;
+} bty_hash_write;
+
+typedef struct bty_write_plan {
+    bty_hash_write *hashes; /* owned, n entries */
+    size_t n;
+} bty_write_plan;
+
+/* Add hash `key` with every step of `steps` ({step: record}) as a field,
+ * the record encoded as compact JSON. Returns 0, or -1 on out of memory. */
+int plan_add_hash(bty_write_plan *plan, const char *key, int replace, const cJSON *steps);
+void plan_free(bty_write_plan *plan);
+
+/* ------------------------------------------------------------------ rules.c
+ * The batch rules of SPEC section 4, as pure functions of the current
+ * document and `now`. */
+
+/* What an operation changes. */
+typedef struct bty_change {
+    cJSON *state;     /* the whole new <wf> document, for the answer; owned */
+    cJSON *latest;    /* {step: record} to write into <wf>; owned, may be empty */
+    cJSON *snapshots; /* {"<batch_id>": {step: record}} to write into
+                         <wf>-<batch_id>; owned, may be empty */
+    long long batch_id; /* the batch the operation is about */
+} bty_change;
+
+void change_free(bty_change *c);
+
+/* load_cfg: give every step without a status the status "new". */
+void rules_load(cJSON *doc);
+
+/* open_batch over every step of `prev` (not modified). */
+int rules_open(const cJSON *prev, bty_time now, bty_change *out, bty_error *err);
+
+/* close_batch / fail_batch. */
+typedef struct bty_end_request {
+    const char *status;       /* "success" (close) or "failed" (fail) */
+    const char *const *steps; /* NULL with nsteps 0 = every step */
+    size_t nsteps;
+    int has_batch_id;
+    long long batch_id;
+    const char *error_message; /* fail only; NULL = none */
+    const char *const *extra_names; /* other query parameters, as strings */
+    const char *const *extra_values;
+    size_t nextra;
+} bty_end_request;
+
+/* Validate req against `state` and compute the change. A retry (every
+ * affected step already has the target status in the current batch) gives
+ * an empty latest/snapshots and the current state. 400 for reserved extra
+ * names, 404 for unknown steps, 409 for steps not open or a stale batch_id. */
+int rules_end(const cJSON *state, const bty_end_request *req, bty_time now, bty_change *out,
+              bty_error *err);
+
+/* The current batch of a document: the largest batch_id of its steps, or 0. */
+long long rules_current_batch(const cJSON *doc);
+
+/* ------------------------------------------------------------------ format.c
+ * Render a document. Each returns a malloc'd NUL-terminated string the
+ * caller frees, or NULL on out of memory. */
+char *format_json(const cJSON *doc);
+char *format_infa(const cJSON *doc);
+char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
+
+/* ------------------------------------------------------------------ route.c
+ * The routing table. */
+typedef enum bty_endpoint {
+    EP_INDEX,
+    EP_HEALTHZ,
+    EP_LOAD_CFG,
+    EP_GET_STATUS,
+    EP_OPEN_BATCH,
+    EP_CLOSE_BATCH,
+    EP_FAIL_BATCH,
+} bty_endpoint;
+
+typedef enum bty_format { FMT_JSON, FMT_INFA, FMT_SH } bty_format;
+
+typedef struct bty_route {
+    bty_endpoint endpoint;
+    const char *name; /* "open_batch" */
+    int takes_workflow;
+    int takes_format;
+    int needs_token;
+    int read_only; /* HEAD allowed */
+} bty_route;
+
+/* A matched request path. */
+typedef struct bty_target {
+    const bty_route *route;
+    char workflow[129]; /* "" when the route takes none */
+    bty_format format;
+} bty_target;
+
+/* Match a decoded URL path ("/open_batch/wf1/sh", trailing '/' ignored)
+ * and method ("GET", "POST", "HEAD"). 404 for unknown endpoints, 405 for
+ * other methods, 400 for bad workflow names or formats. */
+int route_match(const char *method, const char *path, bty_target *out, bty_error *err);
+
+/* ------------------------------------------------------------------ util
+ * Constant-time comparison of two NUL-terminated secrets: 1 when equal. */
+int secret_equal(const char *a, const char *b);
+
+#endif
