@@ -137,22 +137,26 @@ void plan_free(bty_write_plan *plan);
  * The batch rules of SPEC section 4, as pure functions of the current
  * document and `now`. */
 
-/* What an operation changes. */
+/* What an operation changes: the new document to answer with, and the
+ * writes that make it so, applied by store.c in one atomic step. */
 typedef struct bty_change {
-    cJSON *state;     /* the whole new <wf> document, for the answer; owned */
-    cJSON *latest;    /* {step: record} to write into <wf>; owned, may be empty */
-    cJSON *snapshots; /* {"<batch_id>": {step: record}} to write into
-                         <wf>-<batch_id>; owned, may be empty */
-    long long batch_id; /* the batch the operation is about */
+    cJSON *state;        /* the whole new <wf> document; owned */
+    bty_write_plan plan; /* <wf>, <wf>-<batch_id>, ...; owned; empty on a retry */
+    long long batch_id;  /* the batch the operation is about */
 } bty_change;
 
 void change_free(bty_change *c);
 
-/* load_cfg: give every step without a status the status "new". */
-void rules_load(cJSON *doc);
+/* load_cfg: take `doc` (consumed, even on error), give every step without
+ * a status the status "new", and plan to replace <wf> and write the
+ * <wf>-<now>-init snapshot. */
+int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err);
 
-/* open_batch over every step of `prev` (not modified). */
-int rules_open(const cJSON *prev, bty_time now, bty_change *out, bty_error *err);
+/* open_batch over every step of `prev` (not modified): new from_date,
+ * to_date, batch_id per SPEC section 4; plans <wf>, <wf>-<batch_id> and,
+ * for steps that were still open, their previous snapshot (abandoned). */
+int rules_open(const char *workflow, const cJSON *prev, bty_time now, bty_change *out,
+               bty_error *err);
 
 /* close_batch / fail_batch. */
 typedef struct bty_end_request {
@@ -169,10 +173,10 @@ typedef struct bty_end_request {
 
 /* Validate req against `state` and compute the change. A retry (every
  * affected step already has the target status in the current batch) gives
- * an empty latest/snapshots and the current state. 400 for reserved extra
+ * an empty plan and the current state. 400 for reserved extra
  * names, 404 for unknown steps, 409 for steps not open or a stale batch_id. */
-int rules_end(const cJSON *state, const bty_end_request *req, bty_time now, bty_change *out,
-              bty_error *err);
+int rules_end(const char *workflow, const cJSON *state, const bty_end_request *req, bty_time now,
+              bty_change *out, bty_error *err);
 
 /* The current batch of a document: the largest batch_id of its steps, or 0. */
 long long rules_current_batch(const cJSON *doc);

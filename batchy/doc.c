@@ -1,0 +1,129 @@
+/*
+ * doc.c - workflow documents and how they map onto Redis hashes.
+ *
+ * In Redis a workflow is a hash with one field per step whose value is the
+ * step's record as JSON text. Here it is a cJSON object {step: record} with
+ * steps in byte order of their names. doc_from_hash decodes what was read;
+ * plan_add_hash encodes what is to be written. Both are pure: store.c does
+ * the reading and writing.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchy.h"
+
+static int compare_names(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a;
+    const cJSON *y = *(const cJSON *const *)b;
+    return strcmp(x->string, y->string);
+}
+
+void doc_sort(cJSON *doc)
+{
+    size_t n = 0;
+    cJSON *item;
+    cJSON_ArrayForEach(item, doc) n++;
+    if (n < 2)
+        return;
+    cJSON **items = malloc(n * sizeof(*items));
+    if (!items)
+        return; /* unsorted is still a valid document */
+    size_t i = 0;
+    cJSON_ArrayForEach(item, doc) items[i++] = item;
+    qsort(items, n, sizeof(*items), compare_names);
+    /* Relink the children list in sorted order. */
+    for (i = 0; i < n; i++) {
+        items[i]->prev = i ? items[i - 1] : items[n - 1];
+        items[i]->next = i + 1 < n ? items[i + 1] : NULL;
+    }
+    doc->child = items[0];
+    free(items);
+}
+
+/* Records written by the original service may say "failure": read it as
+ * "failed" so the rules see one spelling. */
+static void normalise_record(cJSON *record)
+{
+    cJSON *status = cJSON_GetObjectItemCaseSensitive(record, "status");
+    if (cJSON_IsString(status) && strcmp(status->valuestring, "failure") == 0)
+        cJSON_ReplaceItemInObjectCaseSensitive(record, "status", cJSON_CreateString("failed"));
+}
+
+cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_error *err)
+{
+    cJSON *doc = cJSON_CreateObject();
+    if (!doc)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        char *name = strndup(fields[i].name, fields[i].name_len);
+        if (!name)
+            goto oom;
+        cJSON *record = cJSON_ParseWithLength(fields[i].value, fields[i].value_len);
+        if (!cJSON_IsObject(record)) {
+            bty_error_set(err, 409,
+                          "step '%.200s' of key '%.140s' is not a JSON object in Redis; "
+                          "fix it with redis-cli or reload the workflow with load_cfg",
+                          name, key);
+            free(name);
+            cJSON_Delete(record);
+            cJSON_Delete(doc);
+            return NULL;
+        }
+        normalise_record(record);
+        /* A hash cannot hold a field twice, so plain add is safe. */
+        cJSON_AddItemToObject(doc, name, record);
+        free(name);
+    }
+    doc_sort(doc);
+    return doc;
+oom:
+    cJSON_Delete(doc);
+    bty_error_set(err, 503, "out of memory decoding '%.140s'", key);
+    return NULL;
+}
+
+int plan_add_hash(bty_write_plan *plan, const char *key, int replace, const cJSON *steps)
+{
+    bty_hash_write *grown = realloc(plan->hashes, (plan->n + 1) * sizeof(*grown));
+    if (!grown)
+        return -1;
+    plan->hashes = grown;
+    bty_hash_write *h = &plan->hashes[plan->n];
+    memset(h, 0, sizeof(*h));
+    h->replace = replace;
+    h->key = strdup(key);
+    size_t n = (size_t)cJSON_GetArraySize(steps);
+    h->names = calloc(n ? n : 1, sizeof(char *));
+    h->values = calloc(n ? n : 1, sizeof(char *));
+    plan->n++; /* counted now so plan_free releases a half-built entry */
+    if (!h->key || !h->names || !h->values)
+        return -1;
+    const cJSON *step;
+    cJSON_ArrayForEach(step, steps)
+    {
+        h->names[h->n] = strdup(step->string);
+        h->values[h->n] = cJSON_PrintUnformatted(step);
+        h->n++;
+        if (!h->names[h->n - 1] || !h->values[h->n - 1])
+            return -1;
+    }
+    return 0;
+}
+
+void plan_free(bty_write_plan *plan)
+{
+    for (size_t i = 0; i < plan->n; i++) {
+        bty_hash_write *h = &plan->hashes[i];
+        for (size_t j = 0; j < h->n; j++) {
+            free(h->names[j]);
+            free(h->values[j]);
+        }
+        free(h->names);
+        free(h->values);
+        free(h->key);
+    }
+    free(plan->hashes);
+    plan->hashes = NULL;
+    plan->n = 0;
+}

@@ -1,0 +1,655 @@
+/*
+ * http.c - where a request enters. libmicrohttpd runs a pool of worker
+ * threads; each request is routed by route_match (route.c), authorised,
+ * handled, and answered here, and only here: handlers return a reply or a
+ * bty_error, and this file writes either out, then logs one access line.
+ *
+ * A handler reads top to bottom: read the workflow (one round trip), apply
+ * the pure rule with `now`, write the plan atomically (one round trip),
+ * render. When a concurrent call changed the workflow between read and
+ * write, the write is refused by Redis (WATCH) and the handler starts over.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "shell.h"
+
+#define MAX_PARAMS 256
+#define MAX_BODY (64 * 1024)
+#define MAX_ATTEMPTS 50
+
+static const char TYPE_JSON[] = "application/json";
+static const char TYPE_TEXT[] = "text/plain; charset=utf-8";
+
+/* The server: options (read-only once started) and the daemon. */
+typedef struct server {
+    bty_options opts;
+    struct MHD_Daemon *daemon;
+} server;
+
+/* One request, from its first callback to its completion. Owned by
+ * libmicrohttpd's per-request pointer; freed in on_completed. */
+typedef struct request {
+    struct timespec start;
+    char method[8];
+    char path[200]; /* for the log: printable, truncated, no query */
+    int status;
+    struct MHD_PostProcessor *post;
+    size_t body_bytes;
+    size_t nparams;
+    char *names[MAX_PARAMS]; /* owned */
+    char *values[MAX_PARAMS];
+    int too_many_params;
+} request;
+
+/* What a handler answers with. body is malloc'd and owned. */
+typedef struct reply {
+    int status;
+    const char *content_type;
+    char *body;
+} reply;
+
+static bty_time now_utc(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (bty_time){ts.tv_sec, (int32_t)(ts.tv_nsec / 1000)};
+}
+
+static int add_param(request *req, const char *name, const char *value, size_t value_len)
+{
+    if (req->nparams == MAX_PARAMS) {
+        req->too_many_params = 1;
+        return -1;
+    }
+    req->names[req->nparams] = strdup(name ? name : "");
+    req->values[req->nparams] = value ? strndup(value, value_len) : strdup("");
+    req->nparams++;
+    return 0;
+}
+
+/* The last value of a parameter, or NULL. */
+static const char *param(const request *req, const char *name)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < req->nparams; i++)
+        if (req->names[i] && strcmp(req->names[i], name) == 0)
+            found = req->values[i];
+    return found;
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    return add_param(cls, key, value, value ? strlen(value) : 0) == 0 ? MHD_YES : MHD_NO;
+}
+
+static enum MHD_Result collect_post(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *filename, const char *content_type,
+                                    const char *transfer_encoding, const char *data, uint64_t off,
+                                    size_t size)
+{
+    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+    request *req = cls;
+    if (off > 0 && req->nparams && req->names[req->nparams - 1] &&
+        strcmp(req->names[req->nparams - 1], key) == 0) {
+        /* A value delivered in pieces: append. */
+        char *prev = req->values[req->nparams - 1];
+        size_t len = prev ? strlen(prev) : 0;
+        char *joined = realloc(prev, len + size + 1);
+        if (!joined)
+            return MHD_NO;
+        memcpy(joined + len, data, size);
+        joined[len + size] = '\0';
+        req->values[req->nparams - 1] = joined;
+        return MHD_YES;
+    }
+    return add_param(req, key, data, size) == 0 ? MHD_YES : MHD_NO;
+}
+
+/* ------------------------------------------------------------------ replies */
+
+static int reply_text(reply *out, int status, const char *type, char *body)
+{
+    out->status = status;
+    out->content_type = type;
+    out->body = body;
+    return body ? 0 : -1;
+}
+
+static int reply_doc(reply *out, const cJSON *doc, bty_error *err)
+{
+    if (reply_text(out, 200, TYPE_JSON, format_json(doc)))
+        return bty_error_set(err, 503, "out of memory rendering the answer; try again");
+    return 0;
+}
+
+static void reply_error(reply *out, const bty_error *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", err->message[0] ? err->message : "internal error");
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    size_t len = text ? strlen(text) : 0;
+    char *body = text ? realloc(text, len + 2) : NULL;
+    if (body) {
+        body[len] = '\n';
+        body[len + 1] = '\0';
+    } else {
+        free(text);
+    }
+    out->status = err->status ? err->status : 500;
+    out->content_type = TYPE_JSON;
+    out->body = body;
+}
+
+/* ------------------------------------------------------------------ rules */
+
+typedef int (*rule_fn)(const char *workflow, const cJSON *doc, bty_time now, const void *arg,
+                       bty_change *out, bty_error *err);
+
+/* Read <wf>, apply the rule, write the plan; start over when a concurrent
+ * call wrote <wf> in between. On success *out holds the change. */
+static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_change *out,
+                      bty_error *err)
+{
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (attempt) {
+            /* Back off a little, growing, so racing writers spread out. */
+            struct timespec pause = {0, (long)(attempt * 100000 + (rand() % 100000))};
+            nanosleep(&pause, NULL);
+        }
+        bty_hash hash;
+        if (store_read(workflow, 1, &hash, err) != 0)
+            return -1;
+        if (hash.n == 0) {
+            store_hash_free(&hash);
+            return bty_error_set(err, 404,
+                                 "workflow '%s' is not loaded; put cfg/%s.yaml in place and "
+                                 "call load_cfg/%s",
+                                 workflow, workflow, workflow);
+        }
+        cJSON *doc = doc_from_hash(hash.fields, hash.n, workflow, err);
+        store_hash_free(&hash);
+        if (!doc)
+            return -1;
+        int rc = rule(workflow, doc, now_utc(), arg, out, err);
+        cJSON_Delete(doc);
+        if (rc != 0)
+            return -1;
+        if (out->plan.n == 0)
+            return 0; /* a retried close: nothing to write */
+        int written = store_commit(&out->plan, err);
+        if (written == 1)
+            return 0;
+        change_free(out);
+        if (written < 0)
+            return -1;
+    }
+    return bty_error_set(err, 503,
+                         "workflow '%s' is changing too fast to apply this call; try again",
+                         workflow);
+}
+
+static int open_rule(const char *workflow, const cJSON *doc, bty_time now, const void *arg,
+                     bty_change *out, bty_error *err)
+{
+    (void)arg;
+    return rules_open(workflow, doc, now, out, err);
+}
+
+static int end_rule(const char *workflow, const cJSON *doc, bty_time now, const void *arg,
+                    bty_change *out, bty_error *err)
+{
+    return rules_end(workflow, doc, arg, now, out, err);
+}
+
+/* ------------------------------------------------------------------ handlers */
+
+typedef int (*handler_fn)(const server *srv, const request *req, const bty_target *t, reply *out,
+                          bty_error *err);
+
+static int handle_index(const server *srv, const request *req, const bty_target *t, reply *out,
+                        bty_error *err)
+{
+    (void)srv, (void)req, (void)t, (void)err;
+    return reply_text(out, 200, TYPE_TEXT, strdup("Batchy " BATCHY_VERSION "\n"));
+}
+
+static int handle_healthz(const server *srv, const request *req, const bty_target *t,
+                          reply *out, bty_error *err)
+{
+    (void)srv, (void)req, (void)t;
+    if (store_ping(err) != 0)
+        return -1;
+    return reply_text(out, 200, TYPE_JSON, strdup("{\"status\":\"ok\"}\n"));
+}
+
+/* Strict decimal integer; -1 when text is not one. */
+static int parse_batch_id(const char *text, long long *out)
+{
+    char *end;
+    if (!text || text[0] < '0' || text[0] > '9' || strlen(text) > 16)
+        return -1;
+    *out = strtoll(text, &end, 10);
+    return *end ? -1 : 0;
+}
+
+static int handle_get_status(const server *srv, const request *req, const bty_target *t,
+                             reply *out, bty_error *err)
+{
+    (void)srv;
+    char key[200];
+    const char *id_text = param(req, "batch_id");
+    long long id = 0;
+    if (id_text && parse_batch_id(id_text, &id) != 0)
+        return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", id_text);
+    if (id_text)
+        snprintf(key, sizeof(key), "%s-%lld", t->workflow, id);
+    else
+        snprintf(key, sizeof(key), "%s", t->workflow);
+
+    bty_hash hash;
+    if (store_read(key, 0, &hash, err) != 0)
+        return -1;
+    if (hash.n == 0) {
+        store_hash_free(&hash);
+        if (id_text)
+            return bty_error_set(err, 404, "workflow '%s' has no batch %lld", t->workflow, id);
+        return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s",
+                             t->workflow, t->workflow);
+    }
+    cJSON *doc = doc_from_hash(hash.fields, hash.n, key, err);
+    store_hash_free(&hash);
+    if (!doc)
+        return -1;
+    int rc = reply_doc(out, doc, err);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+/* Read cfg/<wf>.yaml (or .yml) into a malloc'd buffer. */
+static char *read_cfg_file(const char *dir, const char *workflow, size_t *len, char *name,
+                           size_t name_size, bty_error *err)
+{
+    static const char *const exts[] = {"yaml", "yml"};
+    int fd = -1;
+    char path[1400];
+    for (size_t i = 0; i < 2 && fd < 0; i++) {
+        snprintf(name, name_size, "%s.%s", workflow, exts[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    }
+    if (fd < 0) {
+        bty_error_set(err, 404, "no file %s.yaml or %s.yml in the configuration folder '%.200s'",
+                      workflow, workflow, dir);
+        return NULL;
+    }
+    struct stat st;
+    char *buf = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        bty_error_set(err, 404, "%s is not a regular file", name);
+    } else if (st.st_size > CFG_MAX_BYTES) {
+        bty_error_set(err, 413, "%s is %lld bytes; workflow files are 1 MiB at most", name,
+                      (long long)st.st_size);
+    } else if (!(buf = malloc((size_t)st.st_size + 1))) {
+        bty_error_set(err, 503, "out of memory reading %s", name);
+    } else {
+        size_t got = 0;
+        ssize_t n = 1;
+        /* Read one byte more than stat said, to notice a file that grew. */
+        while (got <= (size_t)st.st_size && n > 0) {
+            n = read(fd, buf + got, (size_t)st.st_size + 1 - got);
+            if (n > 0)
+                got += (size_t)n;
+            else if (n < 0 && errno == EINTR)
+                n = 1;
+        }
+        if (n < 0 || got > (size_t)st.st_size) {
+            bty_error_set(err, n < 0 ? 503 : 409, "%s changed or could not be read; try again",
+                          name);
+            free(buf);
+            buf = NULL;
+        } else {
+            *len = got;
+        }
+    }
+    close(fd);
+    return buf;
+}
+
+static int handle_load_cfg(const server *srv, const request *req, const bty_target *t,
+                           reply *out, bty_error *err)
+{
+    (void)req;
+    char name[160];
+    size_t len = 0;
+    char *text = read_cfg_file(srv->opts.cfg_dir, t->workflow, &len, name, sizeof(name), err);
+    if (!text)
+        return -1;
+    cJSON *doc = cfg_parse(text, len, name, err);
+    free(text);
+    if (!doc)
+        return -1;
+    bty_change change;
+    if (rules_load(t->workflow, doc, now_utc(), &change, err) != 0)
+        return -1;
+    /* No read to watch: a load replaces the workflow whatever it holds. A
+     * refused EXEC can only be a stale WATCH of this connection's previous
+     * call, which EXEC clears, so trying again succeeds. */
+    int written = 0;
+    for (int attempt = 0; attempt < 3 && written == 0; attempt++)
+        written = store_commit(&change.plan, err);
+    int rc = written == 1 ? reply_doc(out, change.state, err) : -1;
+    if (written == 0)
+        bty_error_set(err, 503, "could not write workflow '%s'; try again", t->workflow);
+    change_free(&change);
+    return rc;
+}
+
+static int handle_open_batch(const server *srv, const request *req, const bty_target *t,
+                             reply *out, bty_error *err)
+{
+    (void)srv, (void)req;
+    bty_change change;
+    if (apply_rule(t->workflow, open_rule, NULL, &change, err) != 0)
+        return -1;
+    int rc;
+    switch (t->format) {
+    case FMT_INFA:
+        rc = reply_text(out, 200, TYPE_TEXT, format_infa(change.state));
+        break;
+    case FMT_SH:
+        rc = reply_text(out, 200, TYPE_TEXT, format_sh(t->workflow, change.batch_id, change.state));
+        break;
+    default:
+        rc = reply_text(out, 200, TYPE_JSON, format_json(change.state));
+        break;
+    }
+    change_free(&change);
+    if (rc != 0)
+        return bty_error_set(err, 503, "out of memory rendering the answer; try again");
+    return 0;
+}
+
+/* close_batch and fail_batch: turn the parameters into a bty_end_request. */
+static int handle_end(const request *req, const bty_target *t, const char *status, reply *out,
+                      bty_error *err)
+{
+    const char *steps[MAX_PARAMS * 4];
+    const char *extra_names[MAX_PARAMS], *extra_values[MAX_PARAMS];
+    char *step_lists[MAX_PARAMS];
+    size_t nlists = 0;
+    bty_end_request end = {.status = status, .steps = steps, .extra_names = extra_names,
+                           .extra_values = extra_values};
+    int failing = strcmp(status, "failed") == 0;
+    int rc = -1;
+
+    for (size_t i = 0; i < req->nparams; i++) {
+        const char *name = req->names[i], *value = req->values[i];
+        if (strcmp(name, "token") == 0)
+            continue; /* authentication, never stored */
+        if (strcmp(name, "step") == 0) {
+            /* step=a,b and step=a&step=b both work. */
+            char *list = step_lists[nlists++] = strdup(value);
+            if (!list)
+                goto oom;
+            char *save = NULL;
+            for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+                if (end.nsteps == sizeof(steps) / sizeof(steps[0])) {
+                    bty_error_set(err, 400, "too many step= values");
+                    goto done;
+                }
+                steps[end.nsteps++] = s;
+            }
+        } else if (strcmp(name, "batch_id") == 0) {
+            if (parse_batch_id(value, &end.batch_id) != 0) {
+                bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", value);
+                goto done;
+            }
+            end.has_batch_id = 1;
+        } else if (failing && strcmp(name, "error") == 0) {
+            end.error_message = value;
+        } else {
+            extra_names[end.nextra] = name;
+            extra_values[end.nextra++] = value;
+        }
+    }
+    if (req->nparams && !end.nsteps && param(req, "step")) {
+        bty_error_set(err, 400, "step= is empty; name one or more steps, or leave it out");
+        goto done;
+    }
+    bty_change change;
+    if (apply_rule(t->workflow, end_rule, &end, &change, err) == 0) {
+        rc = reply_doc(out, change.state, err);
+        change_free(&change);
+    }
+done:
+    for (size_t i = 0; i < nlists; i++)
+        free(step_lists[i]);
+    return rc;
+oom:
+    bty_error_set(err, 503, "out of memory; try again");
+    goto done;
+}
+
+static int handle_close_batch(const server *srv, const request *req, const bty_target *t,
+                              reply *out, bty_error *err)
+{
+    (void)srv;
+    return handle_end(req, t, "success", out, err);
+}
+
+static int handle_fail_batch(const server *srv, const request *req, const bty_target *t,
+                             reply *out, bty_error *err)
+{
+    (void)srv;
+    return handle_end(req, t, "failed", out, err);
+}
+
+/* Indexed by bty_endpoint: the routing table in route.c says which. */
+static const handler_fn handlers[] = {
+    [EP_INDEX] = handle_index,
+    [EP_HEALTHZ] = handle_healthz,
+    [EP_LOAD_CFG] = handle_load_cfg,
+    [EP_GET_STATUS] = handle_get_status,
+    [EP_OPEN_BATCH] = handle_open_batch,
+    [EP_CLOSE_BATCH] = handle_close_batch,
+    [EP_FAIL_BATCH] = handle_fail_batch,
+};
+
+/* ------------------------------------------------------------------ auth */
+
+static int authorised(const server *srv, struct MHD_Connection *conn, const request *req)
+{
+    const char *header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (header && strncasecmp(header, "Bearer ", 7) == 0)
+        return secret_equal(header + 7, srv->opts.token);
+    const char *query = param(req, "token");
+    return query && secret_equal(query, srv->opts.token);
+}
+
+/* ------------------------------------------------------------------ libmicrohttpd */
+
+static void dispatch(const server *srv, struct MHD_Connection *conn, request *req,
+                     const char *url, const char *method, reply *out)
+{
+    bty_error err = {0};
+    bty_target target;
+    int rc = -1;
+    if (req->body_bytes > MAX_BODY)
+        bty_error_set(&err, 413, "request body too large (64 KiB at most)");
+    else if (req->too_many_params)
+        bty_error_set(&err, 400, "too many parameters (%d at most)", MAX_PARAMS);
+    else if (route_match(method, url, &target, &err) != 0)
+        ;
+    else if (target.route->needs_token && srv->opts.token[0] && !authorised(srv, conn, req))
+        bty_error_set(&err, 401, "missing or wrong token: send 'Authorization: Bearer <token>'");
+    else
+        rc = handlers[target.route->endpoint](srv, req, &target, out, &err);
+    if (rc != 0) {
+        free(out->body);
+        reply_error(out, &err);
+    }
+}
+
+/* Keep the logged path printable and short. */
+static void log_path(char *dst, size_t size, const char *url)
+{
+    size_t i = 0;
+    for (; url[i] && i + 1 < size; i++)
+        dst[i] = (url[i] > ' ' && url[i] < 127) ? url[i] : '?';
+    dst[i] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    (void)version;
+    const server *srv = cls;
+    request *req = *req_cls;
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &req->start);
+        snprintf(req->method, sizeof(req->method), "%s", method);
+        log_path(req->path, sizeof(req->path), url);
+        if (strcmp(method, "POST") == 0)
+            req->post = MHD_create_post_processor(conn, 4096, collect_post, req);
+        *req_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        req->body_bytes += *upload_data_size;
+        if (req->post && req->body_bytes <= MAX_BODY &&
+            MHD_post_process(req->post, upload_data, *upload_data_size) != MHD_YES)
+            req->too_many_params = req->nparams == MAX_PARAMS;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+    reply out = {0};
+    dispatch(srv, conn, req, url, method, &out);
+    req->status = out.status;
+
+    const char *body = out.body ? out.body : "";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    free(out.body);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, out.content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (out.status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (out.status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, POST, HEAD");
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)out.status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn, (void)toe;
+    const server *srv = cls;
+    request *req = *req_cls;
+    if (!req)
+        return;
+    if (!srv->opts.quiet && req->status) {
+        struct timespec end;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        double ms = (double)(end.tv_sec - req->start.tv_sec) * 1e3 +
+                    (double)(end.tv_nsec - req->start.tv_nsec) / 1e6;
+        char stamp[BTY_TIME_LEN + 1], line[400];
+        time_format(now_utc(), stamp);
+        int len = snprintf(line, sizeof(line), "%.19sZ %s %s %d %.3fms\n", stamp, req->method,
+                           req->path, req->status, ms);
+        /* One write per line, so lines from workers never interleave. */
+        if (len > 0 && write(STDERR_FILENO, line, (size_t)len) < 0) {
+            /* nowhere to report a failed log write */
+        }
+    }
+    if (req->post)
+        MHD_destroy_post_processor(req->post);
+    for (size_t i = 0; i < req->nparams; i++) {
+        free(req->names[i]);
+        free(req->values[i]);
+    }
+    free(req);
+    *req_cls = NULL;
+}
+
+void *http_start(const bty_options *opts)
+{
+    server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return NULL;
+    srv->opts = *opts;
+
+    char port[8];
+    snprintf(port, sizeof(port), "%d", opts->listen_port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int gai = getaddrinfo(opts->listen_host, port, &hints, &ai);
+    if (gai != 0) {
+        fprintf(stderr, "batchy: cannot resolve listen address '%s': %s\n", opts->listen_host,
+                gai_strerror(gai));
+        free(srv);
+        return NULL;
+    }
+
+    /* Stay below the descriptor limit: each connection costs one. */
+    struct rlimit rl;
+    unsigned limit = 1000;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < limit + 64)
+        limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
+
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads > 1 ? opts->threads : 0),
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon) {
+        fprintf(stderr, "batchy: cannot listen on %s:%d (in use, or not an address of this "
+                        "machine)\n",
+                opts->listen_host, opts->listen_port);
+        free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void http_stop(void *handle)
+{
+    server *srv = handle;
+    if (!srv)
+        return;
+    MHD_quiesce_daemon(srv->daemon); /* stop accepting */
+    MHD_stop_daemon(srv->daemon);    /* finish in-flight callbacks, join workers */
+    free(srv);
+}

@@ -1,0 +1,247 @@
+/*
+ * options.c - Batchy's command line and environment (SPEC section 6).
+ *
+ * Each option has a default, an environment variable and a flag, applied
+ * in that order. Redis URLs are taken apart by libcurl's URL parser rather
+ * than by hand.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "shell.h"
+
+static const char usage_text[] =
+    "Usage: batchy [options]\n"
+    "Keeps the state of ETL batch workflows in Redis and serves it over HTTP.\n"
+    "\n"
+    "  -l, --listen HOST:PORT  address to listen on (BATCHY_LISTEN; 127.0.0.1:5000)\n"
+    "  -r, --redis URL         redis://[[user]:password@]host[:port][/db] or\n"
+    "                          unix:///path.sock[?db=N] (BATCHY_REDIS_URL, REDIS_URL;\n"
+    "                          redis://127.0.0.1:6379/0)\n"
+    "  -c, --cfg-dir DIR       where <wf>.yaml files are (BATCHY_CFG_DIR; ./cfg)\n"
+    "  -t, --threads N         worker threads (BATCHY_THREADS; number of cores)\n"
+    "      --token TOKEN       require 'Authorization: Bearer TOKEN' on load_cfg,\n"
+    "                          open_batch, close_batch, fail_batch (BATCHY_TOKEN)\n"
+    "  -q, --quiet             no access log\n"
+    "  -V, --version           print the version and exit\n"
+    "  -h, --help              print this help and exit\n"
+    "\n"
+    "Example: batchy --listen 127.0.0.1:5000 --redis redis://127.0.0.1:6379/0 --cfg-dir cfg\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print a usage error on stderr; returns the exit status 64 (EX_USAGE). */
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "batchy: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'batchy --help'.\n");
+    va_end(ap);
+    return 64;
+}
+
+/* Copy src into a fixed buffer; -1 when it does not fit. */
+static int copy_bounded(char *dst, size_t size, const char *src)
+{
+    size_t len = strlen(src);
+    if (len >= size)
+        return -1;
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+static int parse_int(const char *text, long min, long max, int *out)
+{
+    char *end;
+    long v;
+    if (!text[0])
+        return -1;
+    v = strtol(text, &end, 10);
+    if (*end || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* HOST:PORT, [v6]:PORT, or :PORT (loopback). */
+static int parse_listen(const char *text, bty_options *opts)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon)
+        return -1;
+    size_t hostlen = (size_t)(colon - text);
+    const char *host = text;
+    if (hostlen >= 2 && text[0] == '[' && text[hostlen - 1] == ']') {
+        host++;
+        hostlen -= 2;
+    }
+    if (hostlen >= sizeof(opts->listen_host))
+        return -1;
+    memcpy(opts->listen_host, host, hostlen);
+    opts->listen_host[hostlen] = '\0';
+    if (!hostlen)
+        strcpy(opts->listen_host, "127.0.0.1");
+    return parse_int(colon + 1, 1, 65535, &opts->listen_port);
+}
+
+/* Get one part of a parsed URL into a buffer; absent parts give "". */
+static int url_part(CURLU *u, CURLUPart part, char *dst, size_t size)
+{
+    char *value = NULL;
+    dst[0] = '\0';
+    if (curl_url_get(u, part, &value, CURLU_URLDECODE) != CURLUE_OK)
+        return 0;
+    int rc = copy_bounded(dst, size, value);
+    curl_free(value);
+    return rc;
+}
+
+int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    CURLU *u = curl_url();
+    if (!u)
+        return bty_error_set(err, 400, "out of memory");
+    int rc = -1;
+    char scheme[16], port[16], path[1024], query[64];
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME | CURLU_NO_AUTHORITY) !=
+            CURLUE_OK ||
+        url_part(u, CURLUPART_SCHEME, scheme, sizeof(scheme)) ||
+        url_part(u, CURLUPART_PORT, port, sizeof(port)) ||
+        url_part(u, CURLUPART_PATH, path, sizeof(path)) ||
+        url_part(u, CURLUPART_QUERY, query, sizeof(query)) ||
+        url_part(u, CURLUPART_USER, out->user, sizeof(out->user)) ||
+        url_part(u, CURLUPART_PASSWORD, out->password, sizeof(out->password)) ||
+        url_part(u, CURLUPART_HOST, out->host, sizeof(out->host))) {
+        bty_error_set(err, 400, "cannot parse Redis URL '%.200s'", url);
+        goto done;
+    }
+    if (strcmp(scheme, "redis") == 0) {
+        size_t hl = strlen(out->host);
+        if (hl >= 2 && out->host[0] == '[') { /* IPv6 literal */
+            memmove(out->host, out->host + 1, hl - 2);
+            out->host[hl - 2] = '\0';
+        }
+        if (!out->host[0])
+            strcpy(out->host, "127.0.0.1");
+        out->port = 6379;
+        if (port[0] && parse_int(port, 1, 65535, &out->port)) {
+            bty_error_set(err, 400, "bad port in Redis URL '%.200s'", url);
+            goto done;
+        }
+        if (path[0] && strcmp(path, "/") && parse_int(path + 1, 0, 1000000, &out->db)) {
+            bty_error_set(err, 400, "bad database number in Redis URL '%.200s'", url);
+            goto done;
+        }
+    } else if (strcmp(scheme, "unix") == 0) {
+        out->is_unix = 1;
+        if (!path[0] || copy_bounded(out->path, sizeof(out->path), path) || out->host[0]) {
+            bty_error_set(err, 400, "a unix Redis URL is unix:///path/to/redis.sock[?db=N]");
+            goto done;
+        }
+        if (query[0] && (strncmp(query, "db=", 3) || parse_int(query + 3, 0, 1000000, &out->db))) {
+            bty_error_set(err, 400, "bad ?db=N in Redis URL '%.200s'", url);
+            goto done;
+        }
+    } else {
+        bty_error_set(err, 400, "Redis URL must start with redis:// or unix://, not '%.200s'",
+                      url);
+        goto done;
+    }
+    rc = 0;
+done:
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int options_parse(int argc, char **argv, bty_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    strcpy(opts->listen_host, "127.0.0.1");
+    opts->listen_port = 5000;
+    strcpy(opts->redis_url, "redis://127.0.0.1:6379/0");
+    strcpy(opts->cfg_dir, "./cfg");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    opts->threads = cores > 0 && cores < 256 ? (int)cores : 2;
+    opts->redis_timeout_ms = 2000;
+
+    const char *v;
+    if ((v = getenv("BATCHY_LISTEN")) && v[0] && parse_listen(v, opts))
+        return usage_error("BATCHY_LISTEN must be HOST:PORT, not '%s'", v);
+    if (((v = getenv("BATCHY_REDIS_URL")) && v[0]) || ((v = getenv("REDIS_URL")) && v[0]))
+        if (copy_bounded(opts->redis_url, sizeof(opts->redis_url), v))
+            return usage_error("%s", "Redis URL too long");
+    if ((v = getenv("BATCHY_CFG_DIR")) && v[0] &&
+        copy_bounded(opts->cfg_dir, sizeof(opts->cfg_dir), v))
+        return usage_error("%s", "BATCHY_CFG_DIR too long");
+    if ((v = getenv("BATCHY_THREADS")) && v[0] && parse_int(v, 1, 256, &opts->threads))
+        return usage_error("BATCHY_THREADS must be 1-256, not '%s'", v);
+    if ((v = getenv("BATCHY_TOKEN")) && copy_bounded(opts->token, sizeof(opts->token), v))
+        return usage_error("%s", "BATCHY_TOKEN too long (255 bytes at most)");
+    if ((v = getenv("BATCHY_REDIS_TIMEOUT_MS")) && v[0] &&
+        parse_int(v, 10, 600000, &opts->redis_timeout_ms))
+        return usage_error("BATCHY_REDIS_TIMEOUT_MS must be 10-600000, not '%s'", v);
+
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'}, {"redis", required_argument, NULL, 'r'},
+        {"cfg-dir", required_argument, NULL, 'c'}, {"threads", required_argument, NULL, 't'},
+        {"token", required_argument, NULL, 'T'},   {"quiet", no_argument, NULL, 'q'},
+        {"version", no_argument, NULL, 'V'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":l:r:c:t:qVh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (parse_listen(optarg, opts))
+                return usage_error("--listen must be HOST:PORT, not '%s'", optarg);
+            break;
+        case 'r':
+            if (copy_bounded(opts->redis_url, sizeof(opts->redis_url), optarg))
+                return usage_error("%s", "--redis URL too long");
+            break;
+        case 'c':
+            if (copy_bounded(opts->cfg_dir, sizeof(opts->cfg_dir), optarg))
+                return usage_error("%s", "--cfg-dir too long");
+            break;
+        case 't':
+            if (parse_int(optarg, 1, 256, &opts->threads))
+                return usage_error("--threads must be 1-256, not '%s'", optarg);
+            break;
+        case 'T':
+            if (copy_bounded(opts->token, sizeof(opts->token), optarg))
+                return usage_error("%s", "--token too long (255 bytes at most)");
+            break;
+        case 'q':
+            opts->quiet = 1;
+            break;
+        case 'V':
+            printf("batchy %s\n", BATCHY_VERSION);
+            return 0;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case ':':
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+
+    bty_error err = {0};
+    if (options_parse_redis_url(opts->redis_url, &opts->redis, &err))
+        return usage_error("%s", err.message);
+    return -1;
+}

@@ -1,0 +1,410 @@
+/*
+ * rules.c - the batch rules (SPEC section 4) as pure functions.
+ *
+ * Each rule takes the workflow document as read from Redis and `now`, and
+ * produces a bty_change: the new document to answer with and the write plan
+ * that store.c applies in one atomic step. Nothing here reads a clock or
+ * touches Redis, so every rule is unit-tested with plain data.
+ *
+ * State written by hand or by the original service is read leniently
+ * (numbers as strings, times without fraction); state that cannot be
+ * understood is a 409 naming the step and field, and nothing is written.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchy.h"
+
+/* Special fields a client may not set through close/fail parameters. */
+static const char *const reserved_fields[] = {
+    "status",     "batch_id",  "from_date",     "to_date",      "reprocess_hours",
+    "batch_start", "batch_end", "trunc_start", "error_message", "infa_section",
+    "token",      "step",      "error",
+};
+
+void change_free(bty_change *c)
+{
+    cJSON_Delete(c->state);
+    c->state = NULL;
+    plan_free(&c->plan);
+}
+
+static int is_reserved(const char *name)
+{
+    for (size_t i = 0; i < sizeof(reserved_fields) / sizeof(reserved_fields[0]); i++)
+        if (strcmp(name, reserved_fields[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Replace or add `name` in `record`; takes ownership of item. */
+static void set_field(cJSON *record, const char *name, cJSON *item)
+{
+    if (cJSON_GetObjectItemCaseSensitive(record, name))
+        cJSON_ReplaceItemInObjectCaseSensitive(record, name, item);
+    else
+        cJSON_AddItemToObject(record, name, item);
+}
+
+static void set_time(cJSON *record, const char *name, bty_time t)
+{
+    char text[BTY_TIME_LEN + 1];
+    time_format(t, text);
+    set_field(record, name, cJSON_CreateString(text));
+}
+
+static const char *status_of(const cJSON *record)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(record, "status");
+    return cJSON_IsString(s) ? s->valuestring : "";
+}
+
+/* A number stored as JSON number or, by hand, as numeric text. Returns 1 and
+ * sets *out when present, 0 when absent or null, -1 when not a number. */
+static int number_field(const cJSON *record, const char *name, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsNumber(v)) {
+        *out = v->valuedouble;
+        return isfinite(*out) ? 1 : -1;
+    }
+    if (cJSON_IsString(v) && v->valuestring[0]) {
+        char *end;
+        *out = strtod(v->valuestring, &end);
+        return *end == '\0' && isfinite(*out) ? 1 : -1;
+    }
+    return -1;
+}
+
+/* A step's batch id: 0 when it never had one. -1 when unreadable. */
+static long long batch_id_of(const cJSON *record)
+{
+    double d;
+    int got = number_field(record, "batch_id", &d);
+    if (got == 0)
+        return 0;
+    if (got < 0 || d < 0 || d > 9007199254740992.0 || d != floor(d))
+        return -1;
+    return (long long)d;
+}
+
+/* Returns 1 and sets *out when the field holds a time, 0 when absent or
+ * null, -1 when it holds something that is not a time. */
+static int time_field(const cJSON *record, const char *name, bty_time *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v) || time_parse(v->valuestring, out) != 0)
+        return -1;
+    return 1;
+}
+
+static int is_true(const cJSON *record, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, name);
+    if (cJSON_IsTrue(v))
+        return 1;
+    if (cJSON_IsString(v))
+        return strcmp(v->valuestring, "true") == 0 || strcmp(v->valuestring, "True") == 0 ||
+               strcmp(v->valuestring, "TRUE") == 0;
+    return 0;
+}
+
+static int bad_state(bty_error *err, const char *workflow, const char *step, const char *field)
+{
+    return bty_error_set(err, 409,
+                         "step '%.200s' of workflow '%s' has an unreadable %s in Redis; "
+                         "fix it with redis-cli or reload the workflow with load_cfg",
+                         step, workflow, field);
+}
+
+long long rules_current_batch(const cJSON *doc)
+{
+    long long max = 0;
+    const cJSON *step;
+    cJSON_ArrayForEach(step, doc)
+    {
+        long long id = batch_id_of(step);
+        if (id > max)
+            max = id;
+    }
+    return max;
+}
+
+static int oom(bty_error *err)
+{
+    return bty_error_set(err, 503, "out of memory; try again");
+}
+
+/* The key of a batch snapshot: <wf>-<batch_id>. */
+static void snapshot_key(char *buf, size_t size, const char *workflow, long long batch_id)
+{
+    snprintf(buf, size, "%s-%lld", workflow, batch_id);
+}
+
+int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    cJSON *step;
+    cJSON_ArrayForEach(step, doc)
+    {
+        if (!cJSON_GetObjectItemCaseSensitive(step, "status"))
+            cJSON_AddItemToObject(step, "status", cJSON_CreateString("new"));
+    }
+    out->state = doc;
+    out->batch_id = rules_current_batch(doc);
+    char key[200];
+    snprintf(key, sizeof(key), "%s-%lld-init", workflow, (long long)now.sec);
+    if (plan_add_hash(&out->plan, workflow, 1, doc) != 0 ||
+        plan_add_hash(&out->plan, key, 1, doc) != 0) {
+        change_free(out);
+        return oom(err);
+    }
+    return 0;
+}
+
+/* The window start of one step for a batch opened at `now`. */
+static int next_from_date(const char *workflow, const cJSON *prev, bty_time *from,
+                          bty_error *err)
+{
+    const char *name = prev->string;
+    bty_time start;
+    int has_start = time_field(prev, "batch_start", &start);
+    if (strcmp(status_of(prev), "success") == 0 && has_start != 0) {
+        if (has_start < 0)
+            return bad_state(err, workflow, name, "batch_start");
+        double hours = 0;
+        int got = number_field(prev, "reprocess_hours", &hours);
+        if (got < 0 || hours < 0 || hours > 1e6)
+            return bad_state(err, workflow, name, "reprocess_hours");
+        *from = time_add_usec(start, -(int64_t)llround(hours * 3600e6));
+    } else {
+        int got = time_field(prev, "from_date", from);
+        if (got < 0)
+            return bad_state(err, workflow, name, "from_date");
+        if (got == 0)
+            time_parse(BTY_ORIGIN, from);
+    }
+    if (is_true(prev, "trunc_start"))
+        *from = time_trunc_day(*from);
+    return 0;
+}
+
+int rules_open(const char *workflow, const cJSON *prev, bty_time now, bty_change *out,
+               bty_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!cJSON_GetArraySize(prev))
+        return bty_error_set(err, 404, "workflow '%s' has no steps; load it with load_cfg/%s",
+                             workflow, workflow);
+
+    long long last = 0;
+    const cJSON *step;
+    cJSON_ArrayForEach(step, prev)
+    {
+        long long id = batch_id_of(step);
+        if (id < 0)
+            return bad_state(err, workflow, step->string, "batch_id");
+        if (id > last)
+            last = id;
+    }
+    /* Strictly increasing even when two opens fall in the same second. */
+    long long batch_id = now.sec > last ? (long long)now.sec : last + 1;
+
+    cJSON *state = cJSON_CreateObject();
+    cJSON *abandoned = cJSON_CreateObject(); /* {"<old id>": {step: record}} */
+    if (!state || !abandoned)
+        goto oom;
+    cJSON_ArrayForEach(step, prev)
+    {
+        bty_time from;
+        if (next_from_date(workflow, step, &from, err) != 0)
+            goto fail;
+        cJSON *record = cJSON_Duplicate(step, 1);
+        if (!record)
+            goto oom;
+        cJSON_AddItemToObject(state, step->string, record);
+        set_time(record, "from_date", from);
+        set_time(record, "to_date", now);
+        set_time(record, "batch_start", now);
+        set_field(record, "batch_end", cJSON_CreateNull());
+        set_field(record, "status", cJSON_CreateString("open"));
+        set_field(record, "batch_id", cJSON_CreateNumber((double)batch_id));
+        cJSON_DeleteItemFromObjectCaseSensitive(record, "error_message");
+
+        long long old_id = batch_id_of(step);
+        if (strcmp(status_of(step), "open") == 0 && old_id > 0) {
+            char id_text[32];
+            snprintf(id_text, sizeof(id_text), "%lld", old_id);
+            cJSON *group = cJSON_GetObjectItemCaseSensitive(abandoned, id_text);
+            if (!group)
+                group = cJSON_AddObjectToObject(abandoned, id_text);
+            cJSON *old = cJSON_Duplicate(step, 1);
+            if (!group || !old)
+                goto oom;
+            cJSON_AddItemToObject(group, step->string, old);
+            set_field(old, "status", cJSON_CreateString("abandoned"));
+            set_time(old, "batch_end", now);
+        }
+    }
+
+    out->state = state;
+    out->batch_id = batch_id;
+    char key[200];
+    snapshot_key(key, sizeof(key), workflow, batch_id);
+    if (plan_add_hash(&out->plan, workflow, 0, state) != 0 ||
+        plan_add_hash(&out->plan, key, 0, state) != 0)
+        goto oom_out;
+    cJSON *group;
+    cJSON_ArrayForEach(group, abandoned)
+    {
+        snprintf(key, sizeof(key), "%s-%s", workflow, group->string);
+        if (plan_add_hash(&out->plan, key, 0, group) != 0)
+            goto oom_out;
+    }
+    cJSON_Delete(abandoned);
+    return 0;
+
+oom_out:
+    change_free(out);
+    state = NULL;
+oom:
+    oom(err);
+fail:
+    cJSON_Delete(state);
+    cJSON_Delete(abandoned);
+    memset(out, 0, sizeof(*out));
+    return -1;
+}
+
+/* Is `name` among the first n entries of list? */
+static int listed(const char *const *list, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+int rules_end(const char *workflow, const cJSON *state, const bty_end_request *req, bty_time now,
+              bty_change *out, bty_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    int failing = strcmp(req->status, "failed") == 0;
+    const char *verb = failing ? "fail_batch" : "close_batch";
+
+    for (size_t i = 0; i < req->nextra; i++) {
+        const char *name = req->extra_names[i];
+        if (!name[0])
+            return bty_error_set(err, 400, "a query parameter has an empty name");
+        if (strcmp(name, "error") == 0 && !failing)
+            return bty_error_set(err, 400, "error= is for fail_batch; close_batch records success");
+        if (is_reserved(name))
+            return bty_error_set(err, 400,
+                                 "'%.100s' is a special field that %s cannot set; "
+                                 "use another parameter name",
+                                 name, verb);
+        if (strlen(name) > 256)
+            return bty_error_set(err, 400, "parameter name too long (256 bytes at most)");
+    }
+    if (!cJSON_GetArraySize(state))
+        return bty_error_set(err, 404, "workflow '%s' has no steps; load it with load_cfg/%s",
+                             workflow, workflow);
+    for (size_t i = 0; i < req->nsteps; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(state, req->steps[i]))
+            return bty_error_set(err, 404, "workflow '%s' has no step '%.200s'", workflow,
+                                 req->steps[i]);
+
+    long long current = rules_current_batch(state);
+    if (req->has_batch_id && req->batch_id != current)
+        return bty_error_set(err, 409,
+                             "batch %lld is not the current batch of workflow '%s' (%lld); "
+                             "a newer batch was opened, so this one cannot be closed",
+                             req->batch_id, workflow, current);
+
+    /* A retry: every affected step already ended this way in this batch.
+     * Otherwise every affected step must be open. */
+    int retry = 1;
+    const cJSON *step;
+    cJSON_ArrayForEach(step, state)
+    {
+        if (req->nsteps && !listed(req->steps, req->nsteps, step->string))
+            continue;
+        if (strcmp(status_of(step), req->status) != 0 || batch_id_of(step) != current)
+            retry = 0;
+    }
+    cJSON_ArrayForEach(step, state)
+    {
+        if (retry || (req->nsteps && !listed(req->steps, req->nsteps, step->string)))
+            continue;
+        if (strcmp(status_of(step), "open") != 0)
+            return bty_error_set(err, 409,
+                                 "step '%.200s' of workflow '%s' is not open (status '%.20s'); "
+                                 "open a batch with open_batch/%s first",
+                                 step->string, workflow, status_of(step), workflow);
+    }
+    out->batch_id = current;
+    out->state = cJSON_Duplicate(state, 1);
+    if (!out->state)
+        return oom(err);
+    if (retry)
+        return 0;
+
+    /* Each ended step is written into <wf> and into its batch's snapshot. */
+    cJSON *latest = cJSON_CreateObject();
+    cJSON *by_batch = cJSON_CreateObject();
+    if (!latest || !by_batch)
+        goto oom;
+    cJSON *record;
+    cJSON_ArrayForEach(record, out->state)
+    {
+        if (req->nsteps && !listed(req->steps, req->nsteps, record->string))
+            continue;
+        set_field(record, "status", cJSON_CreateString(req->status));
+        set_time(record, "batch_end", now);
+        if (failing && req->error_message)
+            set_field(record, "error_message", cJSON_CreateString(req->error_message));
+        for (size_t i = 0; i < req->nextra; i++)
+            set_field(record, req->extra_names[i], cJSON_CreateString(req->extra_values[i]));
+
+        cJSON *copy = cJSON_Duplicate(record, 1);
+        if (!copy)
+            goto oom;
+        cJSON_AddItemToObject(latest, record->string, copy);
+        long long id = batch_id_of(record);
+        if (id <= 0)
+            continue; /* opened by hand without a batch: no snapshot to update */
+        char id_text[32];
+        snprintf(id_text, sizeof(id_text), "%lld", id);
+        cJSON *group = cJSON_GetObjectItemCaseSensitive(by_batch, id_text);
+        if (!group)
+            group = cJSON_AddObjectToObject(by_batch, id_text);
+        copy = cJSON_Duplicate(record, 1);
+        if (!group || !copy)
+            goto oom;
+        cJSON_AddItemToObject(group, record->string, copy);
+    }
+    if (plan_add_hash(&out->plan, workflow, 0, latest) != 0)
+        goto oom;
+    cJSON *group;
+    cJSON_ArrayForEach(group, by_batch)
+    {
+        char key[200];
+        snprintf(key, sizeof(key), "%s-%s", workflow, group->string);
+        if (plan_add_hash(&out->plan, key, 0, group) != 0)
+            goto oom;
+    }
+    cJSON_Delete(latest);
+    cJSON_Delete(by_batch);
+    return 0;
+oom:
+    cJSON_Delete(latest);
+    cJSON_Delete(by_batch);
+    change_free(out);
+    return oom(err);
+}

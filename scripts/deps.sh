@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what Batchy and Waitsy need to build, run and test, on Debian or
+# Ubuntu. Does nothing when everything is there already. Without root or
+# sudo it prints the exact command to run instead.
+set -euo pipefail
+
+packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-dev
+          libcjson-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
+          python3 curl valgrind)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# A python3 outside dpkg (pyenv, a venv) is as good as Debian's.
+if command -v python3 >/dev/null; then
+    for i in "${!missing[@]}"; do [ "${missing[$i]}" = python3 ] && unset 'missing[i]'; done
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+    echo "deps: this is not a Debian-like system; install these (or their equivalents):" >&2
+    echo "  ${missing[*]}" >&2
+    exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    sudo=(sudo)
+else
+    echo "deps: missing packages; run as root:" >&2
+    echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq >&2
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

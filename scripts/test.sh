@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Run every test of Batchy: install what is missing, build, then
+#   1. unit tests (cmocka) and integration tests (a throw-away redis-server on
+#      a free port and a real batchy process per test module, over HTTP);
+#   2. the same with the ASan+UBSan build;
+#   3. the integration tests with batchy under valgrind (no leaks, no errors).
+# Ends with one line "total: N passed, N failed". Exit status 0 only when
+# every step passed.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh quick      # step 1 only
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh || exit 1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed_steps=()
+
+step() { # name command...
+    local name=$1; shift
+    echo "=== $name"
+    if ! "$@" 2>&1 | tee -a "$log"; then
+        failed_steps+=("$name")
+    fi
+}
+
+unit() { # build dir
+    local rc=0
+    for t in "$1"/tests/test_*; do
+        "$t" || rc=1
+    done
+    return $rc
+}
+
+build() { make -s -j2 "$@" all; }
+
+step "build" build || true
+step "unit" unit build
+step "integration" env BATCHY_BIN=build/batchy python3 tests/integration/run.py
+if [ "${1:-}" != quick ]; then
+    step "build (ASan+UBSan)" build SAN=1
+    step "unit (ASan+UBSan)" unit build-san
+    step "integration (ASan+UBSan)" env BATCHY_BIN=build-san/batchy \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 python3 tests/integration/run.py
+    step "integration (valgrind)" env BATCHY_BIN=build/batchy BATCHY_VALGRIND=1 \
+        python3 tests/integration/run.py
+fi
+
+# Sum what the runners reported: cmocka's "[  PASSED  ] N test(s)." and
+# "[  FAILED  ] N test(s)...", and the integration runner's "N passed, N failed".
+read -r passed failed < <(awk '
+    /^\[  PASSED  \] [0-9]+ test/ { p += $4 }
+    /^\[  FAILED  \] [0-9]+ test/ { f += $4 }
+    /^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3 }
+    END { print p + 0, f + 0 }' "$log")
+if [ ${#failed_steps[@]} -gt 0 ]; then
+    echo "failed steps: ${failed_steps[*]}"
+    [ "$failed" -eq 0 ] && failed=1
+fi
+echo "total: $passed passed, $failed failed"
+[ ${#failed_steps[@]} -eq 0 ]
