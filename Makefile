@@ -40,9 +40,10 @@ $(BUILD)/batchy-core.a: $(CORE_OBJ)
 $(BUILD)/batchy: $(SHELL_OBJ) $(BUILD)/batchy-core.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/batchy-core.a batchy/batchy.h
+# Unit tests link the pure core, plus options.o for the Redis URL forms.
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/batchy-core.a $(BUILD)/batchy/options.o batchy/batchy.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/batchy/options.o $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
 
 # Unit tests: pure logic, no Redis, no network.
 unit: $(UNITS:%=$(BUILD)/tests/%)

@@ -104,56 +104,59 @@ static int url_part(CURLU *u, CURLUPart part, char *dst, size_t size)
     return rc;
 }
 
+/* unix:///path.sock[?db=N]. libcurl's parser takes the first path segment
+ * of a scheme it does not know for a host, so this form is split here. */
+static int parse_unix_url(const char *url, bty_redis_target *out, bty_error *err)
+{
+    const char *path = url + strlen("unix://");
+    const char *query = strchr(path, '?');
+    size_t len = query ? (size_t)(query - path) : strlen(path);
+    out->is_unix = 1;
+    if (path[0] != '/' || len >= sizeof(out->path))
+        return bty_error_set(err, 400, "a unix Redis URL is unix:///path/to/redis.sock[?db=N]");
+    memcpy(out->path, path, len);
+    out->path[len] = '\0';
+    if (query && (strncmp(query, "?db=", 4) || parse_int(query + 4, 0, 1000000, &out->db)))
+        return bty_error_set(err, 400, "bad ?db=N in Redis URL '%.200s'", url);
+    return 0;
+}
+
 int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
+    if (strncmp(url, "unix://", 7) == 0)
+        return parse_unix_url(url, out, err);
+    if (strncmp(url, "redis://", 8) != 0)
+        return bty_error_set(err, 400, "Redis URL must start with redis:// or unix://, not '%.200s'",
+                             url);
     CURLU *u = curl_url();
     if (!u)
         return bty_error_set(err, 400, "out of memory");
     int rc = -1;
-    char scheme[16], port[16], path[1024], query[64];
-    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME | CURLU_NO_AUTHORITY) !=
-            CURLUE_OK ||
-        url_part(u, CURLUPART_SCHEME, scheme, sizeof(scheme)) ||
+    char port[16], path[1024];
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
         url_part(u, CURLUPART_PORT, port, sizeof(port)) ||
         url_part(u, CURLUPART_PATH, path, sizeof(path)) ||
-        url_part(u, CURLUPART_QUERY, query, sizeof(query)) ||
         url_part(u, CURLUPART_USER, out->user, sizeof(out->user)) ||
         url_part(u, CURLUPART_PASSWORD, out->password, sizeof(out->password)) ||
         url_part(u, CURLUPART_HOST, out->host, sizeof(out->host))) {
         bty_error_set(err, 400, "cannot parse Redis URL '%.200s'", url);
         goto done;
     }
-    if (strcmp(scheme, "redis") == 0) {
-        size_t hl = strlen(out->host);
-        if (hl >= 2 && out->host[0] == '[') { /* IPv6 literal */
-            memmove(out->host, out->host + 1, hl - 2);
-            out->host[hl - 2] = '\0';
-        }
-        if (!out->host[0])
-            strcpy(out->host, "127.0.0.1");
-        out->port = 6379;
-        if (port[0] && parse_int(port, 1, 65535, &out->port)) {
-            bty_error_set(err, 400, "bad port in Redis URL '%.200s'", url);
-            goto done;
-        }
-        if (path[0] && strcmp(path, "/") && parse_int(path + 1, 0, 1000000, &out->db)) {
-            bty_error_set(err, 400, "bad database number in Redis URL '%.200s'", url);
-            goto done;
-        }
-    } else if (strcmp(scheme, "unix") == 0) {
-        out->is_unix = 1;
-        if (!path[0] || copy_bounded(out->path, sizeof(out->path), path) || out->host[0]) {
-            bty_error_set(err, 400, "a unix Redis URL is unix:///path/to/redis.sock[?db=N]");
-            goto done;
-        }
-        if (query[0] && (strncmp(query, "db=", 3) || parse_int(query + 3, 0, 1000000, &out->db))) {
-            bty_error_set(err, 400, "bad ?db=N in Redis URL '%.200s'", url);
-            goto done;
-        }
-    } else {
-        bty_error_set(err, 400, "Redis URL must start with redis:// or unix://, not '%.200s'",
-                      url);
+    size_t hl = strlen(out->host);
+    if (hl >= 2 && out->host[0] == '[') { /* IPv6 literal */
+        memmove(out->host, out->host + 1, hl - 2);
+        out->host[hl - 2] = '\0';
+    }
+    if (!out->host[0])
+        strcpy(out->host, "127.0.0.1");
+    out->port = 6379;
+    if (port[0] && parse_int(port, 1, 65535, &out->port)) {
+        bty_error_set(err, 400, "bad port in Redis URL '%.200s'", url);
+        goto done;
+    }
+    if (path[0] && strcmp(path, "/") && parse_int(path + 1, 0, 1000000, &out->db)) {
+        bty_error_set(err, 400, "bad database number in Redis URL '%.200s'", url);
         goto done;
     }
     rc = 0;

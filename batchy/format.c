@@ -1,0 +1,260 @@
+/*
+ * format.c - the output formats of a workflow document (SPEC section 5):
+ *
+ *   json  the document pretty-printed by cJSON;
+ *   infa  an Informatica parameter file: "[section]" then "$$param=value";
+ *   sh    shell assignments for eval: BATCHY_<STEP>_<PARAM>='value'.
+ *
+ * infa and sh render a parameter value the same way (render_value): strings
+ * as they are, numbers as JSON numbers, booleans true/false, null empty,
+ * arrays and objects as compact JSON, and every CR or LF turned into a
+ * space so that each parameter is exactly one line.
+ *
+ * Pure: builds strings in memory, no I/O. A document that is not the usual
+ * {step: {param: value}} (an array, a step that is not an object) renders
+ * as far as it makes sense and never crashes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchy.h"
+
+/* ------------------------------------------------------------------ buffer
+ * A growable string. Once an allocation fails, `failed` is set and every
+ * later append is a no-op, so callers check once at the end. */
+typedef struct out_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int failed;
+} out_buf;
+
+static void buf_append(out_buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (n >= SIZE_MAX - b->len) {
+        b->failed = 1;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap = cap > SIZE_MAX / 2 ? b->len + n + 1 : cap * 2;
+        char *p = realloc(b->data, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void buf_puts(out_buf *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+static void buf_putc(out_buf *b, char c)
+{
+    buf_append(b, &c, 1);
+}
+
+/* Append s with every CR and LF replaced by a space. */
+static void buf_put_line(out_buf *b, const char *s)
+{
+    for (const char *p = s; *p; p++)
+        buf_putc(b, (*p == '\n' || *p == '\r') ? ' ' : *p);
+}
+
+/* Append s inside single quotes, each ' written as '\'' and CR/LF as
+ * spaces. Inside single quotes sh gives no byte a meaning but ', so the
+ * result is one literal word whatever s holds. */
+static void buf_put_sh_quoted(out_buf *b, const char *s)
+{
+    buf_putc(b, '\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'')
+            buf_puts(b, "'\\''");
+        else
+            buf_putc(b, (*p == '\n' || *p == '\r') ? ' ' : *p);
+    }
+    buf_putc(b, '\'');
+}
+
+/* Append s upper-cased (ASCII), every byte outside [A-Z0-9_] as '_'. */
+static void buf_put_sh_name(out_buf *b, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if (c >= 'a' && c <= 'z')
+            c = (unsigned char)(c - 'a' + 'A');
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            c = '_';
+        buf_putc(b, (char)c);
+    }
+}
+
+/* Hand the finished string to the caller, or NULL if anything failed. */
+static char *buf_finish(out_buf *b)
+{
+    if (b->failed) {
+        free(b->data);
+        return NULL;
+    }
+    if (!b->data)
+        buf_append(b, "", 0);
+    return b->failed ? NULL : b->data;
+}
+
+/* ------------------------------------------------------------------ values */
+
+/* A malloc'd copy of a string cJSON allocated, which is released with
+ * cJSON_free (cJSON may use its own allocator). NULL if text is NULL or on
+ * out of memory. extra bytes are reserved after the NUL. */
+static char *copy_cjson_text(char *text, size_t extra)
+{
+    if (!text)
+        return NULL;
+    size_t n = strlen(text);
+    char *out = malloc(n + 1 + extra);
+    if (out)
+        memcpy(out, text, n + 1);
+    cJSON_free(text);
+    return out;
+}
+
+/* The value of a parameter as text, before CR/LF replacement: a new string
+ * the caller frees, or NULL on out of memory. Numbers go through cJSON's own
+ * printer so that 1467149783 stays an integer and 1.5 stays 1.5. */
+static char *render_value(const cJSON *v)
+{
+    if (cJSON_IsString(v) || cJSON_IsRaw(v))
+        return strdup(v->valuestring ? v->valuestring : "");
+    if (cJSON_IsTrue(v))
+        return strdup("true");
+    if (cJSON_IsFalse(v))
+        return strdup("false");
+    if (cJSON_IsNumber(v) || cJSON_IsArray(v) || cJSON_IsObject(v))
+        return copy_cjson_text(cJSON_PrintUnformatted(v), 0);
+    return strdup(""); /* null, or an invalid item */
+}
+
+static const char *name_of(const cJSON *item)
+{
+    return item->string ? item->string : "";
+}
+
+/* ------------------------------------------------------------------ formats */
+
+/* See batchy.h. A NULL document prints as an empty object. */
+char *format_json(const cJSON *doc)
+{
+    char *text;
+    if (doc) {
+        text = copy_cjson_text(cJSON_Print(doc), 1);
+    } else {
+        cJSON *empty = cJSON_CreateObject();
+        if (!empty)
+            return NULL;
+        text = copy_cjson_text(cJSON_Print(empty), 1);
+        cJSON_Delete(empty);
+    }
+    if (!text)
+        return NULL;
+    size_t n = strlen(text);
+    text[n] = '\n';
+    text[n + 1] = '\0';
+    return text;
+}
+
+/* See batchy.h. For each step in document order: "[<infa_section>]" when
+ * the step has a string infa_section, else "[<step name>]"; then
+ * "$$<param>=<value>" for every parameter but infa_section. */
+char *format_infa(const cJSON *doc)
+{
+    out_buf b = {0};
+    const cJSON *step;
+
+    cJSON_ArrayForEach(step, doc)
+    {
+        const cJSON *section = NULL;
+        if (cJSON_IsObject(step))
+            section = cJSON_GetObjectItemCaseSensitive(step, "infa_section");
+        buf_putc(&b, '[');
+        buf_put_line(&b, cJSON_IsString(section) && section->valuestring ? section->valuestring
+                                                                         : name_of(step));
+        buf_puts(&b, "]\n");
+        if (!cJSON_IsObject(step))
+            continue;
+
+        const cJSON *param;
+        cJSON_ArrayForEach(param, step)
+        {
+            if (param->string && strcmp(param->string, "infa_section") == 0)
+                continue;
+            char *value = render_value(param);
+            if (!value) {
+                b.failed = 1;
+                break;
+            }
+            buf_puts(&b, "$$");
+            buf_put_line(&b, name_of(param));
+            buf_putc(&b, '=');
+            buf_put_line(&b, value);
+            buf_putc(&b, '\n');
+            free(value);
+        }
+    }
+    return buf_finish(&b);
+}
+
+/* See batchy.h. BATCHY_WORKFLOW and BATCHY_BATCH_ID, then
+ * BATCHY_<STEP>_<PARAM>='<value>' for every parameter of every step
+ * (infa_section included). Every line is `NAME=word` with NAME made of
+ * [A-Z0-9_] only and word either digits or one single-quoted literal, so
+ * the output is safe to eval. Names that map to the same variable (steps
+ * "a-b" and "a_b") are all written; the last one wins when evaluated. */
+char *format_sh(const char *workflow, long long batch_id, const cJSON *doc)
+{
+    out_buf b = {0};
+    char num[32];
+    const cJSON *step;
+
+    buf_puts(&b, "BATCHY_WORKFLOW=");
+    buf_put_sh_quoted(&b, workflow ? workflow : "");
+    buf_putc(&b, '\n');
+    snprintf(num, sizeof(num), "%lld", batch_id);
+    buf_puts(&b, "BATCHY_BATCH_ID=");
+    buf_puts(&b, num);
+    buf_putc(&b, '\n');
+
+    cJSON_ArrayForEach(step, doc)
+    {
+        if (!cJSON_IsObject(step))
+            continue;
+        const cJSON *param;
+        cJSON_ArrayForEach(param, step)
+        {
+            char *value = render_value(param);
+            if (!value) {
+                b.failed = 1;
+                break;
+            }
+            buf_puts(&b, "BATCHY_");
+            buf_put_sh_name(&b, name_of(step));
+            buf_putc(&b, '_');
+            buf_put_sh_name(&b, name_of(param));
+            buf_putc(&b, '=');
+            buf_put_sh_quoted(&b, value);
+            buf_putc(&b, '\n');
+            free(value);
+        }
+    }
+    return buf_finish(&b);
+}

@@ -1,0 +1,342 @@
+/*
+ * test_format.c - unit tests of format.c: the exact text of the json, infa
+ * and sh outputs for documents with every kind of value, odd names,
+ * quotes and newlines, and robustness on documents of unusual shape.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "batchy.h"
+
+static cJSON *doc_parse(const char *json)
+{
+    cJSON *doc = cJSON_Parse(json);
+    if (!doc)
+        fail_msg("test document does not parse: %s", json);
+    return doc;
+}
+
+/* Render json with each format and compare with the expected text. */
+static void expect_json(const char *json, const char *want)
+{
+    cJSON *doc = doc_parse(json);
+    char *got = format_json(doc);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+    cJSON_Delete(doc);
+}
+
+static void expect_infa(const char *json, const char *want)
+{
+    cJSON *doc = doc_parse(json);
+    char *got = format_infa(doc);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+    cJSON_Delete(doc);
+}
+
+static void expect_sh(const char *workflow, long long batch_id, const char *json, const char *want)
+{
+    cJSON *doc = doc_parse(json);
+    char *got = format_sh(workflow, batch_id, doc);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+    cJSON_Delete(doc);
+}
+
+/* A document with every kind of value, used by several tests. */
+static const char every_value[] = "{\"extract\": {\"batch_id\": 1467149783, \"rate\": 1.5, "
+                                  "\"neg\": -0.25, \"big\": 1e20, \"ok\": true, \"no\": false, "
+                                  "\"none\": null, \"list\": [1, \"a\", {\"b\": null}], "
+                                  "\"obj\": {}, \"s\": \"dw.orders\", \"blank\": \"\"}}";
+
+static void json_is_cjson_pretty_print_plus_newline(void **state)
+{
+    (void)state;
+    expect_json("{\"job1\": {\"status\": \"open\", \"batch_id\": 1467149783, \"rate\": 1.5, "
+                "\"batch_end\": null, \"trunc_start\": true, \"tags\": [\"a\", \"b\"]}, "
+                "\"job2\": {}}",
+                "{\n"
+                "\t\"job1\":\t{\n"
+                "\t\t\"status\":\t\"open\",\n"
+                "\t\t\"batch_id\":\t1467149783,\n"
+                "\t\t\"rate\":\t1.5,\n"
+                "\t\t\"batch_end\":\tnull,\n"
+                "\t\t\"trunc_start\":\ttrue,\n"
+                "\t\t\"tags\":\t[\"a\", \"b\"]\n"
+                "\t},\n"
+                "\t\"job2\":\t{\n"
+                "\t}\n"
+                "}\n");
+}
+
+static void json_escapes_quotes_and_newlines_in_strings(void **state)
+{
+    (void)state;
+    expect_json("{\"a\": {\"msg\": \"say \\\"hi\\\"\\nbye\"}}",
+                "{\n\t\"a\":\t{\n\t\t\"msg\":\t\"say \\\"hi\\\"\\nbye\"\n\t}\n}\n");
+}
+
+static void json_of_empty_or_missing_document_is_empty_object(void **state)
+{
+    (void)state;
+    expect_json("{}", "{\n}\n");
+    char *got = format_json(NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "{\n}\n");
+    free(got);
+}
+
+static void infa_writes_step_header_then_one_line_per_param(void **state)
+{
+    (void)state;
+    expect_infa("{\"job1\": {\"param1\": \"hello\", \"status\": \"open\"}, "
+                "\"job2\": {\"target\": \"dw.orders\"}}",
+                "[job1]\n"
+                "$$param1=hello\n"
+                "$$status=open\n"
+                "[job2]\n"
+                "$$target=dw.orders\n");
+}
+
+static void infa_renders_numbers_booleans_null_and_nested_values(void **state)
+{
+    (void)state;
+    expect_infa(every_value, "[extract]\n"
+                             "$$batch_id=1467149783\n"
+                             "$$rate=1.5\n"
+                             "$$neg=-0.25\n"
+                             "$$big=1e+20\n"
+                             "$$ok=true\n"
+                             "$$no=false\n"
+                             "$$none=\n"
+                             "$$list=[1,\"a\",{\"b\":null}]\n"
+                             "$$obj={}\n"
+                             "$$s=dw.orders\n"
+                             "$$blank=\n");
+}
+
+static void infa_uses_infa_section_as_header(void **state)
+{
+    (void)state;
+    expect_infa("{\"load-orders.v2\": {\"target\": \"dw.orders\", "
+                "\"infa_section\": \"Global.WF:wf_load.ST:s_m_load\", \"rows\": 12}, "
+                "\"other\": {\"x\": \"1\"}}",
+                "[Global.WF:wf_load.ST:s_m_load]\n"
+                "$$target=dw.orders\n"
+                "$$rows=12\n"
+                "[other]\n"
+                "$$x=1\n");
+}
+
+static void infa_falls_back_to_step_name_when_infa_section_is_not_a_string(void **state)
+{
+    (void)state;
+    expect_infa("{\"job1\": {\"infa_section\": 5, \"a\": \"b\"}, "
+                "\"job2\": {\"infa_section\": null}}",
+                "[job1]\n$$a=b\n[job2]\n");
+}
+
+static void infa_turns_newlines_into_spaces_everywhere(void **state)
+{
+    (void)state;
+    expect_infa("{\"job\\n1\": {\"msg\": \"line1\\nline2\\r\\nline3\\r\", "
+                "\"odd\\rname\": \"x\", \"nested\": [\"a\\nb\"]}, "
+                "\"job2\": {\"infa_section\": \"sec\\ntion\"}}",
+                "[job 1]\n"
+                "$$msg=line1 line2  line3 \n"
+                "$$odd name=x\n"
+                "$$nested=[\"a\\nb\"]\n"
+                "[sec tion]\n");
+}
+
+static void infa_keeps_quotes_and_brackets_in_values_verbatim(void **state)
+{
+    (void)state;
+    expect_infa("{\"job1\": {\"sql\": \"select 'x' from \\\"t\\\" where a=[1]\", "
+                "\"path\": \"C:\\\\tmp\\\\$$x\"}}",
+                "[job1]\n"
+                "$$sql=select 'x' from \"t\" where a=[1]\n"
+                "$$path=C:\\tmp\\$$x\n");
+}
+
+static void infa_of_empty_document_is_empty(void **state)
+{
+    (void)state;
+    expect_infa("{}", "");
+    expect_infa("{\"job1\": {}}", "[job1]\n");
+    char *got = format_infa(NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "");
+    free(got);
+}
+
+static void sh_writes_workflow_and_batch_id_then_every_param(void **state)
+{
+    (void)state;
+    expect_sh("wf1", 1467149783,
+              "{\"job1\": {\"param1\": \"hello\", \"batch_id\": 1467149783, "
+              "\"from_date\": \"2026-11-23T06:00:00.000000\"}}",
+              "BATCHY_WORKFLOW='wf1'\n"
+              "BATCHY_BATCH_ID=1467149783\n"
+              "BATCHY_JOB1_PARAM1='hello'\n"
+              "BATCHY_JOB1_BATCH_ID='1467149783'\n"
+              "BATCHY_JOB1_FROM_DATE='2026-11-23T06:00:00.000000'\n");
+}
+
+static void sh_renders_values_as_infa_does(void **state)
+{
+    (void)state;
+    expect_sh("wf1", 0, every_value,
+              "BATCHY_WORKFLOW='wf1'\n"
+              "BATCHY_BATCH_ID=0\n"
+              "BATCHY_EXTRACT_BATCH_ID='1467149783'\n"
+              "BATCHY_EXTRACT_RATE='1.5'\n"
+              "BATCHY_EXTRACT_NEG='-0.25'\n"
+              "BATCHY_EXTRACT_BIG='1e+20'\n"
+              "BATCHY_EXTRACT_OK='true'\n"
+              "BATCHY_EXTRACT_NO='false'\n"
+              "BATCHY_EXTRACT_NONE=''\n"
+              "BATCHY_EXTRACT_LIST='[1,\"a\",{\"b\":null}]'\n"
+              "BATCHY_EXTRACT_OBJ='{}'\n"
+              "BATCHY_EXTRACT_S='dw.orders'\n"
+              "BATCHY_EXTRACT_BLANK=''\n");
+}
+
+static void sh_upper_cases_names_and_replaces_other_bytes_with_underscore(void **state)
+{
+    (void)state;
+    /* "caf\u00e9" is two bytes after "caf": each becomes '_'. */
+    expect_sh("load-orders.v2", 1,
+              "{\"load-orders.v2\": {\"target.table\": \"t\", \"Mixed_Case9\": \"m\"}, "
+              "\"caf\\u00e9 step\": {\"a b=c\": \"v\", \"$(x)\": \"y\"}}",
+              "BATCHY_WORKFLOW='load-orders.v2'\n"
+              "BATCHY_BATCH_ID=1\n"
+              "BATCHY_LOAD_ORDERS_V2_TARGET_TABLE='t'\n"
+              "BATCHY_LOAD_ORDERS_V2_MIXED_CASE9='m'\n"
+              "BATCHY_CAF___STEP_A_B_C='v'\n"
+              "BATCHY_CAF___STEP___X_='y'\n");
+}
+
+static void sh_includes_infa_section(void **state)
+{
+    (void)state;
+    expect_sh("wf1", 7, "{\"job1\": {\"infa_section\": \"s_m_load\", \"a\": 1}}",
+              "BATCHY_WORKFLOW='wf1'\n"
+              "BATCHY_BATCH_ID=7\n"
+              "BATCHY_JOB1_INFA_SECTION='s_m_load'\n"
+              "BATCHY_JOB1_A='1'\n");
+}
+
+static void sh_escapes_single_quotes_so_eval_cannot_escape(void **state)
+{
+    (void)state;
+    expect_sh("wf1", 2,
+              "{\"job1\": {"
+              "\"q\": \"it's\", "
+              "\"qq\": \"''\", "
+              "\"only\": \"'\", "
+              "\"breakout\": \"'; rm -rf / #\", "
+              "\"subst\": \"$(id) `id` ${HOME} $HOME\", "
+              "\"backslash\": \"a\\\\'b\\\\\", "
+              "\"dq\": \"say \\\"hi\\\"\", "
+              "\"nl\": \"a\\n'\\nb\\r\"}}",
+              "BATCHY_WORKFLOW='wf1'\n"
+              "BATCHY_BATCH_ID=2\n"
+              "BATCHY_JOB1_Q='it'\\''s'\n"
+              "BATCHY_JOB1_QQ=''\\'''\\'''\n"
+              "BATCHY_JOB1_ONLY=''\\'''\n"
+              "BATCHY_JOB1_BREAKOUT=''\\''; rm -rf / #'\n"
+              "BATCHY_JOB1_SUBST='$(id) `id` ${HOME} $HOME'\n"
+              "BATCHY_JOB1_BACKSLASH='a\\'\\''b\\'\n"
+              "BATCHY_JOB1_DQ='say \"hi\"'\n"
+              "BATCHY_JOB1_NL='a '\\'' b '\n");
+}
+
+static void sh_quotes_workflow_and_prints_negative_batch_id(void **state)
+{
+    (void)state;
+    expect_sh("it's", -5, "{}", "BATCHY_WORKFLOW='it'\\''s'\nBATCHY_BATCH_ID=-5\n");
+    char *got = format_sh(NULL, 0, NULL);
+    assert_non_null(got);
+    assert_string_equal(got, "BATCHY_WORKFLOW=''\nBATCHY_BATCH_ID=0\n");
+    free(got);
+}
+
+static void formats_survive_documents_of_unusual_shape(void **state)
+{
+    (void)state;
+    /* An array document, a step that is not an object, a bare scalar. */
+    expect_infa("[1, {\"a\": 1}]", "[]\n[]\n$$a=1\n");
+    expect_infa("{\"job1\": 5, \"job2\": [\"x\"], \"job3\": {\"a\": null}}",
+                "[job1]\n[job2]\n[job3]\n$$a=\n");
+    expect_infa("\"just a string\"", "");
+    expect_sh("wf1", 1, "{\"job1\": 5, \"job2\": [\"x\"], \"job3\": {\"a\": null}}",
+              "BATCHY_WORKFLOW='wf1'\nBATCHY_BATCH_ID=1\nBATCHY_JOB3_A=''\n");
+    expect_sh("wf1", 1, "[{\"a\": \"b\"}]",
+              "BATCHY_WORKFLOW='wf1'\nBATCHY_BATCH_ID=1\nBATCHY__A='b'\n");
+    expect_json("[1, 2]", "[1, 2]\n");
+}
+
+static void formats_do_not_truncate_long_values(void **state)
+{
+    (void)state;
+    size_t n = 200000;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'v', n);
+    big[n] = '\0';
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *step = cJSON_AddObjectToObject(doc, "job1");
+    assert_non_null(cJSON_AddStringToObject(step, "big", big));
+
+    char *infa = format_infa(doc);
+    assert_non_null(infa);
+    assert_int_equal(strlen(infa), strlen("[job1]\n$$big=\n") + n);
+    assert_memory_equal(infa + strlen("[job1]\n$$big="), big, n);
+
+    char *sh = format_sh("wf1", 1, doc);
+    assert_non_null(sh);
+    const char *prefix = "BATCHY_WORKFLOW='wf1'\nBATCHY_BATCH_ID=1\nBATCHY_JOB1_BIG='";
+    assert_int_equal(strlen(sh), strlen(prefix) + n + 2);
+    assert_memory_equal(sh + strlen(prefix), big, n);
+    assert_string_equal(sh + strlen(prefix) + n, "'\n");
+
+    free(sh);
+    free(infa);
+    cJSON_Delete(doc);
+    free(big);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(json_is_cjson_pretty_print_plus_newline),
+        cmocka_unit_test(json_escapes_quotes_and_newlines_in_strings),
+        cmocka_unit_test(json_of_empty_or_missing_document_is_empty_object),
+        cmocka_unit_test(infa_writes_step_header_then_one_line_per_param),
+        cmocka_unit_test(infa_renders_numbers_booleans_null_and_nested_values),
+        cmocka_unit_test(infa_uses_infa_section_as_header),
+        cmocka_unit_test(infa_falls_back_to_step_name_when_infa_section_is_not_a_string),
+        cmocka_unit_test(infa_turns_newlines_into_spaces_everywhere),
+        cmocka_unit_test(infa_keeps_quotes_and_brackets_in_values_verbatim),
+        cmocka_unit_test(infa_of_empty_document_is_empty),
+        cmocka_unit_test(sh_writes_workflow_and_batch_id_then_every_param),
+        cmocka_unit_test(sh_renders_values_as_infa_does),
+        cmocka_unit_test(sh_upper_cases_names_and_replaces_other_bytes_with_underscore),
+        cmocka_unit_test(sh_includes_infa_section),
+        cmocka_unit_test(sh_escapes_single_quotes_so_eval_cannot_escape),
+        cmocka_unit_test(sh_quotes_workflow_and_prints_negative_batch_id),
+        cmocka_unit_test(formats_survive_documents_of_unusual_shape),
+        cmocka_unit_test(formats_do_not_truncate_long_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

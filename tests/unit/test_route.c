@@ -1,0 +1,152 @@
+/*
+ * test_route.c - the routing table (paths, methods, names, formats) and the
+ * Redis URL forms Batchy accepts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shell.h"
+
+static const struct {
+    const char *method, *path;
+    int status; /* 0 = routed */
+    bty_endpoint endpoint;
+    const char *workflow;
+    bty_format format;
+} routes[] = {
+    {"GET", "/", 0, EP_INDEX, "", FMT_JSON},
+    {"GET", "/index", 0, EP_INDEX, "", FMT_JSON},
+    {"HEAD", "/index/", 0, EP_INDEX, "", FMT_JSON},
+    {"GET", "/healthz", 0, EP_HEALTHZ, "", FMT_JSON},
+    {"POST", "/load_cfg/wf1", 0, EP_LOAD_CFG, "wf1", FMT_JSON},
+    {"GET", "/get_status/wf1/", 0, EP_GET_STATUS, "wf1", FMT_JSON},
+    {"HEAD", "/get_status/wf1", 0, EP_GET_STATUS, "wf1", FMT_JSON},
+    {"GET", "/open_batch/wf1", 0, EP_OPEN_BATCH, "wf1", FMT_JSON},
+    {"GET", "/open_batch/wf1/json", 0, EP_OPEN_BATCH, "wf1", FMT_JSON},
+    {"GET", "/open_batch/sales.daily_v2/infa", 0, EP_OPEN_BATCH, "sales.daily_v2", FMT_INFA},
+    {"POST", "/open_batch/wf1/sh/", 0, EP_OPEN_BATCH, "wf1", FMT_SH},
+    {"GET", "/close_batch/wf1", 0, EP_CLOSE_BATCH, "wf1", FMT_JSON},
+    {"GET", "/fail_batch/wf1", 0, EP_FAIL_BATCH, "wf1", FMT_JSON},
+    /* refused */
+    {"GET", "/nope", 404, 0, NULL, 0},
+    {"GET", "", 404, 0, NULL, 0},
+    {"GET", "//index", 404, 0, NULL, 0},
+    {"GET", "/get_status", 404, 0, NULL, 0},
+    {"GET", "/get_status/wf1/x", 404, 0, NULL, 0},
+    {"GET", "/close_batch/wf1/json", 404, 0, NULL, 0},
+    {"GET", "/open_batch/wf1/xml", 400, 0, NULL, 0},
+    {"GET", "/open_batch/wf1/sh/x", 404, 0, NULL, 0},
+    {"GET", "/load_cfg/..", 400, 0, NULL, 0},
+    {"GET", "/load_cfg/../etc/passwd", 404, 0, NULL, 0},
+    {"GET", "/load_cfg/.hidden", 400, 0, NULL, 0},
+    {"GET", "/get_status/wf1-1467149783", 400, 0, NULL, 0},
+    {"GET", "/get_status/wf1-1467149783-init", 400, 0, NULL, 0},
+    {"PUT", "/get_status/wf1", 405, 0, NULL, 0},
+    {"DELETE", "/index", 405, 0, NULL, 0},
+    {"HEAD", "/open_batch/wf1", 405, 0, NULL, 0},
+    {"HEAD", "/close_batch/wf1", 405, 0, NULL, 0},
+};
+
+static void routing_table_matches_paths_methods_and_formats(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        bty_target t;
+        bty_error err = {0};
+        int rc = route_match(routes[i].method, routes[i].path, &t, &err);
+        if (routes[i].status) {
+            if (rc != -1 || err.status != routes[i].status)
+                fail_msg("%s %s: expected %d, got rc %d status %d", routes[i].method,
+                         routes[i].path, routes[i].status, rc, err.status);
+            assert_true(err.message[0] != '\0');
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("%s %s: %d %s", routes[i].method, routes[i].path, err.status, err.message);
+        assert_int_equal(t.route->endpoint, routes[i].endpoint);
+        assert_string_equal(t.workflow, routes[i].workflow);
+        assert_int_equal(t.format, routes[i].format);
+    }
+}
+
+static void over_long_workflow_names_and_paths_are_refused(void **state)
+{
+    (void)state;
+    char path[2100] = "/get_status/";
+    memset(path + 12, 'a', 129);
+    bty_target t;
+    bty_error err = {0};
+    assert_int_equal(route_match("GET", path, &t, &err), -1);
+    assert_int_equal(err.status, 400);
+    memset(path + 12, 'a', 2000);
+    path[2012] = '\0';
+    assert_int_equal(route_match("GET", path, &t, &err), -1);
+    assert_int_equal(err.status, 404);
+    path[12 + 128] = '\0';
+    assert_int_equal(route_match("GET", path, &t, &err), 0);
+}
+
+static void token_is_needed_only_where_state_changes(void **state)
+{
+    (void)state;
+    const char *paths[] = {"/index", "/healthz", "/get_status/w", "/load_cfg/w",
+                           "/open_batch/w", "/close_batch/w", "/fail_batch/w"};
+    const int needs[] = {0, 0, 0, 1, 1, 1, 1};
+    for (size_t i = 0; i < 7; i++) {
+        bty_target t;
+        assert_int_equal(route_match("GET", paths[i], &t, NULL), 0);
+        assert_int_equal(t.route->needs_token, needs[i]);
+    }
+}
+
+static void redis_urls_in_every_documented_form(void **state)
+{
+    (void)state;
+    bty_redis_target r;
+    bty_error err = {0};
+    assert_int_equal(options_parse_redis_url("redis://127.0.0.1:6379/0", &r, &err), 0);
+    assert_string_equal(r.host, "127.0.0.1");
+    assert_int_equal(r.port, 6379);
+    assert_int_equal(r.db, 0);
+    assert_int_equal(options_parse_redis_url("redis://:p%40ss@db.example:6380/3", &r, &err), 0);
+    assert_string_equal(r.host, "db.example");
+    assert_string_equal(r.password, "p@ss");
+    assert_string_equal(r.user, "");
+    assert_int_equal(r.port, 6380);
+    assert_int_equal(r.db, 3);
+    assert_int_equal(options_parse_redis_url("redis://etl:secret@localhost", &r, &err), 0);
+    assert_string_equal(r.user, "etl");
+    assert_string_equal(r.password, "secret");
+    assert_int_equal(r.port, 6379);
+    assert_int_equal(options_parse_redis_url("redis://[::1]:7000", &r, &err), 0);
+    assert_string_equal(r.host, "::1");
+    assert_int_equal(options_parse_redis_url("unix:///run/redis/redis.sock?db=2", &r, &err), 0);
+    assert_true(r.is_unix);
+    assert_string_equal(r.path, "/run/redis/redis.sock");
+    assert_int_equal(r.db, 2);
+
+    const char *bad[] = {"http://x", "redis://h:99999", "redis://h/abc", "unix://",
+                         "unix:///s?db=x", "nonsense", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err.status = 0;
+        if (options_parse_redis_url(bad[i], &r, &err) != -1)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_int_equal(err.status, 400);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(routing_table_matches_paths_methods_and_formats),
+        cmocka_unit_test(over_long_workflow_names_and_paths_are_refused),
+        cmocka_unit_test(token_is_needed_only_where_state_changes),
+        cmocka_unit_test(redis_urls_in_every_documented_form),
+    };
+    return cmocka_run_group_tests_name("route", tests, NULL, NULL);
+}
