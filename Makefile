@@ -24,13 +24,13 @@ CORE_SRC  = error times names cfgload doc rules format route
 SHELL_SRC = options store http main
 UNITS     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
-CORE_OBJ  = $(CORE_SRC:%=$(BUILD)/batchy/%.o)
-SHELL_OBJ = $(SHELL_SRC:%=$(BUILD)/batchy/%.o)
+CORE_OBJ  = $(CORE_SRC:%=$(BUILD)/obj/%.o)
+SHELL_OBJ = $(SHELL_SRC:%=$(BUILD)/obj/%.o)
 
 .PHONY: all unit check san clean format
 all: $(BUILD)/batchy $(UNITS:%=$(BUILD)/tests/%)
 
-$(BUILD)/batchy/%.o: batchy/%.c batchy/batchy.h batchy/shell.h
+$(BUILD)/obj/%.o: batchy/%.c batchy/batchy.h batchy/shell.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -41,9 +41,9 @@ $(BUILD)/batchy: $(SHELL_OBJ) $(BUILD)/batchy-core.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the pure core, plus options.o for the Redis URL forms.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/batchy-core.a $(BUILD)/batchy/options.o batchy/batchy.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/batchy-core.a $(BUILD)/obj/options.o batchy/batchy.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/batchy/options.o $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/obj/options.o $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
 
 # Unit tests: pure logic, no Redis, no network.
 unit: $(UNITS:%=$(BUILD)/tests/%)
