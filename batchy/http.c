@@ -535,6 +535,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_data_size) {
         req->body_bytes += *upload_data_size;
+        if (req->body_bytes > 16 * MAX_BODY)
+            return MHD_NO; /* far past the limit: close rather than read on */
         if (req->post && req->body_bytes <= MAX_BODY &&
             MHD_post_process(req->post, upload_data, *upload_data_size) != MHD_YES)
             req->too_many_params = req->nparams == MAX_PARAMS;

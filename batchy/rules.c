@@ -257,8 +257,11 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, bty_change
     out->batch_id = batch_id;
     char key[200];
     snapshot_key(key, sizeof(key), workflow, batch_id);
+    /* The new snapshot replaces whatever a key of that name held: only a
+     * load_cfg that reset the batch ids can have left one there, and mixing
+     * its fields with this batch would make it disagree with <wf>. */
     if (plan_add_hash(&out->plan, workflow, 0, state) != 0 ||
-        plan_add_hash(&out->plan, key, 0, state) != 0)
+        plan_add_hash(&out->plan, key, 1, state) != 0)
         goto oom_out;
     cJSON *group;
     cJSON_ArrayForEach(group, abandoned)

@@ -188,6 +188,7 @@ static void open_writes_latest_and_snapshot_alike(void **state)
     assert_non_null(snap);
     assert_int_equal(c.plan.n, 2);
     assert_false(latest->replace);
+    assert_true(snap->replace);
     assert_int_equal(latest->n, 2);
     assert_int_equal(snap->n, 2);
     for (size_t i = 0; i < latest->n; i++)
