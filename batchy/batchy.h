@@ -79,6 +79,10 @@ bty_time time_add_usec(bty_time t, int64_t usec);
 int name_workflow_check(const char *name, bty_error *err);
 int name_step_check(const char *name, bty_error *err);
 
+/* 1 when text[0..len) is valid UTF-8 without NUL, else 0. Query parameters
+ * must be, since they end up in JSON. */
+int utf8_valid(const char *text, size_t len);
+
 /* ------------------------------------------------------------------ cfgload.c
  * Parse a workflow YAML document (SPEC section 3) into a JSON object
  * {step: {param: value}} with steps in byte order of their names.
@@ -177,6 +181,11 @@ typedef struct bty_end_request {
  * names, 404 for unknown steps, 409 for steps not open or a stale batch_id. */
 int rules_end(const char *workflow, const cJSON *state, const bty_end_request *req, bty_time now,
               bty_change *out, bty_error *err);
+
+/* Numbers that are whole and beyond 1e15 become raw JSON of every digit:
+ * cJSON prints them with 15 significant digits, losing the last ones of
+ * integers up to 2^53 that YAML files and hand-written state may hold. */
+void doc_exact_integers(cJSON *item);
 
 /* The current batch of a document: the largest batch_id of its steps, or 0. */
 long long rules_current_batch(const cJSON *doc);

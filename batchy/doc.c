@@ -7,6 +7,8 @@
  * plan_add_hash encodes what is to be written. Both are pure: store.c does
  * the reading and writing.
  */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,7 @@ cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_err
             return NULL;
         }
         normalise_record(record);
+        doc_exact_integers(record);
         /* A hash cannot hold a field twice, so plain add is safe. */
         cJSON_AddItemToObject(doc, name, record);
         free(name);
@@ -81,6 +84,26 @@ oom:
     cJSON_Delete(doc);
     bty_error_set(err, 503, "out of memory decoding '%.140s'", key);
     return NULL;
+}
+
+void doc_exact_integers(cJSON *item)
+{
+    for (cJSON *child = item ? item->child : NULL; child; child = child->next) {
+        if (child->child) {
+            doc_exact_integers(child);
+        } else if (cJSON_IsNumber(child) && fabs(child->valuedouble) >= 1e15 &&
+                   fabs(child->valuedouble) < 1e300 && child->valuedouble == floor(child->valuedouble)) {
+            char digits[400];
+            snprintf(digits, sizeof(digits), "%.0f", child->valuedouble);
+            /* Turn the item into a raw one in place: its place in the
+             * parent and its key stay as they are. */
+            char *raw = strdup(digits);
+            if (!raw)
+                continue; /* printing 15 digits is still valid JSON */
+            child->type = cJSON_Raw;
+            child->valuestring = raw;
+        }
+    }
 }
 
 int plan_add_hash(bty_write_plan *plan, const char *key, int replace, const cJSON *steps)

@@ -25,6 +25,8 @@
 #include "shell.h"
 
 #define MAX_PARAMS 256
+#define MAX_PARAM_NAME 256
+#define MAX_PARAM_VALUE 8192
 #define MAX_BODY (64 * 1024)
 #define MAX_ATTEMPTS 50
 
@@ -72,8 +74,16 @@ static int add_param(request *req, const char *name, const char *value, size_t v
         req->too_many_params = 1;
         return -1;
     }
-    req->names[req->nparams] = strdup(name ? name : "");
-    req->values[req->nparams] = value ? strndup(value, value_len) : strdup("");
+    char *n = strdup(name ? name : "");
+    char *v = value ? strndup(value, value_len) : strdup("");
+    if (!n || !v) {
+        free(n);
+        free(v);
+        req->too_many_params = 1; /* out of memory: refuse the request */
+        return -1;
+    }
+    req->names[req->nparams] = n;
+    req->values[req->nparams] = v;
     req->nparams++;
     return 0;
 }
@@ -384,8 +394,8 @@ static int handle_open_batch(const server *srv, const request *req, const bty_ta
 }
 
 /* close_batch and fail_batch: turn the parameters into a bty_end_request. */
-static int handle_end(const request *req, const bty_target *t, const char *status, reply *out,
-                      bty_error *err)
+static int handle_end(const server *srv, const request *req, const bty_target *t,
+                      const char *status, reply *out, bty_error *err)
 {
     const char *steps[MAX_PARAMS * 4];
     const char *extra_names[MAX_PARAMS], *extra_values[MAX_PARAMS];
@@ -398,8 +408,9 @@ static int handle_end(const request *req, const bty_target *t, const char *statu
 
     for (size_t i = 0; i < req->nparams; i++) {
         const char *name = req->names[i], *value = req->values[i];
-        if (strcmp(name, "token") == 0)
-            continue; /* authentication, never stored */
+        if (strcmp(name, "token") == 0 && srv->opts.token[0])
+            continue; /* authentication, never stored; without a token
+                         configured it is refused like a special field */
         if (strcmp(name, "step") == 0) {
             /* step=a,b and step=a&step=b both work. */
             char *list = step_lists[nlists++] = strdup(value);
@@ -447,15 +458,13 @@ oom:
 static int handle_close_batch(const server *srv, const request *req, const bty_target *t,
                               reply *out, bty_error *err)
 {
-    (void)srv;
-    return handle_end(req, t, "success", out, err);
+    return handle_end(srv, req, t, "success", out, err);
 }
 
 static int handle_fail_batch(const server *srv, const request *req, const bty_target *t,
                              reply *out, bty_error *err)
 {
-    (void)srv;
-    return handle_end(req, t, "failed", out, err);
+    return handle_end(srv, req, t, "failed", out, err);
 }
 
 /* Indexed by bty_endpoint: the routing table in route.c says which. */
@@ -482,6 +491,24 @@ static int authorised(const server *srv, struct MHD_Connection *conn, const requ
 
 /* ------------------------------------------------------------------ libmicrohttpd */
 
+/* Every parameter ends up in JSON or in an error message: it must be
+ * UTF-8 without NUL, and of a bounded size. */
+static int check_params(const request *req, bty_error *err)
+{
+    if (req->too_many_params)
+        return bty_error_set(err, 400, "too many parameters (%d at most)", MAX_PARAMS);
+    for (size_t i = 0; i < req->nparams; i++) {
+        size_t nlen = strlen(req->names[i]), vlen = strlen(req->values[i]);
+        if (nlen > MAX_PARAM_NAME || vlen > MAX_PARAM_VALUE)
+            return bty_error_set(err, 400,
+                                 "parameter too long: names are %d bytes at most, values %d",
+                                 MAX_PARAM_NAME, MAX_PARAM_VALUE);
+        if (!utf8_valid(req->names[i], nlen) || !utf8_valid(req->values[i], vlen))
+            return bty_error_set(err, 400, "parameters must be UTF-8 text without NUL");
+    }
+    return 0;
+}
+
 static void dispatch(const server *srv, struct MHD_Connection *conn, request *req,
                      const char *url, const char *method, reply *out)
 {
@@ -490,8 +517,8 @@ static void dispatch(const server *srv, struct MHD_Connection *conn, request *re
     int rc = -1;
     if (req->body_bytes > MAX_BODY)
         bty_error_set(&err, 413, "request body too large (64 KiB at most)");
-    else if (req->too_many_params)
-        bty_error_set(&err, 400, "too many parameters (%d at most)", MAX_PARAMS);
+    else if (check_params(req, &err) != 0)
+        ;
     else if (route_match(method, url, &target, &err) != 0)
         ;
     else if (target.route->needs_token && srv->opts.token[0] && !authorised(srv, conn, req))
@@ -566,6 +593,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return rc;
 }
 
+/* Percent-decode a path or parameter in place, as libmicrohttpd does,
+ * except that a string holding %00 is left as it is: decoded, the NUL
+ * would cut it short and "wf1%00x" would read as "wf1". Left encoded, it
+ * fails name checks or matches nothing. */
+static size_t unescape_keeping_nul(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls, (void)conn;
+    for (const char *p = s; (p = strchr(p, '%')); p++)
+        if (p[1] == '0' && p[2] == '0')
+            return strlen(s);
+    return MHD_http_unescape(s);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -625,16 +665,22 @@ void *http_start(const bty_options *opts)
         rl.rlim_cur < limit + 64)
         limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
 
+    /* poll(), not epoll: with libmicrohttpd 0.9.75 in epoll mode a request
+     * whose parameters overflow the connection's memory pool is left hanging
+     * until the connection timeout; with poll it is closed at once. */
     unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads > 1 ? opts->threads : 0),
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+        /* Room for a request line of ~100 KB with ~2000 parameters (each
+         * costs libmicrohttpd a record in this pool); longer lines get 414.
+         * Pages are only touched as used. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         fprintf(stderr, "batchy: cannot listen on %s:%d (in use, or not an address of this "

@@ -102,6 +102,19 @@ static size_t utf8_decode(const unsigned char *s, size_t left, uint32_t *cp)
     return n;
 }
 
+int utf8_valid(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = utf8_decode(s + i, len - i, &cp);
+        if (n == 0 || cp == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
 /* See batchy.h. "Printable" here means: no C0 control (U+0000-U+001F), no
  * DEL (U+007F), no C1 control (U+0080-U+009F); every other scalar value,
  * space included, is allowed. */

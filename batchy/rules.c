@@ -150,6 +150,7 @@ static void snapshot_key(char *buf, size_t size, const char *workflow, long long
 int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
+    doc_exact_integers(doc);
     cJSON *step;
     cJSON_ArrayForEach(step, doc)
     {

@@ -115,10 +115,12 @@ static int setup_command(redisContext *c, bty_error *err, const char *what, int 
 }
 
 /* This thread's connection, connected, authenticated and with the plan
- * script loaded; NULL with err set. */
-static store_conn *connection(bty_error *err)
+ * script loaded; NULL with err set. *reused tells whether it served an
+ * earlier call (and so may have died since, with a Redis restart). */
+static store_conn *connection(bty_error *err, int *reused)
 {
     store_conn *conn = pthread_getspecific(conn_key);
+    *reused = conn != NULL;
     if (conn)
         return conn;
     redisContext *c;
@@ -186,19 +188,26 @@ static redisReply *get_reply(redisContext *c, bty_error *err)
 
 int store_ping(bty_error *err)
 {
-    store_conn *conn = connection(err);
-    if (!conn)
-        return -1;
-    redisContext *c = conn->ctx;
-    redisReply *r = redisCommand(c, "PING");
-    if (!r) {
-        unreachable(err, c->errstr);
-        drop();
-        return -1;
+    /* A connection kept from before a Redis restart fails on first use:
+     * then once more on a new one. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int reused;
+        store_conn *conn = connection(err, &reused);
+        if (!conn)
+            return -1;
+        redisReply *r = redisCommand(conn->ctx, "PING");
+        if (!r) {
+            unreachable(err, conn->ctx->errstr);
+            drop();
+            if (reused)
+                continue;
+            return -1;
+        }
+        int ok = r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        return ok ? 0 : unreachable(err, "PING refused");
     }
-    int ok = r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    return ok ? 0 : unreachable(err, "PING refused");
+    return -1;
 }
 
 void store_hash_free(bty_hash *h)
@@ -208,10 +217,13 @@ void store_hash_free(bty_hash *h)
     memset(h, 0, sizeof(*h));
 }
 
-int store_read(const char *key, int watch, bty_hash *out, bty_error *err)
+/* One try of store_read; *stale is set when a reused connection failed
+ * before anything was read, so that a retry on a new one is safe. */
+static int read_once(const char *key, int watch, bty_hash *out, bty_error *err, int *stale)
 {
-    memset(out, 0, sizeof(*out));
-    store_conn *conn = connection(err);
+    int reused;
+    *stale = 0;
+    store_conn *conn = connection(err, &reused);
     if (!conn)
         return -1;
     redisContext *c = conn->ctx;
@@ -230,8 +242,10 @@ int store_read(const char *key, int watch, bty_hash *out, bty_error *err)
     for (int i = 0; i < sent; i++) {
         freeReplyObject(r);
         r = get_reply(c, err);
-        if (!r)
+        if (!r) {
+            *stale = reused && i == 0;
             return -1;
+        }
         if (i + 1 < sent && r->type == REDIS_REPLY_ERROR) {
             /* The rest of the pipeline is unread: drop the connection. */
             bty_error_set(err, 503, "Redis refused WATCH: %.200s", r->str);
@@ -267,9 +281,22 @@ int store_read(const char *key, int watch, bty_hash *out, bty_error *err)
     return 0;
 }
 
+int store_read(const char *key, int watch, bty_hash *out, bty_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    int stale;
+    int rc = read_once(key, watch, out, err, &stale);
+    if (rc != 0 && stale)
+        rc = read_once(key, watch, out, err, &stale);
+    return rc;
+}
+
 int store_commit(const bty_write_plan *plan, bty_error *err)
 {
-    store_conn *conn = connection(err);
+    /* Never retried here: the WATCH was on this connection, and a write
+     * whose answer was lost may have been applied. */
+    int reused;
+    store_conn *conn = connection(err, &reused);
     if (!conn)
         return -1;
     redisContext *c = conn->ctx;

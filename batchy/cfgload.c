@@ -1,0 +1,1244 @@
+/*
+ * cfgload.c - workflow files: YAML text -> the JSON workflow document.
+ *
+ * cfg_parse reads libyaml's event stream (not its document API, which
+ * forgets whether a scalar carried an explicit tag) and builds the cJSON
+ * tree directly, one event at a time, keeping a stack of the mappings and
+ * sequences still open:
+ *
+ *   - plain scalars are resolved as PyYAML's SafeLoader does (YAML 1.1):
+ *     null, booleans, integers (decimal, 0x hex, leading-0 octal, 0b binary,
+ *     base 60, '_' separators) and floats; everything else stays a string;
+ *   - an anchor is registered when its node completes (so an alias inside
+ *     its own node is unknown: no cycles) and may not be redefined, as in
+ *     PyYAML; an alias is a deep copy paid for from a node budget
+ *     (CFG_MAX_NODES) checked before copying, and the nesting bound
+ *     (CFG_MAX_DEPTH) holds after expansion too;
+ *   - a merge key (<<) copies the members a mapping does not set itself;
+ *   - step names and the special fields of steps are validated as they
+ *     arrive, so an error names the line and column of the offending value.
+ *
+ * Pure: no I/O, no globals, no clock. Every failure is a bty_error: 422
+ * with "source:line:column: reason" for bad input, 413 for an oversized
+ * text, 500 when memory runs out.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <yaml.h>
+
+#include "batchy.h"
+
+#define TAG_PREFIX     "tag:yaml.org,2002:"
+#define TAG_PREFIX_LEN (sizeof(TAG_PREFIX) - 1)
+#define INT_LIMIT      9007199254740992ULL /* 2^53: larger integers lose digits */
+#define SHOWN_MAX      60                  /* bytes of user text quoted in a message */
+
+#define MSG_TOP_LEVEL "the top level must map step names to their parameters (step: {param: value})"
+#define MSG_NO_STEPS  "no steps: the file must map at least one step name to its parameters"
+
+/* ------------------------------------------------------------ hash table
+ * Open addressing with linear probing. A key is a (serial, string) pair so
+ * that one table serves every mapping of a document: the serial tells the
+ * mappings apart. Key strings are borrowed; values are opaque. */
+typedef struct slot {
+    const char *key; /* NULL: empty slot */
+    uint64_t hash;
+    unsigned serial;
+    void *value;
+} slot;
+
+typedef struct table {
+    slot *slots;
+    size_t cap; /* 0 or a power of two */
+    size_t used;
+} table;
+
+static uint64_t table_hash(unsigned serial, const char *key)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    h ^= (uint64_t)serial * 0x9E3779B97F4A7C15ULL;
+    h ^= h >> 31; /* spread the high bits into the low ones used as index */
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 29;
+    return h;
+}
+
+/* The slot holding (serial, key), or NULL. */
+static slot *table_find(const table *t, unsigned serial, const char *key)
+{
+    if (!t->cap)
+        return NULL;
+    uint64_t h = table_hash(serial, key);
+    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        slot *s = &t->slots[i];
+        if (!s->key)
+            return NULL;
+        if (s->hash == h && s->serial == serial && strcmp(s->key, key) == 0)
+            return s;
+    }
+}
+
+static void table_place(slot *slots, size_t cap, slot entry)
+{
+    size_t i = entry.hash & (cap - 1);
+    while (slots[i].key)
+        i = (i + 1) & (cap - 1);
+    slots[i] = entry;
+}
+
+/* Add (serial, key) -> value; the pair must not be present yet. key must
+ * outlive the table. Returns 0, or -1 when out of memory. */
+static int table_put(table *t, unsigned serial, const char *key, void *value)
+{
+    if (2 * (t->used + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        slot *slots = calloc(cap, sizeof(*slots));
+        if (!slots)
+            return -1;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slots[i].key)
+                table_place(slots, cap, t->slots[i]);
+        free(t->slots);
+        t->slots = slots;
+        t->cap = cap;
+    }
+    slot entry = {key, table_hash(serial, key), serial, value};
+    table_place(t->slots, t->cap, entry);
+    t->used++;
+    return 0;
+}
+
+/* ------------------------------------------------------------ parse state */
+
+/* A registered anchor. A mapping or sequence is kept as a borrowed pointer
+ * into the tree (completed nodes are never changed or freed before the end
+ * of the parse); a scalar is kept as its text and tag and resolved again at
+ * each alias, since a key has no cJSON node of its own. */
+typedef struct anchor {
+    char *name; /* owned; the table's key */
+    cJSON *node;
+    char *text;       /* scalar only, owned */
+    char *tag;        /* scalar only, owned, NULL when untagged */
+    int plain;        /* scalar only: written plain */
+    yaml_mark_t mark; /* where the anchored node starts */
+    long size;        /* nodes a copy costs, member keys included */
+    int height;       /* levels a copy occupies */
+} anchor;
+
+enum role {
+    ROLE_ROOT,  /* the top-level mapping: step name -> step */
+    ROLE_STEP,  /* a step's mapping: parameter -> value */
+    ROLE_OTHER, /* any other mapping or sequence */
+};
+
+/* A mapping or sequence whose end has not been read yet. */
+typedef struct frame {
+    cJSON *node; /* borrowed: owned by its parent, ctx->root or ctx->graveyard */
+    int is_map;
+    enum role role;
+    unsigned serial; /* tells this mapping's keys apart in ctx->keys */
+    char *anchor;    /* owned; registered when the node completes */
+    yaml_mark_t mark;
+    /* mappings: the key whose value is read next */
+    int have_key;
+    int key_is_merge;
+    char *key; /* owned; NULL for the merge key */
+    /* mappings: the merge key, at most one */
+    int has_merge;
+    cJSON *merge;       /* its value, borrowed from ctx->graveyard */
+    cJSON *merge_after; /* the member written just before <<, NULL if none */
+    yaml_mark_t merge_mark;
+} frame;
+
+typedef struct cfg_ctx {
+    const char *source;
+    const char *text;
+    size_t len;
+    bty_error *err;
+    cJSON *root;      /* owned: the document being built */
+    cJSON *graveyard; /* owned: merge values, kept whole until the end */
+    frame stack[CFG_MAX_DEPTH];
+    int depth;
+    long nodes; /* created so far, alias copies and keys included */
+    unsigned serials;
+    int documents;
+    table keys;    /* (mapping serial, member name) -> NULL */
+    table anchors; /* (0, anchor name) -> anchor * */
+} cfg_ctx;
+
+/* ------------------------------------------------------------ errors */
+
+/* Set a 422 "source:line:column: reason" error at mark; returns -1. */
+__attribute__((format(printf, 3, 4))) static int fail_at(cfg_ctx *ctx, yaml_mark_t mark,
+                                                         const char *fmt, ...)
+{
+    char reason[sizeof(ctx->err->message)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    return bty_error_set(ctx->err, 422, "%s:%lu:%lu: %s", ctx->source, (unsigned long)mark.line + 1,
+                         (unsigned long)mark.column + 1, reason);
+}
+
+static int fail_oom(cfg_ctx *ctx)
+{
+    return bty_error_set(ctx->err, 500, "%s: out of memory while loading the workflow",
+                         ctx->source);
+}
+
+/* User text for a message: at most SHOWN_MAX bytes, cut on a UTF-8
+ * boundary, with "..." when cut. Returns out. */
+static const char *shown(const char *s, char out[SHOWN_MAX + 4])
+{
+    size_t n = strnlen(s, SHOWN_MAX + 1);
+    int cut = n > SHOWN_MAX;
+    if (cut) {
+        n = SHOWN_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, s, n);
+    strcpy(out + n, cut ? "..." : "");
+    return out;
+}
+
+/* A short description of a value for a message: "a mapping", "\"abc\"",
+ * "12". Returns out. */
+static const char *describe(const cJSON *v, char out[SHOWN_MAX + 16])
+{
+    char text[SHOWN_MAX + 4];
+    if (cJSON_IsString(v))
+        snprintf(out, SHOWN_MAX + 16, "\"%s\"", shown(v->valuestring, text));
+    else if (cJSON_IsNumber(v))
+        snprintf(out, SHOWN_MAX + 16, "%.15g", v->valuedouble);
+    else if (cJSON_IsBool(v))
+        strcpy(out, cJSON_IsTrue(v) ? "true" : "false");
+    else if (cJSON_IsNull(v))
+        strcpy(out, "null");
+    else if (cJSON_IsObject(v))
+        strcpy(out, "a mapping");
+    else
+        strcpy(out, "a sequence");
+    return out;
+}
+
+/* A tag as the user probably wrote it: !!int rather than its full form. */
+static const char *tag_shown(const char *tag, char out[SHOWN_MAX + 4])
+{
+    char text[SHOWN_MAX + 4];
+    if (strncmp(tag, TAG_PREFIX, TAG_PREFIX_LEN) == 0) {
+        snprintf(out, SHOWN_MAX + 4, "!!%s", shown(tag + TAG_PREFIX_LEN, text));
+        return out;
+    }
+    return shown(tag, out);
+}
+
+/* Count n more nodes against CFG_MAX_NODES: 0, or -1 with the error set. */
+static int count_nodes(cfg_ctx *ctx, long n, yaml_mark_t mark)
+{
+    if (n > CFG_MAX_NODES - ctx->nodes)
+        return fail_at(ctx, mark,
+                       "the workflow grows past %d values (is an alias repeating a large "
+                       "node, as in a \"billion laughs\" file?)",
+                       CFG_MAX_NODES);
+    ctx->nodes += n;
+    return 0;
+}
+
+/* ------------------------------------------------------------ scalars
+ * The YAML 1.1 implicit types of PyYAML's resolver, matched by hand: each
+ * matcher takes the whole scalar (s, n) and says whether its regex matches
+ * all of it. */
+
+static int is_dec(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int in_set(char c, const char *set)
+{
+    return c && strchr(set, c);
+}
+
+/* Index after the run of characters of `set` starting at i. */
+static size_t run(const char *s, size_t n, size_t i, const char *set)
+{
+    while (i < n && in_set(s[i], set))
+        i++;
+    return i;
+}
+
+#define DEC_ "0123456789_"
+
+/* (:[0-5]?[0-9])* from i, greedily; returns the index after the groups. */
+static size_t base60_groups(const char *s, size_t n, size_t i)
+{
+    while (i < n && s[i] == ':') {
+        size_t k = i + 1;
+        if (k >= n || !is_dec(s[k]))
+            break;
+        if (k + 1 < n && is_dec(s[k + 1])) {
+            if (s[k] > '5')
+                break;
+            k += 2;
+        } else {
+            k += 1;
+        }
+        i = k;
+    }
+    return i;
+}
+
+/* ~, null, Null, NULL or empty. */
+static int match_null(const char *s, size_t n)
+{
+    return n == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+           strcmp(s, "NULL") == 0;
+}
+
+/* yes/no/true/false/on/off, lower, Capitalised or UPPER (any case when
+ * any_case is set, as PyYAML accepts under an explicit !!bool): 1 with
+ * *value. */
+static int match_bool(const char *s, int any_case, int *value)
+{
+    static const char *const yes[] = {"yes",  "Yes", "YES", "true", "True",
+                                      "TRUE", "on",  "On",  "ON"};
+    static const char *const no[] = {"no",    "No",  "NO",  "false", "False",
+                                     "FALSE", "off", "Off", "OFF"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        int is_yes = any_case ? !strcasecmp(s, yes[i]) : !strcmp(s, yes[i]);
+        if (is_yes || (any_case ? !strcasecmp(s, no[i]) : !strcmp(s, no[i]))) {
+            *value = is_yes;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* [-+]?0b[0-1_]+ | [-+]?0[0-7_]+ | [-+]?(0|[1-9][0-9_]*) | [-+]?0x[0-9a-fA-F_]+
+ * | [-+]?[1-9][0-9_]*(:[0-5]?[0-9])+ */
+static int match_int(const char *s, size_t n)
+{
+    size_t i = n && (s[0] == '-' || s[0] == '+');
+    if (i >= n)
+        return 0;
+    if (s[i] == '0' && i + 1 < n && s[i + 1] == 'b')
+        return n > i + 2 && run(s, n, i + 2, "01_") == n;
+    if (s[i] == '0' && i + 1 < n && s[i + 1] == 'x')
+        return n > i + 2 && run(s, n, i + 2, "0123456789abcdefABCDEF_") == n;
+    if (s[i] == '0')
+        return run(s, n, i + 1, "01234567_") == n;
+    if (s[i] < '1' || s[i] > '9')
+        return 0;
+    size_t j = run(s, n, i + 1, DEC_);
+    return j == n || (s[j] == ':' && base60_groups(s, n, j) == n);
+}
+
+enum int_result { INT_OK, INT_RANGE, INT_NO_DIGITS };
+
+/* The value of a string matching match_int, computed as PyYAML does:
+ * '_' ignored, then 0b, 0x, leading 0 (octal) or base-60 groups. */
+static enum int_result int_value(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int negative = 0;
+    if (s[0] == '-' || s[0] == '+')
+        negative = s[i++] == '-';
+    unsigned base = 10;
+    int digits = 0;
+    if (s[i] == '0' && i + 1 < n && (s[i + 1] == 'b' || s[i + 1] == 'x')) {
+        base = s[i + 1] == 'b' ? 2 : 16;
+        i += 2;
+    } else if (s[i] == '0') {
+        base = 8; /* "0" alone is 0 whatever the base */
+        digits = 1;
+        i++;
+    }
+    uint64_t total = 0, part = 0;
+    int groups = 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '_')
+            continue;
+        if (c == ':') {
+            total = total * 60 + part;
+            part = 0;
+            groups++;
+            if (total > INT_LIMIT)
+                return INT_RANGE;
+            continue;
+        }
+        unsigned d = is_dec(c) ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
+        part = part * base + d;
+        digits = 1;
+        if (part > INT_LIMIT)
+            return INT_RANGE;
+    }
+    if (!digits)
+        return INT_NO_DIGITS;
+    total = groups ? total * 60 + part : part;
+    if (total > INT_LIMIT)
+        return INT_RANGE;
+    *out = negative ? -(int64_t)total : (int64_t)total;
+    return INT_OK;
+}
+
+/* ([eE][-+][0-9]+)? up to the end, from j; sign_optional relaxes [-+]. */
+static int exponent_to_end(const char *s, size_t n, size_t j, int sign_optional)
+{
+    if (j == n)
+        return 1;
+    if (s[j] != 'e' && s[j] != 'E')
+        return 0;
+    j++;
+    if (j < n && (s[j] == '-' || s[j] == '+'))
+        j++;
+    else if (!sign_optional)
+        return 0;
+    return j < n && is_dec(s[j]) && run(s, n, j, "0123456789") == n;
+}
+
+enum float_match { FLOAT_NO, FLOAT_YES, FLOAT_INF_NAN };
+
+/* [-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)? | \.[0-9][0-9_]*([eE][-+][0-9]+)?
+ * | [-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]* ; FLOAT_INF_NAN for
+ * [-+]?\.(inf|Inf|INF) and \.(nan|NaN|NAN). The second branch is PyYAML
+ * 6's (older releases had \.[0-9_]+, which made "._" a float and failed). */
+static enum float_match match_float(const char *s, size_t n)
+{
+    size_t i = n && (s[0] == '-' || s[0] == '+');
+    const char *r = s + i;
+    if (strcmp(r, ".inf") == 0 || strcmp(r, ".Inf") == 0 || strcmp(r, ".INF") == 0)
+        return FLOAT_INF_NAN;
+    if (!i && (strcmp(s, ".nan") == 0 || strcmp(s, ".NaN") == 0 || strcmp(s, ".NAN") == 0))
+        return FLOAT_INF_NAN;
+    if (!i && n >= 2 && s[0] == '.') {
+        if (!is_dec(s[1]))
+            return FLOAT_NO;
+        return exponent_to_end(s, n, run(s, n, 2, DEC_), 0) ? FLOAT_YES : FLOAT_NO;
+    }
+    if (i >= n || !is_dec(s[i]))
+        return FLOAT_NO;
+    size_t j = run(s, n, i + 1, DEC_);
+    if (j < n && s[j] == ':') {
+        j = base60_groups(s, n, j);
+        return j < n && s[j] == '.' && run(s, n, j + 1, DEC_) == n ? FLOAT_YES : FLOAT_NO;
+    }
+    if (j < n && s[j] == '.')
+        return exponent_to_end(s, n, run(s, n, j + 1, DEC_), 0) ? FLOAT_YES : FLOAT_NO;
+    return FLOAT_NO;
+}
+
+/* What an explicit !!float also accepts, as Python's float() does: a
+ * decimal number with optional fraction and an exponent whose sign is
+ * optional ([-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)([eE][-+]?[0-9]+)?). */
+static int match_float_loose(const char *s, size_t n)
+{
+    size_t i = n && (s[0] == '-' || s[0] == '+');
+    size_t j;
+    if (i < n && is_dec(s[i])) {
+        j = run(s, n, i + 1, DEC_);
+        if (j < n && s[j] == '.')
+            j = run(s, n, j + 1, DEC_);
+    } else if (i < n && s[i] == '.') {
+        j = run(s, n, i + 1, DEC_);
+        if (j == i + 1)
+            return 0;
+    } else {
+        return 0;
+    }
+    return exponent_to_end(s, n, j, 1);
+}
+
+/* The value of a string accepted by match_float or match_float_loose,
+ * computed as PyYAML does: '_' ignored; base-60 groups summed from the
+ * right. Returns 0, or -1 when the value is not finite or has no digits
+ * ("._"), or 1 when out of memory. */
+static int float_value(const char *s, size_t n, double *out)
+{
+    char *clean = malloc(n + 1);
+    if (!clean)
+        return 1;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '_')
+            clean[m++] = s[i];
+    clean[m] = '\0';
+    const char *p = clean;
+    double sign = 1;
+    if (*p == '-' || *p == '+')
+        sign = *p++ == '-' ? -1 : 1;
+    double value = 0;
+    int ok = 1;
+    if (strchr(p, ':')) {
+        /* PyYAML: digits reversed, value += digit * base, base *= 60 */
+        double base = 1;
+        const char *end = p + strlen(p);
+        while (ok && end > p) {
+            const char *start = end;
+            while (start > p && start[-1] != ':')
+                start--;
+            char *stop;
+            double digit = strtod(start, &stop);
+            ok = stop == end && start < end;
+            value += digit * base;
+            base *= 60;
+            end = start > p ? start - 1 : p;
+        }
+    } else {
+        char *stop;
+        value = strtod(p, &stop);
+        ok = *p && *stop == '\0' && stop > p;
+    }
+    free(clean);
+    if (!ok || !isfinite(value))
+        return -1;
+    *out = sign * value;
+    return 0;
+}
+
+/* The short name ("int", "map", ...) of one of the standard tags Batchy
+ * accepts, or NULL for any other tag. */
+static const char *standard_tag(const char *tag)
+{
+    static const char *const names[] = {"str", "int", "float", "bool", "null", "map", "seq"};
+    if (strncmp(tag, TAG_PREFIX, TAG_PREFIX_LEN) != 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(tag + TAG_PREFIX_LEN, names[i]) == 0)
+            return names[i];
+    return NULL;
+}
+
+static int fail_tag(cfg_ctx *ctx, const char *tag, yaml_mark_t mark)
+{
+    char text[SHOWN_MAX + 4];
+    return fail_at(ctx, mark,
+                   "unsupported tag %s: only !!str, !!int, !!float, !!bool, !!null, !!map "
+                   "and !!seq are allowed",
+                   tag_shown(tag, text));
+}
+
+/* A number node for an integer-looking scalar, or -1 with the error set. */
+static int int_node(cfg_ctx *ctx, const char *text, size_t len, yaml_mark_t mark, cJSON **out)
+{
+    char shown_text[SHOWN_MAX + 4];
+    int64_t v;
+    switch (int_value(text, len, &v)) {
+    case INT_RANGE:
+        return fail_at(ctx, mark,
+                       "integer %s is beyond +-2^53 and cannot be kept exactly; quote it to "
+                       "keep it as a string",
+                       shown(text, shown_text));
+    case INT_NO_DIGITS:
+        return fail_at(ctx, mark, "integer %s has no digits", shown(text, shown_text));
+    case INT_OK:
+        break;
+    }
+    *out = cJSON_CreateNumber((double)v);
+    return *out ? 0 : fail_oom(ctx);
+}
+
+/* A number node for a float-looking scalar, or -1 with the error set. */
+static int float_node(cfg_ctx *ctx, const char *text, size_t len, yaml_mark_t mark, cJSON **out)
+{
+    char shown_text[SHOWN_MAX + 4];
+    double v;
+    int rc = float_value(text, len, &v);
+    if (rc > 0)
+        return fail_oom(ctx);
+    if (rc < 0)
+        return fail_at(ctx, mark, "%s is not a finite number", shown(text, shown_text));
+    *out = cJSON_CreateNumber(v);
+    return *out ? 0 : fail_oom(ctx);
+}
+
+/* The value of an untagged plain scalar, resolved as PyYAML's SafeLoader
+ * does. Sets *out to a new node, or returns -1 with the error set. */
+static int resolve_plain(cfg_ctx *ctx, const char *text, size_t len, yaml_mark_t mark, cJSON **out)
+{
+    char shown_text[SHOWN_MAX + 4];
+    int b;
+    if (match_null(text, len))
+        *out = cJSON_CreateNull();
+    else if (match_bool(text, 0, &b))
+        *out = cJSON_CreateBool(b);
+    else if (match_int(text, len))
+        return int_node(ctx, text, len, mark, out);
+    else if (match_float(text, len) == FLOAT_YES)
+        return float_node(ctx, text, len, mark, out);
+    else if (match_float(text, len) == FLOAT_INF_NAN)
+        return fail_at(ctx, mark, "%s cannot be stored in JSON; quote it to keep it as a string",
+                       shown(text, shown_text));
+    else
+        *out = cJSON_CreateString(text);
+    return *out ? 0 : fail_oom(ctx);
+}
+
+/* The JSON value of a scalar: `tag` is its explicit tag or NULL, `plain`
+ * whether it was written without quotes or block indicator. Untagged plain
+ * scalars are resolved; quoted ones and the non-specific tag "!" give
+ * strings; a standard tag must fit the text. text must hold no NUL before
+ * len. Sets *out to a new node, or returns -1 with the error set. */
+static int scalar_value(cfg_ctx *ctx, const char *text, size_t len, const char *tag, int plain,
+                        yaml_mark_t mark, cJSON **out)
+{
+    char shown_text[SHOWN_MAX + 4];
+    const char *type;
+    int b;
+    *out = NULL;
+    if (!tag)
+        type = plain ? NULL : "str";
+    else if (strcmp(tag, "!") == 0)
+        type = "str";
+    else if (!(type = standard_tag(tag)))
+        return fail_tag(ctx, tag, mark);
+
+    if (!type)
+        return resolve_plain(ctx, text, len, mark, out);
+    if (strcmp(type, "str") == 0) {
+        *out = cJSON_CreateString(text);
+    } else if (strcmp(type, "int") == 0) {
+        if (!match_int(text, len))
+            return fail_at(ctx, mark, "!!int %s is not an integer", shown(text, shown_text));
+        return int_node(ctx, text, len, mark, out);
+    } else if (strcmp(type, "float") == 0) {
+        if (match_float(text, len) == FLOAT_YES || match_float_loose(text, len) ||
+            (match_int(text, len) && memchr(text, ':', len)))
+            return float_node(ctx, text, len, mark, out);
+        return fail_at(ctx, mark, "!!float %s is not a finite number", shown(text, shown_text));
+    } else if (strcmp(type, "bool") == 0) {
+        if (!match_bool(text, 1, &b))
+            return fail_at(ctx, mark, "!!bool %s is not a boolean (true/false, yes/no, on/off)",
+                           shown(text, shown_text));
+        *out = cJSON_CreateBool(b);
+    } else if (strcmp(type, "null") == 0) {
+        if (!match_null(text, len))
+            return fail_at(ctx, mark, "!!null %s is not null (~, null or empty)",
+                           shown(text, shown_text));
+        *out = cJSON_CreateNull();
+    } else {
+        return fail_at(ctx, mark, "tag !!%s does not fit a scalar", type);
+    }
+    return *out ? 0 : fail_oom(ctx);
+}
+
+/* ------------------------------------------------------------ validation */
+
+/* name must be a valid step name (names.c); else -1 with a 422 at mark. */
+static int check_step_name(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
+{
+    char text[SHOWN_MAX + 4];
+    bty_error e = {0};
+    if (name_step_check(name, &e) == 0)
+        return 0;
+    return fail_at(ctx, mark, "%s (step \"%s\")", e.message, shown(name, text));
+}
+
+static int is_one_of(const char *s, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(s, *list) == 0)
+            return 1;
+    return 0;
+}
+
+/* A member `key: v` of a step: if key is a special field (SPEC section 2),
+ * v must fit it. Returns 0, or -1 with a 422 at mark. */
+static int check_field(cfg_ctx *ctx, const char *key, const cJSON *v, yaml_mark_t mark)
+{
+    static const char *const dates[] = {"from_date", "to_date", "batch_start", "batch_end", NULL};
+    static const char *const texts[] = {"error_message", "infa_section", NULL};
+    static const char *const statuses[] = {"new", "open", "success", "failed", NULL};
+    char what[SHOWN_MAX + 16];
+    bty_time t;
+
+    if (is_one_of(key, dates)) {
+        if (cJSON_IsNull(v) || (cJSON_IsString(v) && time_parse(v->valuestring, &t) == 0))
+            return 0;
+        return fail_at(ctx, mark,
+                       "%s must be a time such as \"2026-01-01T06:00:00\" (UTC unless an "
+                       "offset is given) or null, not %s",
+                       key, describe(v, what));
+    }
+    if (strcmp(key, "reprocess_hours") == 0) {
+        if (cJSON_IsNumber(v) && v->valuedouble >= 0)
+            return 0;
+        return fail_at(ctx, mark, "reprocess_hours must be a number of hours >= 0, not %s",
+                       describe(v, what));
+    }
+    if (strcmp(key, "trunc_start") == 0) {
+        if (cJSON_IsBool(v))
+            return 0;
+        return fail_at(ctx, mark, "trunc_start must be true or false, not %s", describe(v, what));
+    }
+    if (strcmp(key, "status") == 0) {
+        if (cJSON_IsString(v) && is_one_of(v->valuestring, statuses))
+            return 0;
+        return fail_at(ctx, mark, "status must be one of new, open, success, failed, not %s",
+                       describe(v, what));
+    }
+    if (strcmp(key, "batch_id") == 0) {
+        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble))
+            return 0;
+        return fail_at(ctx, mark,
+                       "batch_id must be an integer >= 0 (the batch's Unix time), not %s",
+                       describe(v, what));
+    }
+    if (is_one_of(key, texts)) {
+        if (cJSON_IsString(v) || cJSON_IsNull(v))
+            return 0;
+        return fail_at(ctx, mark, "%s must be a string, not %s", key, describe(v, what));
+    }
+    return 0;
+}
+
+/* A member `name: step` of the top level: step must be a mapping whose
+ * special fields fit. Returns 0, or -1 with a 422 at mark. */
+static int check_step(cfg_ctx *ctx, const cJSON *member, yaml_mark_t mark)
+{
+    char text[SHOWN_MAX + 4], what[SHOWN_MAX + 16];
+    if (!cJSON_IsObject(member))
+        return fail_at(ctx, mark,
+                       "step \"%s\" must map parameter names to values (or be empty), not %s",
+                       shown(member->string, text), describe(member, what));
+    const cJSON *field;
+    cJSON_ArrayForEach(field, member)
+    {
+        if (check_field(ctx, field->string, field, mark))
+            return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ tree */
+
+/* Count a tree as the node budget does (every value, plus one per member
+ * key) and its height in levels. Stops counting past CFG_MAX_NODES. */
+static void tree_measure(const cJSON *node, long *size, int *height)
+{
+    long count = 1;
+    int deepest = 0;
+    const cJSON *child;
+    cJSON_ArrayForEach(child, node)
+    {
+        long s;
+        int h;
+        tree_measure(child, &s, &h);
+        count += s + (child->string ? 1 : 0);
+        if (h > deepest)
+            deepest = h;
+        if (count > CFG_MAX_NODES)
+            break;
+    }
+    *size = count;
+    *height = deepest + 1;
+}
+
+static frame *top(cfg_ctx *ctx)
+{
+    return ctx->depth ? &ctx->stack[ctx->depth - 1] : NULL;
+}
+
+/* An anchor written at mark must be new: PyYAML refuses to redefine one,
+ * and so do we, whether the first node is complete or still open. */
+static int anchor_check_new(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
+{
+    char text[SHOWN_MAX + 4];
+    const yaml_mark_t *first = NULL;
+    slot *s = table_find(&ctx->anchors, 0, name);
+    if (s)
+        first = &((anchor *)s->value)->mark;
+    for (int i = 0; !first && i < ctx->depth; i++)
+        if (ctx->stack[i].anchor && strcmp(ctx->stack[i].anchor, name) == 0)
+            first = &ctx->stack[i].mark;
+    if (!first)
+        return 0;
+    return fail_at(ctx, mark, "anchor &%s is defined twice (first at line %lu, column %lu)",
+                   shown(name, text), (unsigned long)first->line + 1,
+                   (unsigned long)first->column + 1);
+}
+
+/* Register anchor `name`, checked new by anchor_check_new, for a completed
+ * node written at mark: a container (node set) or a scalar (node NULL;
+ * text, tag, plain). Returns 0, or -1 when out of memory. */
+static int anchor_set(cfg_ctx *ctx, const char *name, yaml_mark_t mark, cJSON *node,
+                      const char *text, const char *tag, int plain)
+{
+    anchor *a = calloc(1, sizeof(*a));
+    if (!a || !(a->name = strdup(name)) || table_put(&ctx->anchors, 0, a->name, a)) {
+        if (a)
+            free(a->name);
+        free(a);
+        return fail_oom(ctx);
+    }
+    a->mark = mark;
+    a->node = node;
+    if (node) {
+        tree_measure(node, &a->size, &a->height);
+        return 0;
+    }
+    a->size = a->height = 1;
+    a->plain = plain;
+    if (!(a->text = strdup(text)) || (tag && !(a->tag = strdup(tag))))
+        return fail_oom(ctx);
+    return 0;
+}
+
+/* Read the key of the mapping f: its text is used verbatim. may_merge: a
+ * plain untagged "<<" is the merge key. Returns 0, or -1 with the error set
+ * (duplicate key, bad step name). */
+static int on_key(cfg_ctx *ctx, frame *f, const char *text, int may_merge, yaml_mark_t mark)
+{
+    char shown_text[SHOWN_MAX + 4];
+    if (may_merge && strcmp(text, "<<") == 0) {
+        if (f->has_merge)
+            return fail_at(ctx, mark,
+                           "duplicate merge key <<: merge several mappings with <<: [*a, *b]");
+        f->has_merge = f->key_is_merge = f->have_key = 1;
+        f->merge_after = f->node->child ? f->node->child->prev : NULL;
+        return 0;
+    }
+    if (f->role == ROLE_ROOT && check_step_name(ctx, text, mark))
+        return -1;
+    if (table_find(&ctx->keys, f->serial, text))
+        return fail_at(ctx, mark, "duplicate %s \"%s\"", f->role == ROLE_ROOT ? "step" : "key",
+                       shown(text, shown_text));
+    if (!(f->key = strdup(text)))
+        return fail_oom(ctx);
+    f->have_key = 1;
+    return 0;
+}
+
+/* Put a new node where the open container expects its next value: as the
+ * root, a sequence item, a mapping member, or the merge value. Takes
+ * ownership of node, even on error. A step's value and a step's special
+ * fields are validated here (mark: where the value was written). */
+static int attach(cfg_ctx *ctx, cJSON *node, yaml_mark_t mark)
+{
+    frame *f = top(ctx);
+    if (!f) {
+        ctx->root = node;
+        return 0;
+    }
+    if (!f->is_map) {
+        cJSON_AddItemToArray(f->node, node);
+        return 0;
+    }
+    if (f->key_is_merge) {
+        cJSON_AddItemToArray(ctx->graveyard, node);
+        f->merge = node;
+        f->merge_mark = mark;
+        f->key_is_merge = f->have_key = 0;
+        return 0;
+    }
+    if (f->role == ROLE_ROOT && cJSON_IsNull(node)) {
+        cJSON_Delete(node); /* "step:" is a step without parameters */
+        if (!(node = cJSON_CreateObject()))
+            return fail_oom(ctx);
+    }
+    if (!cJSON_AddItemToObject(f->node, f->key, node)) {
+        cJSON_Delete(node);
+        return fail_oom(ctx);
+    }
+    cJSON *member = f->node->child->prev;
+    free(f->key);
+    f->key = NULL;
+    f->have_key = 0;
+    if (table_put(&ctx->keys, f->serial, member->string, NULL))
+        return fail_oom(ctx);
+    if (f->role == ROLE_ROOT)
+        return check_step(ctx, member, mark);
+    if (f->role == ROLE_STEP)
+        return check_field(ctx, member->string, member, mark);
+    return 0;
+}
+
+/* Move every child of `from` to the end of `to`, keeping member names. */
+static void move_children(cJSON *from, cJSON *to)
+{
+    while (from->child)
+        cJSON_AddItemToArray(to, cJSON_DetachItemViaPointer(from, from->child));
+}
+
+/* Apply the merge key of mapping f at its end: every member of the merged
+ * mapping(s) whose name f does not have yet is copied into f, where << was
+ * written. Explicit members win; in a sequence the earlier mapping wins.
+ * The merged values stay untouched (an anchor may name them). */
+static int apply_merge(cfg_ctx *ctx, frame *f)
+{
+    char what[SHOWN_MAX + 16];
+    cJSON *m = f->merge, *source, *member;
+    yaml_mark_t mark = f->merge_mark;
+    if (cJSON_IsArray(m)) {
+        cJSON_ArrayForEach(source, m)
+        {
+            if (!cJSON_IsObject(source))
+                return fail_at(ctx, mark,
+                               "the merge key << takes mappings, but this sequence holds %s",
+                               describe(source, what));
+        }
+    } else if (!cJSON_IsObject(m)) {
+        return fail_at(ctx, mark,
+                       "the merge key << takes a mapping or a sequence of mappings, not %s",
+                       describe(m, what));
+    }
+    cJSON *merged = cJSON_CreateObject();
+    cJSON *later = cJSON_CreateArray();
+    cJSON_AddItemToArray(ctx->graveyard, merged); /* freed with it on error */
+    cJSON_AddItemToArray(ctx->graveyard, later);
+    if (!merged || !later)
+        return fail_oom(ctx);
+
+    for (source = cJSON_IsObject(m) ? m : m->child; source;
+         source = cJSON_IsObject(m) ? NULL : source->next) {
+        cJSON_ArrayForEach(member, source)
+        {
+            if (table_find(&ctx->keys, f->serial, member->string))
+                continue;
+            long size;
+            int height;
+            tree_measure(member, &size, &height);
+            if (count_nodes(ctx, size + 1, mark))
+                return -1;
+            if (f->role == ROLE_ROOT && check_step_name(ctx, member->string, mark))
+                return -1;
+            cJSON *copy = cJSON_Duplicate(member, 1);
+            if (copy && f->role == ROLE_ROOT && cJSON_IsNull(copy)) {
+                cJSON_Delete(copy);
+                copy = cJSON_CreateObject();
+            }
+            if (!copy)
+                return fail_oom(ctx);
+            if (!cJSON_AddItemToObject(merged, member->string, copy)) {
+                cJSON_Delete(copy);
+                return fail_oom(ctx);
+            }
+            cJSON *added = merged->child->prev;
+            if (table_put(&ctx->keys, f->serial, added->string, NULL))
+                return fail_oom(ctx);
+            if (f->role == ROLE_ROOT && check_step(ctx, added, mark))
+                return -1;
+            if (f->role == ROLE_STEP && check_field(ctx, added->string, added, mark))
+                return -1;
+        }
+    }
+    /* Splice: members written after <<, then the merged ones, then those. */
+    cJSON *rest = f->merge_after ? f->merge_after->next : f->node->child;
+    while (rest) {
+        cJSON *next = rest->next;
+        cJSON_AddItemToArray(later, cJSON_DetachItemViaPointer(f->node, rest));
+        rest = next;
+    }
+    move_children(merged, f->node);
+    move_children(later, f->node);
+    return 0;
+}
+
+/* ------------------------------------------------------------ events */
+
+/* A scalar: a mapping key (text verbatim, tag checked) or a value, resolved
+ * and attached. Returns 0, or -1 with the error set. */
+static int on_scalar(cfg_ctx *ctx, const yaml_event_t *ev)
+{
+    const char *text = ev->data.scalar.value ? (const char *)ev->data.scalar.value : "";
+    size_t len = ev->data.scalar.value ? ev->data.scalar.length : 0;
+    const char *tag = (const char *)ev->data.scalar.tag;
+    const char *anchor_name = (const char *)ev->data.scalar.anchor;
+    int plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    yaml_mark_t mark = ev->start_mark;
+    frame *f = top(ctx);
+    cJSON *value = NULL;
+
+    if (memchr(text, '\0', len))
+        return fail_at(ctx, mark, "a NUL character (\\0) cannot be stored in a workflow");
+    if (count_nodes(ctx, 1, mark))
+        return -1;
+    if (f && f->is_map && !f->have_key) {
+        if (tag) { /* the key's text is used verbatim, but its tag must fit */
+            if (scalar_value(ctx, text, len, tag, plain, mark, &value))
+                return -1;
+            cJSON_Delete(value);
+        }
+        if (anchor_name && (anchor_check_new(ctx, anchor_name, mark) ||
+                            anchor_set(ctx, anchor_name, mark, NULL, text, tag, plain)))
+            return -1;
+        return on_key(ctx, f, text, plain && !tag, mark);
+    }
+    if (scalar_value(ctx, text, len, tag, plain, mark, &value))
+        return -1;
+    if (anchor_name && (anchor_check_new(ctx, anchor_name, mark) ||
+                        anchor_set(ctx, anchor_name, mark, NULL, text, tag, plain))) {
+        cJSON_Delete(value);
+        return -1;
+    }
+    if (!f) {
+        int is_null = cJSON_IsNull(value);
+        cJSON_Delete(value);
+        return fail_at(ctx, mark, "%s", is_null ? MSG_NO_STEPS : MSG_TOP_LEVEL);
+    }
+    return attach(ctx, value, mark);
+}
+
+/* An alias: a key (scalar anchors only) or a deep copy of the anchored
+ * node, refused before copying when it would pass the node budget or the
+ * depth bound. Returns 0, or -1 with the error set. */
+static int on_alias(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
+{
+    char text[SHOWN_MAX + 4];
+    slot *s = table_find(&ctx->anchors, 0, name);
+    frame *f = top(ctx);
+    if (!s)
+        return fail_at(ctx, mark,
+                       "unknown anchor \"%s\": an alias must come after the whole node its "
+                       "anchor names",
+                       shown(name, text));
+    if (!f)
+        return fail_at(ctx, mark, "%s", MSG_TOP_LEVEL);
+    anchor *a = s->value;
+    if (f->is_map && !f->have_key) {
+        if (a->node)
+            return fail_at(ctx, mark, "alias *%s cannot be a key: keys must be scalars",
+                           shown(name, text));
+        if (count_nodes(ctx, 1, mark))
+            return -1;
+        return on_key(ctx, f, a->text, 0, mark);
+    }
+    if (ctx->depth + a->height > CFG_MAX_DEPTH)
+        return fail_at(ctx, mark, "alias *%s nests values deeper than %d levels", shown(name, text),
+                       CFG_MAX_DEPTH);
+    if (count_nodes(ctx, a->size, mark))
+        return -1;
+    cJSON *copy;
+    if (!a->node) {
+        if (scalar_value(ctx, a->text, strlen(a->text), a->tag, a->plain, mark, &copy))
+            return -1;
+    } else {
+        if (!(copy = cJSON_Duplicate(a->node, 1)))
+            return fail_oom(ctx);
+        cJSON_free(copy->string); /* the copy is not a member yet */
+        copy->string = NULL;
+    }
+    return attach(ctx, copy, mark);
+}
+
+/* The start of a mapping or sequence: checked (tag, place, depth, anchor),
+ * attached empty to its parent, and pushed as the open frame. Returns 0, or
+ * -1 with the error set. */
+static int on_start(cfg_ctx *ctx, int is_map, const char *anchor_name, const char *tag,
+                    yaml_mark_t mark)
+{
+    const char *kind = is_map ? "mapping" : "sequence";
+    frame *parent = top(ctx);
+    if (tag && strcmp(tag, "!") != 0) {
+        const char *type = standard_tag(tag);
+        if (!type)
+            return fail_tag(ctx, tag, mark);
+        if (strcmp(type, is_map ? "map" : "seq") != 0)
+            return fail_at(ctx, mark, "tag !!%s does not fit a %s", type, kind);
+    }
+    if (!parent && !is_map)
+        return fail_at(ctx, mark, "%s", MSG_TOP_LEVEL);
+    if (parent && parent->is_map && !parent->have_key)
+        return fail_at(ctx, mark, "a %s cannot be a key: keys must be scalars", kind);
+    if (ctx->depth >= CFG_MAX_DEPTH)
+        return fail_at(ctx, mark, "values nest deeper than %d levels", CFG_MAX_DEPTH);
+    if (anchor_name && anchor_check_new(ctx, anchor_name, mark))
+        return -1;
+    if (count_nodes(ctx, 1, mark))
+        return -1;
+    enum role role = ROLE_OTHER;
+    if (!parent)
+        role = ROLE_ROOT;
+    else if (parent->role == ROLE_ROOT && !parent->key_is_merge)
+        role = ROLE_STEP;
+    char *anchor_copy = NULL;
+    cJSON *node = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
+    if (!node || (anchor_name && !(anchor_copy = strdup(anchor_name)))) {
+        cJSON_Delete(node);
+        return fail_oom(ctx);
+    }
+    if (attach(ctx, node, mark)) {
+        free(anchor_copy);
+        return -1;
+    }
+    frame *f = &ctx->stack[ctx->depth++];
+    memset(f, 0, sizeof(*f));
+    f->node = node;
+    f->is_map = is_map;
+    f->role = role;
+    f->serial = ++ctx->serials;
+    f->anchor = anchor_copy;
+    f->mark = mark;
+    return 0;
+}
+
+/* The end of the open mapping or sequence: apply its merge key, require a
+ * step at the top level, register its anchor, pop it. Returns 0, or -1
+ * with the error set. */
+static int on_end(cfg_ctx *ctx, yaml_mark_t mark)
+{
+    frame *f = top(ctx);
+    int rc = 0;
+    if (!f)
+        return fail_at(ctx, mark, "unbalanced end of a node");
+    if (f->is_map && f->has_merge)
+        rc = apply_merge(ctx, f);
+    if (!rc && f->role == ROLE_ROOT && !f->node->child)
+        rc = fail_at(ctx, f->mark, "%s", MSG_NO_STEPS);
+    if (!rc && f->anchor)
+        rc = anchor_set(ctx, f->anchor, f->mark, f->node, NULL, NULL, 0);
+    free(f->key);
+    free(f->anchor);
+    ctx->depth--;
+    return rc;
+}
+
+/* Dispatch one libyaml event. Returns 0, or -1 with the error set. */
+static int on_event(cfg_ctx *ctx, const yaml_event_t *ev)
+{
+    static const yaml_mark_t start = {0, 0, 0};
+    switch (ev->type) {
+    case YAML_NO_EVENT:
+    case YAML_STREAM_START_EVENT:
+    case YAML_DOCUMENT_END_EVENT:
+        return 0;
+    case YAML_DOCUMENT_START_EVENT:
+        if (ctx->documents++)
+            return fail_at(ctx, ev->start_mark,
+                           "a second document starts here: a workflow file holds one document");
+        return 0;
+    case YAML_STREAM_END_EVENT:
+        return ctx->root ? 0 : fail_at(ctx, start, "%s", MSG_NO_STEPS);
+    case YAML_ALIAS_EVENT:
+        return on_alias(ctx, (const char *)ev->data.alias.anchor, ev->start_mark);
+    case YAML_SCALAR_EVENT:
+        return on_scalar(ctx, ev);
+    case YAML_SEQUENCE_START_EVENT:
+        return on_start(ctx, 0, (const char *)ev->data.sequence_start.anchor,
+                        (const char *)ev->data.sequence_start.tag, ev->start_mark);
+    case YAML_MAPPING_START_EVENT:
+        return on_start(ctx, 1, (const char *)ev->data.mapping_start.anchor,
+                        (const char *)ev->data.mapping_start.tag, ev->start_mark);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        return on_end(ctx, ev->start_mark);
+    }
+    return 0;
+}
+
+/* Turn libyaml's error into ours. Reader errors (bad encoding, control
+ * characters) carry a byte offset rather than a mark: count lines in text. */
+static int parser_failed(cfg_ctx *ctx, const yaml_parser_t *p)
+{
+    const char *problem = p->problem ? p->problem : "invalid YAML";
+    if (p->error == YAML_MEMORY_ERROR)
+        return fail_oom(ctx);
+    if (p->error == YAML_READER_ERROR) {
+        yaml_mark_t mark = {0, 0, 0};
+        size_t end = p->problem_offset < ctx->len ? p->problem_offset : ctx->len;
+        for (size_t i = 0; i < end; i++) {
+            if (ctx->text[i] == '\n') {
+                mark.line++;
+                mark.column = 0;
+            } else {
+                mark.column++;
+            }
+        }
+        if (p->problem_value != -1)
+            return fail_at(ctx, mark, "%s (#x%X)", problem, (unsigned)p->problem_value);
+        return fail_at(ctx, mark, "%s", problem);
+    }
+    if (p->context)
+        return fail_at(ctx, p->problem_mark, "%s (%s at line %lu, column %lu)", problem, p->context,
+                       (unsigned long)p->context_mark.line + 1,
+                       (unsigned long)p->context_mark.column + 1);
+    return fail_at(ctx, p->problem_mark, "%s", problem);
+}
+
+/* Free everything the parse state owns; the document too unless taken. */
+static void ctx_free(cfg_ctx *ctx)
+{
+    cJSON_Delete(ctx->root);
+    cJSON_Delete(ctx->graveyard);
+    for (int i = 0; i < ctx->depth; i++) {
+        free(ctx->stack[i].key);
+        free(ctx->stack[i].anchor);
+    }
+    for (size_t i = 0; i < ctx->anchors.cap; i++) {
+        anchor *a = ctx->anchors.slots[i].value;
+        if (!a)
+            continue;
+        free(a->name);
+        free(a->text);
+        free(a->tag);
+        free(a);
+    }
+    free(ctx->anchors.slots);
+    free(ctx->keys.slots);
+}
+
+/* See batchy.h. Reads events until the end of the stream (so a second
+ * document is noticed) or the first error; on success the document is
+ * taken from the state and its steps sorted. */
+cJSON *cfg_parse(const char *text, size_t len, const char *source, bty_error *err)
+{
+    if (!source)
+        source = "workflow file";
+    if (len > CFG_MAX_BYTES) {
+        bty_error_set(err, 413, "%s is %zu bytes; a workflow file may hold at most %d (1 MiB)",
+                      source, len, CFG_MAX_BYTES);
+        return NULL;
+    }
+    if (!text) {
+        text = "";
+        len = 0;
+    }
+
+    cfg_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.source = source;
+    ctx.text = text;
+    ctx.len = len;
+    ctx.err = err;
+    yaml_parser_t parser;
+    if (!(ctx.graveyard = cJSON_CreateArray()) || !yaml_parser_initialize(&parser)) {
+        fail_oom(&ctx);
+        ctx_free(&ctx);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+
+    int rc = 0, done = 0;
+    while (!rc && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = parser_failed(&ctx, &parser);
+            break;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        rc = on_event(&ctx, &ev);
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+
+    cJSON *doc = NULL;
+    if (!rc) {
+        doc = ctx.root;
+        ctx.root = NULL;
+        doc_sort(doc);
+    }
+    ctx_free(&ctx);
+    return doc;
+}
