@@ -12,6 +12,7 @@
  * so a write is never half applied; WATCH makes EXEC fail if a concurrent
  * call changed the workflow after we read it, and the caller retries.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,11 +175,17 @@ static store_conn *connection(bty_error *err, int *reused)
     return conn;
 }
 
-/* Read one reply of a pipeline; on I/O error drop the connection. */
-static redisReply *get_reply(redisContext *c, bty_error *err)
+/* Read one reply of a pipeline; on I/O error drop the connection. When
+ * given, *closed tells whether Redis had closed the connection (as after a
+ * restart) rather than timed out: only then is trying again cheap. */
+static redisReply *get_reply(redisContext *c, bty_error *err, int *closed)
 {
     void *r = NULL;
     if (redisGetReply(c, &r) != REDIS_OK || !r) {
+        int saved = errno;
+        if (closed)
+            *closed = c->err == REDIS_ERR_EOF ||
+                      (c->err == REDIS_ERR_IO && (saved == ECONNRESET || saved == EPIPE));
         unreachable(err, c->errstr[0] ? c->errstr : "connection lost");
         drop();
         return NULL;
@@ -195,11 +202,12 @@ int store_ping(bty_error *err)
         store_conn *conn = connection(err, &reused);
         if (!conn)
             return -1;
-        redisReply *r = redisCommand(conn->ctx, "PING");
+        const char *ping[] = {"PING"};
+        redisAppendCommandArgv(conn->ctx, 1, ping, NULL);
+        int closed = 0;
+        redisReply *r = get_reply(conn->ctx, err, &closed);
         if (!r) {
-            unreachable(err, conn->ctx->errstr);
-            drop();
-            if (reused)
+            if (reused && closed)
                 continue;
             return -1;
         }
@@ -241,9 +249,10 @@ static int read_once(const char *key, int watch, bty_hash *out, bty_error *err, 
     redisReply *r = NULL;
     for (int i = 0; i < sent; i++) {
         freeReplyObject(r);
-        r = get_reply(c, err);
+        int closed = 0;
+        r = get_reply(c, err, &closed);
         if (!r) {
-            *stale = reused && i == 0;
+            *stale = reused && closed && i == 0;
             return -1;
         }
         if (i + 1 < sent && r->type == REDIS_REPLY_ERROR) {
@@ -346,7 +355,7 @@ int store_commit(const bty_write_plan *plan, bty_error *err)
     int result = -1;
     redisReply *r;
     for (int i = 0; i < 3; i++) {
-        r = get_reply(c, err);
+        r = get_reply(c, err, NULL);
         if (!r)
             return -1;
         if (i < 2) {
