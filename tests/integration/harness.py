@@ -1,0 +1,576 @@
+"""
+harness.py - the shared start/stop code of the integration tests.
+
+Every test class starts its own redis-server on a free port in a temp dir and
+its own batchy process (BATCHY_BIN, default build/batchy) pointed at it, and
+stops both (SIGTERM, asserting batchy exits 0) when the class is done, even
+when something failed. Tests talk to batchy over real HTTP and read or write
+Redis with `redis-cli` of the server they started, never any other.
+
+With BATCHY_VALGRIND=1 batchy runs under valgrind (leaks and errors make it
+exit 99, which the stop check reports together with the valgrind log).
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.parse
+from collections import OrderedDict, namedtuple
+from datetime import datetime, timedelta, timezone
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKFLOWS_DIR = os.path.join(HERE, "workflows")
+REPO_CFG_DIR = os.path.join(REPO_ROOT, "cfg")
+
+VALGRIND = os.environ.get("BATCHY_VALGRIND") == "1"
+# Everything that waits for batchy waits this many times longer under valgrind.
+SLOW = 5 if VALGRIND else 1
+START_TIMEOUT = 30 if VALGRIND else 10
+STOP_TIMEOUT = 60 if VALGRIND else 10
+VERSION = "1.0.0"
+ORIGIN = "1776-07-04T23:59:00.000000"
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
+
+
+def batchy_bin():
+    path = os.environ.get("BATCHY_BIN", "build/batchy")
+    if not os.path.isabs(path):
+        path = os.path.join(REPO_ROOT, path)
+    return path
+
+
+def free_port():
+    """A TCP port nobody listens on right now (bind to 0, read, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- times
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+def parse_time(text):
+    """Parse a canonical batchy time (26 chars, UTC) into an aware datetime."""
+    if not isinstance(text, str) or not TIME_RE.match(text):
+        raise AssertionError("not a canonical batchy time: %r" % (text,))
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+
+
+def fmt_time(dt):
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+# ---------------------------------------------------------------- HTTP
+
+class Response(namedtuple("Response", "status headers body")):
+    """(status, headers with lower-case names, body bytes)."""
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self, ordered=False):
+        hook = OrderedDict if ordered else None
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise AssertionError("response body is not valid UTF-8 (%s): %r" % (e, self))
+        try:
+            return json.loads(text, object_pairs_hook=hook)
+        except ValueError as e:
+            raise AssertionError("response body is not JSON (%s): %r" % (e, self))
+
+    @property
+    def content_type(self):
+        return self.headers.get("content-type", "")
+
+    def __repr__(self):
+        body = self.body if len(self.body) < 600 else self.body[:600] + b"..."
+        return "<HTTP %s %s %r>" % (self.status, self.content_type, body)
+
+
+def http_request(port, method, path, headers=None, body=None, timeout=None):
+    """Send one request with the path exactly as given; return a Response."""
+    timeout = timeout or 15 * SLOW
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        elif method in ("POST", "PUT", "PATCH"):
+            conn.putheader("Content-Length", "0")
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        return Response(resp.status, hdrs, data)
+    finally:
+        conn.close()
+
+
+def raw_request(port, data, timeout=None, allow_timeout=False):
+    """Send raw bytes; read until the server closes or the reply (with its
+    Content-Length) is complete. Returns (status or None, reply bytes).
+    A server that neither answers nor closes within timeout raises
+    TimeoutError, unless allow_timeout (then whatever arrived is returned)."""
+    timeout = timeout or 15 * SLOW
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except ConnectionError:
+            pass  # the server may answer and close before reading everything
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                reply = b"".join(chunks)
+                head, sep, rest = reply.partition(b"\r\n\r\n")
+                if sep:
+                    m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                    if m and len(rest) >= int(m.group(1)):
+                        break
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            if not allow_timeout and not chunks:
+                raise TimeoutError("no answer within %ss to %r" % (timeout, data[:120]))
+    reply = b"".join(chunks)
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", reply)
+    return (int(m.group(1)) if m else None), reply
+
+
+def q(value):
+    """Percent-encode one path segment or query value completely."""
+    return urllib.parse.quote(value, safe="")
+
+
+# ---------------------------------------------------------------- Redis
+
+DUMP_SCRIPT = (
+    "local out = {} "
+    "for _, k in ipairs(redis.call('KEYS', '*')) do "
+    "  local t = redis.call('TYPE', k).ok "
+    "  if t == 'hash' then "
+    "    local h = redis.call('HGETALL', k) local m = {} "
+    "    for i = 1, #h, 2 do m[h[i]] = h[i + 1] end "
+    "    out[k] = m "
+    "  else out[k] = {['<type>'] = t} end "
+    "end "
+    "return cjson.encode(out)"
+)
+
+
+class RedisServer:
+    """A private redis-server on a free port (or a given one), in a temp dir."""
+
+    def __init__(self, port=None, extra_args=()):
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.dir = tempfile.mkdtemp(prefix="batchy-redis-")
+        self.proc = None
+        self.log = None
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    def start(self, timeout=10):
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--save", "", "--appendonly", "no"] + self.extra_args,
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("redis-server exited with %s: %s" % (
+                    self.proc.returncode, self.read_log()))
+            if self.ping():
+                return self
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not answer PING in %ss" % timeout)
+
+    def read_log(self):
+        try:
+            with open(os.path.join(self.dir, "redis.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")[-3000:]
+        except OSError:
+            return ""
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                reply = s.recv(64)
+                return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
+        except OSError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def cli(self, *args, db=0, password=None):
+        """Run `redis-cli -p PORT -n DB --raw ARGS...`; return stdout as text
+        with the one trailing newline removed."""
+        cmd = ["redis-cli", "-p", str(self.port), "-n", str(db), "--raw"]
+        if password:
+            cmd += ["--no-auth-warning", "-a", password]
+        out = subprocess.run(cmd + [str(a) for a in args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15,
+                             stdin=subprocess.DEVNULL)
+        if out.returncode != 0:
+            raise RuntimeError("redis-cli %r failed: %r" % (args, out.stderr))
+        text = out.stdout.decode("utf-8", "surrogateescape")
+        if text.endswith("\n"):
+            text = text[:-1]
+        if text.startswith(("ERR ", "WRONGTYPE")):
+            raise RuntimeError("redis-cli %r: %s" % (args, text))
+        return text
+
+    def dump(self):
+        """Every key of the database: {key: {field: value}} for hashes."""
+        return json.loads(self.cli("EVAL", DUMP_SCRIPT, "0"))
+
+    def keys(self, pattern="*"):
+        text = self.cli("KEYS", pattern)
+        return sorted(k for k in text.split("\n") if k)
+
+    def hash_json(self, key):
+        """The hash `key` with every value parsed as JSON: {field: object}."""
+        h = self.dump().get(key)
+        if h is None:
+            return None
+        return {k: json.loads(v) for k, v in h.items()}
+
+    def set_state(self, key, steps):
+        """Replace hash `key` by {step: record}; dict records are written as
+        compact JSON, strings as they are."""
+        self.cli("DEL", key)
+        args = []
+        for name, rec in steps.items():
+            args += [name, rec if isinstance(rec, str) else
+                     json.dumps(rec, separators=(",", ":"))]
+        if args:
+            self.cli("HSET", key, *args)
+
+
+# ---------------------------------------------------------------- batchy
+
+class Batchy:
+    """One batchy process. stderr goes to a file (the access log)."""
+
+    def __init__(self, redis_url=None, cfg_dir=None, args=(), env=None, port=None,
+                 workdir=None, listen=True):
+        self.port = port or free_port()
+        self.workdir = workdir or tempfile.mkdtemp(prefix="batchy-run-")
+        self.own_workdir = workdir is None
+        self.redis_url = redis_url
+        self.cfg_dir = cfg_dir
+        self.args = list(args)
+        self.env = env
+        self.listen = listen
+        self.proc = None
+        self.stderr_path = os.path.join(self.workdir, "batchy.stderr")
+        self.stdout_path = os.path.join(self.workdir, "batchy.stdout")
+
+    def command(self):
+        cmd = [batchy_bin()]
+        if self.listen:
+            cmd += ["--listen", "127.0.0.1:%d" % self.port]
+        if self.redis_url:
+            cmd += ["--redis", self.redis_url]
+        if self.cfg_dir:
+            cmd += ["--cfg-dir", self.cfg_dir]
+        cmd += self.args
+        if VALGRIND:
+            cmd = ["valgrind", "--leak-check=full",
+                   "--show-leak-kinds=definite,indirect",
+                   "--errors-for-leak-kinds=definite,indirect",
+                   "--error-exitcode=99",
+                   "--log-file=%s" % os.path.join(self.workdir, "vg.%p.log")] + cmd
+        return cmd
+
+    def start(self, timeout=START_TIMEOUT):
+        if not os.path.exists(batchy_bin()):
+            raise RuntimeError("batchy binary not found at %s (set BATCHY_BIN or run make)"
+                               % batchy_bin())
+        env = dict(os.environ)
+        for name in list(env):
+            if name.startswith("BATCHY_") and name not in ("BATCHY_BIN", "BATCHY_VALGRIND"):
+                del env[name]
+        env.pop("REDIS_URL", None)
+        env.update(self.env or {})
+        self.err_file = open(self.stderr_path, "ab")
+        self.out_file = open(self.stdout_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=self.out_file, stderr=self.err_file,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=self.workdir)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("batchy exited with %s at start; stderr:\n%s" % (
+                    self.proc.returncode, self.stderr()))
+            try:
+                r = http_request(self.port, "GET", "/index", timeout=2 * SLOW)
+                if r.status == 200:
+                    return self
+                last = r
+            except OSError as e:
+                last = e
+            time.sleep(0.02)
+        self.kill()
+        raise RuntimeError("batchy did not answer GET /index in %ss (last: %r); stderr:\n%s"
+                           % (timeout, last, self.stderr()))
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def valgrind_logs(self):
+        out = []
+        for name in sorted(os.listdir(self.workdir)):
+            if name.startswith("vg.") and name.endswith(".log"):
+                with open(os.path.join(self.workdir, name), "rb") as f:
+                    out.append("==> %s <==\n%s" % (name, f.read().decode("utf-8", "replace")))
+        return "\n".join(out)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=STOP_TIMEOUT):
+        """Wait for exit; return the exit status, or None on timeout."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Send sig and wait; return the exit status (None if it had to be
+        killed). Closes the log files."""
+        if self.proc is None:
+            return 0
+        rc = self.proc.poll()
+        if rc is None:
+            self.proc.send_signal(sig)
+            rc = self.wait(timeout)
+            if rc is None:
+                self.kill()
+        for f in (getattr(self, "err_file", None), getattr(self, "out_file", None)):
+            if f:
+                f.close()
+        return rc
+
+    def stop_checked(self, sig=signal.SIGTERM):
+        """Stop with sig; raise AssertionError unless batchy exited 0."""
+        if self.proc is None:
+            return
+        rc = self.stop(sig)
+        if rc != 0:
+            detail = "batchy exit status after %s: %s (expected 0)\n--- stderr (tail):\n%s" % (
+                signal.Signals(sig).name, "timeout, killed" if rc is None else rc,
+                self.stderr()[-4000:])
+            if VALGRIND:
+                detail += "\n--- valgrind:\n" + self.valgrind_logs()
+            raise AssertionError(detail)
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            if self.own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # HTTP shortcuts
+    def request(self, method, path, headers=None, body=None, timeout=None):
+        return http_request(self.port, method, path, headers, body, timeout)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def head(self, path, **kw):
+        return self.request("HEAD", path, **kw)
+
+
+# ---------------------------------------------------------------- test base
+
+class ServiceTestCase(unittest.TestCase):
+    """A test class with its own redis-server and batchy (started once per
+    class). Subclasses may set batchy_args / batchy_env / start_redis."""
+
+    batchy_args = ()
+    batchy_env = None
+    start_redis = True
+    _counter = 0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="batchy-it-")
+        cls.cfg_dir = os.path.join(cls.tmp, "cfg")
+        os.mkdir(cls.cfg_dir)
+        cls.redis = RedisServer()
+        cls.batchy = None
+        try:
+            if cls.start_redis:
+                cls.redis.start()
+            cls.batchy = Batchy(cls.redis.url, cls.cfg_dir, cls.batchy_args, cls.batchy_env,
+                                workdir=cls.tmp)
+            cls.batchy.start()
+        except BaseException:
+            cls._cleanup_class()
+            raise
+
+    @classmethod
+    def _cleanup_class(cls):
+        try:
+            if cls.batchy:
+                cls.batchy.stop_checked()
+        finally:
+            try:
+                if cls.batchy:
+                    cls.batchy.kill()
+                cls.redis.cleanup()
+            finally:
+                shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._cleanup_class()
+
+    # ---- names and files
+    @classmethod
+    def unique(cls, prefix="wf"):
+        ServiceTestCase._counter += 1
+        return "%s%d" % (prefix, ServiceTestCase._counter)
+
+    def write_cfg(self, wf, text, ext=".yaml", cfg_dir=None):
+        path = os.path.join(cfg_dir or self.cfg_dir, wf + ext)
+        with open(path, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
+        return path
+
+    def copy_workflow(self, filename):
+        """Copy tests/integration/workflows/<filename> into the cfg dir."""
+        shutil.copy(os.path.join(WORKFLOWS_DIR, filename), os.path.join(self.cfg_dir, filename))
+
+    def load(self, wf, text=None, ext=".yaml"):
+        """Write cfg (if text given), call load_cfg, assert 200; return the doc."""
+        if text is not None:
+            self.write_cfg(wf, text, ext)
+        r = self.batchy.get("/load_cfg/" + wf)
+        self.assertEqual(r.status, 200, r)
+        return r.json()
+
+    # ---- calls
+    def call(self, endpoint, wf, query=None, method="GET", suffix=""):
+        path = "/%s/%s%s" % (endpoint, wf, suffix)
+        if query:
+            path += "?" + (query if isinstance(query, str) else urllib.parse.urlencode(query, doseq=True))
+        return self.batchy.request(method, path)
+
+    def ok(self, endpoint, wf, query=None, method="GET", suffix=""):
+        r = self.call(endpoint, wf, query, method, suffix)
+        self.assertEqual(r.status, 200, "%s %s/%s%s?%s -> %r" % (method, endpoint, wf, suffix, query, r))
+        self.assertTrue(r.content_type.startswith("application/json"), r)
+        return r.json()
+
+    def open_batch(self, wf, query=None):
+        doc = self.ok("open_batch", wf, query)
+        self.assert_answer_is_stored(wf, doc)
+        return doc
+
+    def close_batch(self, wf, query=None):
+        doc = self.ok("close_batch", wf, query)
+        self.assert_answer_is_stored(wf, doc)
+        return doc
+
+    def fail_batch(self, wf, query=None):
+        doc = self.ok("fail_batch", wf, query)
+        self.assert_answer_is_stored(wf, doc)
+        return doc
+
+    def assert_answer_is_stored(self, wf, doc):
+        """After a successful open/close/fail: the answer is what <wf> holds,
+        and <wf> equals the snapshot of its current batch."""
+        self.assertEqual(self.redis.hash_json(wf), doc, "answer differs from Redis key %s" % wf)
+        self.assert_latest_matches_snapshot(wf)
+
+    def get_status(self, wf, query=None):
+        return self.ok("get_status", wf, query)
+
+    # ---- assertions
+    def assert_error(self, r, status, contains=None):
+        """r is a JSON error with the given status (or one of them)."""
+        statuses = status if isinstance(status, (tuple, list, set)) else (status,)
+        self.assertIn(r.status, statuses, r)
+        self.assertTrue(r.content_type.startswith("application/json"), r)
+        doc = r.json()
+        self.assertIsInstance(doc, dict, r)
+        self.assertIsInstance(doc.get("error"), str, r)
+        self.assertTrue(doc["error"].strip(), r)
+        if contains:
+            self.assertIn(contains, doc["error"], r)
+        return doc["error"]
+
+    def assert_time_near(self, text, before, after, slack=1.5):
+        t = parse_time(text)
+        self.assertGreaterEqual(t, before - timedelta(seconds=slack * SLOW), text)
+        self.assertLessEqual(t, after + timedelta(seconds=slack * SLOW), text)
+        return t
+
+    def assert_latest_matches_snapshot(self, wf):
+        """<wf> equals the snapshot of its current batch, step by step."""
+        latest = self.redis.hash_json(wf)
+        self.assertIsNotNone(latest, "no key %s" % wf)
+        current = max(int(rec.get("batch_id") or 0) for rec in latest.values())
+        snap = self.redis.hash_json("%s-%d" % (wf, current))
+        self.assertIsNotNone(snap, "no snapshot %s-%d" % (wf, current))
+        self.assertEqual(latest, snap)
+        return current
+
+    def assert_service_up(self):
+        r = self.batchy.get("/index")
+        self.assertEqual(r.status, 200, r)

@@ -1,0 +1,214 @@
+"""
+test_bad_input.py - hostile and malformed requests: path traversal, bad
+names, huge requests, unknown formats, endpoints and methods. Each gets a
+clear 4xx (a JSON error where batchy answers, just the status where the HTTP
+library answers itself) and nothing is written to Redis. Paths are sent
+exactly as written (http.client / raw sockets, never urllib).
+"""
+import json
+import os
+import unittest
+
+from harness import ServiceTestCase, SLOW, raw_request
+
+SECRET_YAML = "stolen:\n  secret: from_outside_the_cfg_dir\n"
+
+
+class BadInputTest(ServiceTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # a valid workflow file outside the cfg dir, one and two levels up
+        with open(os.path.join(cls.tmp, "secret.yaml"), "w") as f:
+            f.write(SECRET_YAML)
+        os.makedirs(os.path.join(cls.cfg_dir, "sub"))
+        with open(os.path.join(cls.cfg_dir, "sub", "inner.yaml"), "w") as f:
+            f.write(SECRET_YAML)
+        with open(os.path.join(cls.cfg_dir, "wf1.yaml"), "w") as f:
+            f.write("job1:\n  p: 1\njob2:\n")
+
+    def setUp(self):
+        r = self.batchy.get("/load_cfg/wf1")
+        self.assertEqual(r.status, 200, r)
+        self.before = self.redis.dump()
+
+    def assert_nothing_written(self):
+        after = self.redis.dump()
+        self.assertEqual(after, self.before)
+        self.assertNotIn("from_outside_the_cfg_dir", json.dumps(after))
+
+    def assert_rejected(self, method, path, statuses=(400, 404), json_error=True):
+        r = self.batchy.request(method, path)
+        if json_error:
+            self.assert_error(r, statuses)
+        else:
+            self.assertIn(r.status, statuses, r)
+        self.assert_nothing_written()
+        return r
+
+    def test_load_cfg_path_traversal_is_refused(self):
+        for path in ("/load_cfg/../secret", "/load_cfg/..%2fsecret", "/load_cfg/..%2Fsecret",
+                     "/load_cfg/%2e%2e%2fsecret", "/load_cfg/%2E%2E%2Fsecret",
+                     "/load_cfg/..%252fsecret", "/load_cfg/../etc/passwd",
+                     "/load_cfg/%2e%2e%2fetc%2fpasswd", "/load_cfg/..%2f..%2fetc%2fpasswd",
+                     "/load_cfg/sub%2finner", "/load_cfg/sub/inner", "/load_cfg/..",
+                     "/load_cfg/.", "/load_cfg/%2e%2e", "/load_cfg/%2fetc%2fpasswd",
+                     "/load_cfg/..%5csecret", "/load_cfg/secret%00", "/load_cfg/wf1%00x"):
+            with self.subTest(path=path):
+                self.assert_rejected("GET", path)
+
+    def test_other_endpoints_with_traversal_are_refused(self):
+        for path in ("/get_status/..", "/get_status/../wf1", "/get_status/%2e%2e",
+                     "/get_status/a%2Fb", "/get_status/a%2fb", "/open_batch/..%2fwf1",
+                     "/open_batch/a/b/c", "/close_batch/wf1%2f..", "/fail_batch/.%2e"):
+            with self.subTest(path=path):
+                self.assert_rejected("GET", path)
+
+    def test_workflow_name_length_limit(self):
+        ok_name = "a" * 128
+        r = self.batchy.get("/get_status/" + ok_name)
+        self.assert_error(r, 404)  # valid name, never loaded
+        for endpoint in ("get_status", "open_batch", "close_batch", "fail_batch", "load_cfg"):
+            with self.subTest(endpoint=endpoint):
+                self.assert_rejected("GET", "/%s/%s" % (endpoint, "a" * 129), statuses=(400,))
+
+    def test_snapshot_like_workflow_names_are_400(self):
+        self.write_cfg("wf1-123", "job1:\n")
+        self.write_cfg("wf1-123-init", "job1:\n")
+        for name in ("wf1-123", "wf1-123-init", "x-0", "x-99999999999"):
+            for endpoint in ("get_status", "open_batch", "close_batch", "fail_batch", "load_cfg"):
+                with self.subTest(name=name, endpoint=endpoint):
+                    self.assert_rejected("GET", "/%s/%s" % (endpoint, name), statuses=(400,))
+
+    def test_names_like_snapshots_but_valid_are_accepted(self):
+        for name in ("wf1-123x", "wf1-init", "wf-1a", "wf1_123", "wf.1-a", "_x", "9lives"):
+            with self.subTest(name=name):
+                self.assert_error(self.batchy.get("/get_status/" + name), 404)
+
+    def test_bad_characters_in_workflow_names_are_400(self):
+        for name in (".hidden", "-dash", "a%20b", "a+b", "%C3%A9t%C3%A9", "a%0Ab", "a%00b",
+                     "a*", "a%3Fb", "a%23b", "a%5Bb%5D", "a%25"):
+            with self.subTest(name=name):
+                self.assert_rejected("GET", "/get_status/" + name, statuses=(400,))
+                self.assert_rejected("GET", "/open_batch/" + name, statuses=(400,))
+
+    def test_bad_percent_encoding_is_4xx(self):
+        for path in ("/get_status/wf%zz", "/get_status/wf%", "/get_status/wf%4"):
+            with self.subTest(path=path):
+                self.assert_rejected("GET", path)
+
+    def test_unknown_formats_are_400(self):
+        for fmt in ("xml", "csv", "yaml", "sh2", "info", "JSON%00"):
+            with self.subTest(fmt=fmt):
+                self.assert_rejected("GET", "/open_batch/wf1/" + fmt, statuses=(400,))
+
+    def test_unknown_endpoints_are_404(self):
+        for path in ("/nope", "/open", "/batch/wf1", "/get_status", "/wf1", "/index/x",
+                     "/healthz/x", "/get_status/wf1/x", "/close_batch/wf1/json",
+                     "/load_cfg/wf1/x", "//get_status/wf1"):
+            with self.subTest(path=path):
+                self.assert_rejected("GET", path, statuses=(404, 400))
+
+    def test_missing_workflow_is_4xx(self):
+        for path in ("/open_batch", "/open_batch/", "/load_cfg", "/load_cfg/",
+                     "/close_batch/", "/get_status/"):
+            with self.subTest(path=path):
+                self.assert_rejected("GET", path, statuses=(400, 404))
+
+    def test_unknown_methods_are_405(self):
+        for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"):
+            for path in ("/open_batch/wf1", "/load_cfg/wf1", "/close_batch/wf1"):
+                with self.subTest(method=method, path=path):
+                    r = self.batchy.request(method, path)
+                    self.assertEqual(r.status, 405, r)
+                    if r.body:
+                        self.assert_error(r, 405)
+                    self.assert_nothing_written()
+
+    def test_huge_query_strings_are_4xx_and_service_stays_up(self):
+        for size in (100000, 1000000):
+            for path in ("/close_batch/wf1?rows=", "/get_status/wf1?x=", "/open_batch/wf1?x="):
+                with self.subTest(size=size, path=path):
+                    status, reply = raw_request(self.batchy.port, (
+                        "GET %s%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                        % (path, "a" * size)).encode(), timeout=5 * SLOW)
+                    if status is not None:  # None: closed without answering, fine
+                        self.assertGreaterEqual(status, 400, reply[:300])
+                        self.assertLess(status, 500, reply[:300])
+                    self.assert_service_up()
+                    self.assert_nothing_written()
+
+    def test_many_query_parameters_get_a_prompt_answer(self):
+        self.batchy.get("/open_batch/wf1")
+        self.before = self.redis.dump()
+        for count in (300, 1000, 2000):
+            for endpoint in ("get_status", "close_batch"):
+                with self.subTest(count=count, endpoint=endpoint):
+                    query = "&".join("p%d=%d" % (i, i) for i in range(count))
+                    status, reply = raw_request(self.batchy.port, (
+                        "GET /%s/wf1?%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                        % (endpoint, query)).encode(), timeout=5 * SLOW)
+                    self.assertIsNotNone(status, reply[:300])
+                    self.assertIn(status, (200, 400, 413, 414, 431), reply[:300])
+                    if endpoint == "close_batch":
+                        self.assertNotEqual(status, 200, reply[:300])
+                    self.assert_nothing_written()
+        self.assert_service_up()
+
+    def test_huge_path_is_4xx(self):
+        status, reply = raw_request(self.batchy.port, (
+            "GET /get_status/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % ("a" * 200000)).encode(),
+            timeout=5 * SLOW)
+        if status is not None:
+            self.assertGreaterEqual(status, 400, reply[:300])
+            self.assertLess(status, 500, reply[:300])
+        self.assert_service_up()
+        self.assert_nothing_written()
+
+    def test_garbage_request_does_not_crash(self):
+        status, reply = raw_request(self.batchy.port, b"GET / HTTP/9.9\r\n\r\n", timeout=3)
+        self.assertIn(status, (400, 505), reply[:300])  # the HTTP library's own answer
+        self.assert_service_up()
+        for data in (b"\x00\x01\x02garbage\r\n\r\n", b"GET\r\n\r\n",
+                     b"GET /index HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                     b"POST /open_batch/wf1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort"):
+            with self.subTest(data=data):
+                status, reply = raw_request(self.batchy.port, data, timeout=2, allow_timeout=True)
+                if status is not None and status != 200:
+                    self.assertGreaterEqual(status, 400, reply[:300])
+                    self.assertLess(status, 500, reply[:300])
+                self.assert_service_up()
+
+    def test_bad_step_names_in_query_are_4xx_and_change_nothing(self):
+        for step in ("%5Bx%5D", "job1%00", "a" * 300, "%ff%fe", "job1%0A", "job1%00,job2"):
+            with self.subTest(step=step):
+                self.batchy.get("/load_cfg/wf1")
+                self.batchy.get("/open_batch/wf1")
+                self.before = self.redis.dump()
+                self.assert_rejected("GET", "/close_batch/wf1?step=" + step, statuses=(400, 404))
+
+    def test_invalid_utf8_extra_field_never_breaks_stored_json(self):
+        self.batchy.get("/open_batch/wf1")
+        r = self.batchy.get("/close_batch/wf1?note=%ff%fe%00x")
+        self.assertIn(r.status, (200, 400), r)
+        for key, fields in self.redis.dump().items():
+            for step, value in fields.items():
+                self.assertIsInstance(value, str)
+                value.encode("utf-8")  # raises on invalid (surrogate-escaped) bytes
+        self.assert_service_up()
+
+    def test_key_of_wrong_type_in_redis_is_a_json_error(self):
+        self.redis.cli("SET", "plainstring", "not a hash")
+        self.redis.cli("RPUSH", "alist", "x")
+        self.before = self.redis.dump()
+        for path in ("/get_status/plainstring", "/open_batch/plainstring", "/close_batch/alist",
+                     "/fail_batch/alist", "/get_status/alist"):
+            with self.subTest(path=path):
+                r = self.batchy.get(path)
+                self.assert_error(r, (409, 500))
+                self.assert_nothing_written()
+        self.assert_service_up()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,254 @@
+"""
+test_signals.py - stopping (SIGTERM, SIGINT: exit 0) and the command line
+and environment options of SPEC section 6.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import Batchy, RedisServer, batchy_bin, free_port, http_request, SLOW
+
+THREE = "job1:\n  p: 1\njob2:\njob3:\n"
+
+
+def run_batchy(args, env=None, timeout=10):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHY_") and k != "REDIS_URL"}
+    full_env.update(env or {})
+    return subprocess.run([batchy_bin()] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, env=full_env, timeout=timeout)
+
+
+class SignalsAndOptionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="batchy-sig-")
+        cls.cfg_dir = os.path.join(cls.tmp, "cfg")
+        os.mkdir(cls.cfg_dir)
+        with open(os.path.join(cls.cfg_dir, "wf1.yaml"), "w") as f:
+            f.write(THREE)
+        cls.redis = RedisServer()
+        try:
+            cls.redis.start()
+        except BaseException:
+            cls.redis.cleanup()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.started = []
+
+    def tearDown(self):
+        for b in self.started:
+            b.cleanup()
+
+    def start(self, **kw):
+        kw.setdefault("redis_url", self.redis.url)
+        kw.setdefault("cfg_dir", self.cfg_dir)
+        b = Batchy(**kw)
+        self.started.append(b)
+        return b.start()
+
+    def assert_stops_with_zero(self, b, sig):
+        b.send_signal(sig)
+        rc = b.wait(harness.STOP_TIMEOUT)
+        self.assertIsNotNone(rc, "batchy did not exit within %ss after %s" % (harness.STOP_TIMEOUT, sig.name))
+        self.assertEqual(rc, 0, "exit status after %s; stderr:\n%s%s" % (
+            sig.name, b.stderr()[-3000:], ("\n" + b.valgrind_logs()) if harness.VALGRIND else ""))
+        with self.assertRaises(OSError):
+            http_request(b.port, "GET", "/index", timeout=2)
+
+    # ---- signals
+    def test_sigterm_ends_batchy_with_status_zero(self):
+        b = self.start()
+        self.assertEqual(b.get("/load_cfg/wf1").status, 200)
+        self.assertEqual(b.get("/open_batch/wf1").status, 200)
+        self.assert_stops_with_zero(b, signal.SIGTERM)
+
+    def test_sigint_ends_batchy_with_status_zero(self):
+        b = self.start()
+        self.assertIn(b.get("/get_status/wf1").status, (200, 404))
+        self.assert_stops_with_zero(b, signal.SIGINT)
+
+    def test_sigterm_with_an_idle_client_connection_still_exits(self):
+        b = self.start()
+        idle = socket.create_connection(("127.0.0.1", b.port))
+        try:
+            idle.sendall(b"GET /index HTTP/1.1\r\nHost: x\r\n\r\n")
+            idle.recv(4096)  # answered; the keep-alive connection stays open
+            self.assert_stops_with_zero(b, signal.SIGTERM)
+        finally:
+            idle.close()
+
+    def test_sigterm_right_after_start_exits_zero(self):
+        b = self.start()
+        self.assert_stops_with_zero(b, signal.SIGTERM)
+
+    # ---- options
+    def test_version_prints_version_and_exits_zero(self):
+        for opt in ("--version", "-V"):
+            with self.subTest(opt=opt):
+                out = run_batchy([opt])
+                self.assertEqual(out.returncode, 0, out)
+                self.assertEqual(out.stdout.decode().strip().splitlines()[0], "batchy 1.0.0")
+
+    def test_help_exits_zero_and_lists_options(self):
+        for opt in ("--help", "-h"):
+            with self.subTest(opt=opt):
+                out = run_batchy([opt])
+                self.assertEqual(out.returncode, 0, out)
+                text = out.stdout.decode()
+                for word in ("--listen", "--redis", "--cfg-dir", "--threads", "--token", "--quiet"):
+                    self.assertIn(word, text)
+
+    def test_unknown_option_exits_64_with_usage_on_stderr(self):
+        for args in (["--bogus"], ["-Z"], ["--listen"]):
+            with self.subTest(args=args):
+                out = run_batchy(args)
+                self.assertEqual(out.returncode, 64, out)
+                err = out.stderr.decode()
+                self.assertIn(args[0], err, out)
+                self.assertTrue("usage" in err.lower() or "--help" in err, out)
+                self.assertEqual(out.stdout, b"", out)
+
+    def test_bad_option_values_and_stray_arguments_exit_nonzero(self):
+        for args in (["--threads", "many"], ["--threads", "0"], ["stray"]):
+            with self.subTest(args=args):
+                out = run_batchy(args + ["--listen", "127.0.0.1:%d" % free_port()], timeout=10 * SLOW)
+                self.assertNotEqual(out.returncode, 0, out)
+                self.assertTrue(out.stderr.strip(), out)
+
+    def test_bad_listen_address_exits_nonzero(self):
+        out = run_batchy(["--listen", "not-an-address", "--redis", self.redis.url])
+        self.assertNotEqual(out.returncode, 0, out)
+        self.assertTrue(out.stderr.strip(), out)
+
+    def test_bad_redis_url_exits_nonzero(self):
+        out = run_batchy(["--listen", "127.0.0.1:%d" % free_port(), "--redis", "http://x"])
+        self.assertNotEqual(out.returncode, 0, out)
+        self.assertTrue(out.stderr.strip(), out)
+
+    def test_batchy_listen_environment_sets_the_address(self):
+        port = free_port()
+        b = self.start(listen=False, port=port, env={"BATCHY_LISTEN": "127.0.0.1:%d" % port})
+        self.assertEqual(b.get("/load_cfg/wf1").status, 200)
+
+    def test_command_line_wins_over_environment(self):
+        port, other = free_port(), free_port()
+        b = self.start(port=port, env={"BATCHY_LISTEN": "127.0.0.1:%d" % other})
+        self.assertEqual(b.get("/healthz").status, 200)
+        with self.assertRaises(OSError):
+            http_request(other, "GET", "/index", timeout=2)
+
+    def test_redis_and_cfg_dir_from_environment(self):
+        b = self.start(redis_url=None, cfg_dir=None,
+                       env={"BATCHY_REDIS_URL": self.redis.url, "BATCHY_CFG_DIR": self.cfg_dir})
+        r = b.get("/load_cfg/wf1")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(b.get("/healthz").status, 200)
+
+    def test_redis_url_environment_fallback(self):
+        b = self.start(redis_url=None, env={"REDIS_URL": self.redis.url})
+        self.assertEqual(b.get("/healthz").status, 200)
+
+    def test_batchy_redis_url_wins_over_redis_url(self):
+        b = self.start(redis_url=None, env={"BATCHY_REDIS_URL": self.redis.url,
+                                            "REDIS_URL": "redis://127.0.0.1:%d/0" % free_port()})
+        self.assertEqual(b.get("/healthz").status, 200)
+
+    def test_short_options(self):
+        port = free_port()
+        b = self.start(listen=False, redis_url=None, cfg_dir=None, port=port,
+                       args=["-l", "127.0.0.1:%d" % port, "-r", self.redis.url, "-c", self.cfg_dir,
+                             "-t", "2"])
+        self.assertEqual(b.get("/load_cfg/wf1").status, 200)
+
+    def test_cfg_dir_default_is_cfg_under_working_directory(self):
+        work = tempfile.mkdtemp(prefix="batchy-cwd-")
+        try:
+            os.mkdir(os.path.join(work, "cfg"))
+            with open(os.path.join(work, "cfg", "cwdwf.yaml"), "w") as f:
+                f.write(THREE)
+            b = Batchy(self.redis.url, None, workdir=work)
+            self.started.append(b)
+            b.start()
+            r = b.get("/load_cfg/cwdwf")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(b.stop(), 0)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def test_redis_url_database_number_is_used(self):
+        with open(os.path.join(self.cfg_dir, "dbwf.yaml"), "w") as f:
+            f.write(THREE)
+        b = self.start(redis_url="redis://127.0.0.1:%d/3" % self.redis.port)
+        self.assertEqual(b.get("/load_cfg/dbwf").status, 200)
+        self.assertEqual(self.redis.cli("HEXISTS", "dbwf", "job1", db=3), "1")
+        self.assertEqual(self.redis.cli("EXISTS", "dbwf", db=0), "0")
+
+    def test_redis_password_in_url(self):
+        secured = RedisServer(extra_args=["--requirepass", "pw0rd"])
+        try:
+            secured.start()
+            b = self.start(redis_url="redis://:pw0rd@127.0.0.1:%d/0" % secured.port)
+            self.assertEqual(b.get("/healthz").status, 200)
+            self.assertEqual(b.get("/load_cfg/wf1").status, 200)
+            self.assertEqual(secured.cli("HEXISTS", "wf1", "job1", password="pw0rd"), "1")
+            self.assertNotIn("pw0rd", b.stderr())
+            wrong = self.start(redis_url="redis://:nope@127.0.0.1:%d/0" % secured.port)
+            self.assertEqual(wrong.get("/healthz").status, 503)
+        finally:
+            for b in self.started:
+                b.cleanup()
+            self.started = []
+            secured.cleanup()
+
+    def test_unix_socket_redis_url(self):
+        sock_dir = tempfile.mkdtemp(prefix="bty-sock-")
+        path = os.path.join(sock_dir, "r.sock")
+        over_unix = RedisServer(extra_args=["--unixsocket", path, "--unixsocketperm", "700"])
+        try:
+            over_unix.start()
+            b = self.start(redis_url="unix://%s?db=2" % path)
+            self.assertEqual(b.get("/healthz").status, 200)
+            self.assertEqual(b.get("/load_cfg/wf1").status, 200)
+            self.assertEqual(over_unix.cli("HEXISTS", "wf1", "job1", db=2), "1")
+        finally:
+            for b in self.started:
+                b.cleanup()
+            self.started = []
+            over_unix.cleanup()
+            shutil.rmtree(sock_dir, ignore_errors=True)
+
+    def test_quiet_writes_no_access_log(self):
+        b = self.start(args=["-q"])
+        self.assertEqual(b.get("/get_status/quietwf").status, 404)
+        self.assertEqual(b.get("/index").status, 200)
+        time.sleep(0.2)
+        self.assertNotIn("/get_status/quietwf", b.stderr())
+        self.assertEqual(b.stop(), 0)
+
+    def test_listen_port_in_use_exits_nonzero(self):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            out = run_batchy(["--listen", "127.0.0.1:%d" % port, "--redis", self.redis.url],
+                             timeout=15 * SLOW)
+            self.assertNotEqual(out.returncode, 0, out)
+            self.assertTrue(out.stderr.strip(), out)
+
+
+if __name__ == "__main__":
+    unittest.main()
