@@ -54,7 +54,7 @@ typedef struct bty_time {
 } bty_time;
 
 #define BTY_TIME_LEN 26 /* "YYYY-MM-DDTHH:MM:SS.ffffff" */
-#define BTY_ORIGIN "1776-07-04T23:59:00.000000"
+#define BTY_ORIGIN   "1776-07-04T23:59:00.000000"
 
 /* Parse a time leniently (SPEC section 2): YYYY-MM-DD, then optionally
  * [T| ]HH:MM, :SS, .f{1,9} (truncated to microseconds), and an optional Z,
@@ -169,7 +169,7 @@ typedef struct bty_end_request {
     size_t nsteps;
     int has_batch_id;
     long long batch_id;
-    const char *error_message; /* fail only; NULL = none */
+    const char *error_message;      /* fail only; NULL = none */
     const char *const *extra_names; /* other query parameters, as strings */
     const char *const *extra_values;
     size_t nextra;

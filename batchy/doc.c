@@ -92,7 +92,8 @@ void doc_exact_integers(cJSON *item)
         if (child->child) {
             doc_exact_integers(child);
         } else if (cJSON_IsNumber(child) && fabs(child->valuedouble) >= 1e15 &&
-                   fabs(child->valuedouble) < 1e300 && child->valuedouble == floor(child->valuedouble)) {
+                   fabs(child->valuedouble) < 1e300 &&
+                   child->valuedouble == floor(child->valuedouble)) {
             char digits[400];
             snprintf(digits, sizeof(digits), "%.0f", child->valuedouble);
             /* Turn the item into a raw one in place: its place in the

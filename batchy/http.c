@@ -24,11 +24,11 @@
 
 #include "shell.h"
 
-#define MAX_PARAMS 256
-#define MAX_PARAM_NAME 256
+#define MAX_PARAMS      256
+#define MAX_PARAM_NAME  256
 #define MAX_PARAM_VALUE 8192
-#define MAX_BODY (64 * 1024)
-#define MAX_ATTEMPTS 50
+#define MAX_BODY        (64 * 1024)
+#define MAX_ATTEMPTS    50
 
 static const char TYPE_JSON[] = "application/json";
 static const char TYPE_TEXT[] = "text/plain; charset=utf-8";
@@ -207,9 +207,8 @@ static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_c
         if (written < 0)
             return -1;
     }
-    return bty_error_set(err, 503,
-                         "workflow '%s' is changing too fast to apply this call; try again",
-                         workflow);
+    return bty_error_set(
+        err, 503, "workflow '%s' is changing too fast to apply this call; try again", workflow);
 }
 
 static int open_rule(const char *workflow, const cJSON *doc, bty_time now, const void *arg,
@@ -237,8 +236,8 @@ static int handle_index(const server *srv, const request *req, const bty_target 
     return reply_text(out, 200, TYPE_TEXT, strdup("Batchy " BATCHY_VERSION "\n"));
 }
 
-static int handle_healthz(const server *srv, const request *req, const bty_target *t,
-                          reply *out, bty_error *err)
+static int handle_healthz(const server *srv, const request *req, const bty_target *t, reply *out,
+                          bty_error *err)
 {
     (void)srv, (void)req, (void)t;
     if (store_ping(err) != 0)
@@ -256,8 +255,8 @@ static int parse_batch_id(const char *text, long long *out)
     return *end ? -1 : 0;
 }
 
-static int handle_get_status(const server *srv, const request *req, const bty_target *t,
-                             reply *out, bty_error *err)
+static int handle_get_status(const server *srv, const request *req, const bty_target *t, reply *out,
+                             bty_error *err)
 {
     (void)srv;
     char key[200];
@@ -277,8 +276,8 @@ static int handle_get_status(const server *srv, const request *req, const bty_ta
         store_hash_free(&hash);
         if (id_text)
             return bty_error_set(err, 404, "workflow '%s' has no batch %lld", t->workflow, id);
-        return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s",
-                             t->workflow, t->workflow);
+        return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s", t->workflow,
+                             t->workflow);
     }
     cJSON *doc = doc_from_hash(hash.fields, hash.n, key, err);
     store_hash_free(&hash);
@@ -339,8 +338,8 @@ static char *read_cfg_file(const char *dir, const char *workflow, size_t *len, c
     return buf;
 }
 
-static int handle_load_cfg(const server *srv, const request *req, const bty_target *t,
-                           reply *out, bty_error *err)
+static int handle_load_cfg(const server *srv, const request *req, const bty_target *t, reply *out,
+                           bty_error *err)
 {
     (void)req;
     char name[160];
@@ -368,8 +367,8 @@ static int handle_load_cfg(const server *srv, const request *req, const bty_targ
     return rc;
 }
 
-static int handle_open_batch(const server *srv, const request *req, const bty_target *t,
-                             reply *out, bty_error *err)
+static int handle_open_batch(const server *srv, const request *req, const bty_target *t, reply *out,
+                             bty_error *err)
 {
     (void)srv, (void)req;
     bty_change change;
@@ -401,8 +400,8 @@ static int handle_end(const server *srv, const request *req, const bty_target *t
     const char *extra_names[MAX_PARAMS], *extra_values[MAX_PARAMS];
     char *step_lists[MAX_PARAMS];
     size_t nlists = 0;
-    bty_end_request end = {.status = status, .steps = steps, .extra_names = extra_names,
-                           .extra_values = extra_values};
+    bty_end_request end = {
+        .status = status, .steps = steps, .extra_names = extra_names, .extra_values = extra_values};
     int failing = strcmp(status, "failed") == 0;
     int rc = -1;
 
@@ -461,20 +460,17 @@ static int handle_close_batch(const server *srv, const request *req, const bty_t
     return handle_end(srv, req, t, "success", out, err);
 }
 
-static int handle_fail_batch(const server *srv, const request *req, const bty_target *t,
-                             reply *out, bty_error *err)
+static int handle_fail_batch(const server *srv, const request *req, const bty_target *t, reply *out,
+                             bty_error *err)
 {
     return handle_end(srv, req, t, "failed", out, err);
 }
 
 /* Indexed by bty_endpoint: the routing table in route.c says which. */
 static const handler_fn handlers[] = {
-    [EP_INDEX] = handle_index,
-    [EP_HEALTHZ] = handle_healthz,
-    [EP_LOAD_CFG] = handle_load_cfg,
-    [EP_GET_STATUS] = handle_get_status,
-    [EP_OPEN_BATCH] = handle_open_batch,
-    [EP_CLOSE_BATCH] = handle_close_batch,
+    [EP_INDEX] = handle_index,           [EP_HEALTHZ] = handle_healthz,
+    [EP_LOAD_CFG] = handle_load_cfg,     [EP_GET_STATUS] = handle_get_status,
+    [EP_OPEN_BATCH] = handle_open_batch, [EP_CLOSE_BATCH] = handle_close_batch,
     [EP_FAIL_BATCH] = handle_fail_batch,
 };
 
@@ -509,8 +505,8 @@ static int check_params(const request *req, bty_error *err)
     return 0;
 }
 
-static void dispatch(const server *srv, struct MHD_Connection *conn, request *req,
-                     const char *url, const char *method, reply *out)
+static void dispatch(const server *srv, struct MHD_Connection *conn, request *req, const char *url,
+                     const char *method, reply *out)
 {
     bty_error err = {0};
     bty_target target;
@@ -541,9 +537,8 @@ static void log_path(char *dst, size_t size, const char *url)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)version;
     const server *srv = cls;
@@ -647,7 +642,8 @@ void *http_start(const bty_options *opts)
 
     char port[8];
     snprintf(port, sizeof(port), "%d", opts->listen_port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     int gai = getaddrinfo(opts->listen_host, port, &hints, &ai);
@@ -680,11 +676,13 @@ void *http_start(const bty_options *opts)
          * costs libmicrohttpd a record in this pool); longer lines get 414.
          * Pages are only touched as used. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+        on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul, NULL,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
-        fprintf(stderr, "batchy: cannot listen on %s:%d (in use, or not an address of this "
-                        "machine)\n",
+        fprintf(stderr,
+                "batchy: cannot listen on %s:%d (in use, or not an address of this "
+                "machine)\n",
                 opts->listen_host, opts->listen_port);
         free(srv);
         return NULL;

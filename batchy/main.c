@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdio.h>
 
-
 #include "shell.h"
 
 int main(int argc, char **argv)
@@ -30,13 +29,15 @@ int main(int argc, char **argv)
     if (!server)
         return 1;
     if (opts.redis.is_unix)
-        fprintf(stderr, "batchy %s listening on %s:%d, Redis at unix:%s db %d, cfg in %s, %d threads\n",
+        fprintf(stderr,
+                "batchy %s listening on %s:%d, Redis at unix:%s db %d, cfg in %s, %d threads\n",
                 BATCHY_VERSION, opts.listen_host, opts.listen_port, opts.redis.path, opts.redis.db,
                 opts.cfg_dir, opts.threads);
     else
-        fprintf(stderr, "batchy %s listening on %s:%d, Redis at %s:%d db %d, cfg in %s, %d threads\n",
-                BATCHY_VERSION, opts.listen_host, opts.listen_port, opts.redis.host, opts.redis.port,
-                opts.redis.db, opts.cfg_dir, opts.threads);
+        fprintf(stderr,
+                "batchy %s listening on %s:%d, Redis at %s:%d db %d, cfg in %s, %d threads\n",
+                BATCHY_VERSION, opts.listen_host, opts.listen_port, opts.redis.host,
+                opts.redis.port, opts.redis.db, opts.cfg_dir, opts.threads);
 
     int sig = 0;
     sigwait(&stop, &sig);

@@ -127,8 +127,8 @@ int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *e
     if (strncmp(url, "unix://", 7) == 0)
         return parse_unix_url(url, out, err);
     if (strncmp(url, "redis://", 8) != 0)
-        return bty_error_set(err, 400, "Redis URL must start with redis:// or unix://, not '%.200s'",
-                             url);
+        return bty_error_set(err, 400,
+                             "Redis URL must start with redis:// or unix://, not '%.200s'", url);
     CURLU *u = curl_url();
     if (!u)
         return bty_error_set(err, 400, "out of memory");
@@ -194,10 +194,14 @@ int options_parse(int argc, char **argv, bty_options *opts)
         return usage_error("BATCHY_REDIS_TIMEOUT_MS must be 10-600000, not '%s'", v);
 
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'}, {"redis", required_argument, NULL, 'r'},
-        {"cfg-dir", required_argument, NULL, 'c'}, {"threads", required_argument, NULL, 't'},
-        {"token", required_argument, NULL, 'T'},   {"quiet", no_argument, NULL, 'q'},
-        {"version", no_argument, NULL, 'V'},       {"help", no_argument, NULL, 'h'},
+        {"listen", required_argument, NULL, 'l'},
+        {"redis", required_argument, NULL, 'r'},
+        {"cfg-dir", required_argument, NULL, 'c'},
+        {"threads", required_argument, NULL, 't'},
+        {"token", required_argument, NULL, 'T'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;

@@ -8,16 +8,18 @@
 
 #include "batchy.h"
 
+/* clang-format off */
 static const bty_route routes[] = {
     /* endpoint       name           workflow format token read_only */
-    {EP_INDEX, "index", 0, 0, 0, 1},
-    {EP_HEALTHZ, "healthz", 0, 0, 0, 1},
-    {EP_LOAD_CFG, "load_cfg", 1, 0, 1, 0},
-    {EP_GET_STATUS, "get_status", 1, 0, 0, 1},
-    {EP_OPEN_BATCH, "open_batch", 1, 1, 1, 0},
-    {EP_CLOSE_BATCH, "close_batch", 1, 0, 1, 0},
-    {EP_FAIL_BATCH, "fail_batch", 1, 0, 1, 0},
+    {EP_INDEX,        "index",       0,       0,     0,    1},
+    {EP_HEALTHZ,      "healthz",     0,       0,     0,    1},
+    {EP_LOAD_CFG,     "load_cfg",    1,       0,     1,    0},
+    {EP_GET_STATUS,   "get_status",  1,       0,     0,    1},
+    {EP_OPEN_BATCH,   "open_batch",  1,       1,     1,    0},
+    {EP_CLOSE_BATCH,  "close_batch", 1,       0,     1,    0},
+    {EP_FAIL_BATCH,   "fail_batch",  1,       0,     1,    0},
 };
+/* clang-format on */
 
 static const struct {
     const char *name;
@@ -25,7 +27,7 @@ static const struct {
 } formats[] = {{"json", FMT_JSON}, {"infa", FMT_INFA}, {"sh", FMT_SH}};
 
 #define MAX_SEGMENTS 3
-#define MAX_SEGMENT 256
+#define MAX_SEGMENT  256
 
 /* Split "/a/b/c/" into at most MAX_SEGMENTS segments of at most MAX_SEGMENT
  * bytes. Returns the count, or -1 for an empty segment, too many segments
@@ -77,20 +79,21 @@ int route_match(const char *method, const char *path, bty_target *out, bty_error
                 route = &routes[i];
     }
     if (!route)
-        return bty_error_set(err, 404, "no such endpoint '/%.100s'; endpoints are index, healthz, "
-                                       "load_cfg, get_status, open_batch, close_batch, fail_batch",
+        return bty_error_set(err, 404,
+                             "no such endpoint '/%.100s'; endpoints are index, healthz, "
+                             "load_cfg, get_status, open_batch, close_batch, fail_batch",
                              seg[0]);
     int max = 1 + route->takes_workflow + route->takes_format;
     if (n > max || (route->takes_workflow && n < 2))
         return bty_error_set(err, 404, "%s takes %s", route->name,
-                             route->takes_format ? "/<workflow>[/<json|infa|sh>]"
+                             route->takes_format     ? "/<workflow>[/<json|infa|sh>]"
                              : route->takes_workflow ? "/<workflow>"
                                                      : "no path arguments");
 
     int head = strcmp(method, "HEAD") == 0;
     if (!(strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 || (head && route->read_only)))
-        return bty_error_set(err, 405, "method %.20s not allowed on %s; use GET or POST%s",
-                             method, route->name, route->read_only ? " (or HEAD)" : "");
+        return bty_error_set(err, 405, "method %.20s not allowed on %s; use GET or POST%s", method,
+                             route->name, route->read_only ? " (or HEAD)" : "");
 
     if (route->takes_workflow) {
         if (name_workflow_check(seg[1], err) != 0)

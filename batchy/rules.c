@@ -19,9 +19,9 @@
 
 /* Special fields a client may not set through close/fail parameters. */
 static const char *const reserved_fields[] = {
-    "status",     "batch_id",  "from_date",     "to_date",      "reprocess_hours",
+    "status",      "batch_id",  "from_date",   "to_date",       "reprocess_hours",
     "batch_start", "batch_end", "trunc_start", "error_message", "infa_section",
-    "token",      "step",      "error",
+    "token",       "step",      "error",
 };
 
 void change_free(bty_change *c)
@@ -170,8 +170,7 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
 }
 
 /* The window start of one step for a batch opened at `now`. */
-static int next_from_date(const char *workflow, const cJSON *prev, bty_time *from,
-                          bty_error *err)
+static int next_from_date(const char *workflow, const cJSON *prev, bty_time *from, bty_error *err)
 {
     const char *name = prev->string;
     bty_time start;

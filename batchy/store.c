@@ -96,8 +96,9 @@ void store_shutdown(void)
 
 static int unreachable(bty_error *err, const char *why)
 {
-    return bty_error_set(err, 503, "Redis is unreachable (%.200s); Batchy retries by itself, "
-                                   "try again shortly",
+    return bty_error_set(err, 503,
+                         "Redis is unreachable (%.200s); Batchy retries by itself, "
+                         "try again shortly",
                          why);
 }
 

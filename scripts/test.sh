@@ -3,7 +3,7 @@
 #   1. unit tests (cmocka) and integration tests (a throw-away redis-server on
 #      a free port and a real batchy process per test module, over HTTP);
 #   2. the same with the ASan+UBSan build;
-#   3. the integration tests with batchy under valgrind (no leaks, no errors).
+#   3. unit and integration tests under valgrind (no leaks, no errors).
 # Ends with one line "total: N passed, N failed". Exit status 0 only when
 # every step passed.
 #
@@ -25,10 +25,12 @@ step() { # name command...
     fi
 }
 
-unit() { # build dir
-    local rc=0
+unit() { # build-dir [valgrind]
+    local rc=0 wrap=()
+    [ "${2:-}" = valgrind ] && wrap=(valgrind -q --leak-check=full --show-leak-kinds=definite,indirect
+                                     --errors-for-leak-kinds=definite,indirect --error-exitcode=99)
     for t in "$1"/tests/test_*; do
-        "$t" || rc=1
+        "${wrap[@]}" "$t" || rc=1
     done
     return $rc
 }
@@ -43,6 +45,7 @@ if [ "${1:-}" != quick ]; then
     step "unit (ASan+UBSan)" unit build-san
     step "integration (ASan+UBSan)" env BATCHY_BIN=build-san/batchy \
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 python3 tests/integration/run.py
+    step "unit (valgrind)" unit build valgrind
     step "integration (valgrind)" env BATCHY_BIN=build/batchy BATCHY_VALGRIND=1 \
         python3 tests/integration/run.py
 fi

@@ -94,7 +94,7 @@ static void over_long_workflow_names_and_paths_are_refused(void **state)
 static void token_is_needed_only_where_state_changes(void **state)
 {
     (void)state;
-    const char *paths[] = {"/index", "/healthz", "/get_status/w", "/load_cfg/w",
+    const char *paths[] = {"/index",        "/healthz",       "/get_status/w", "/load_cfg/w",
                            "/open_batch/w", "/close_batch/w", "/fail_batch/w"};
     const int needs[] = {0, 0, 0, 1, 1, 1, 1};
     for (size_t i = 0; i < 7; i++) {
@@ -130,8 +130,9 @@ static void redis_urls_in_every_documented_form(void **state)
     assert_string_equal(r.path, "/run/redis/redis.sock");
     assert_int_equal(r.db, 2);
 
-    const char *bad[] = {"http://x", "redis://h:99999", "redis://h/abc", "unix://",
-                         "unix:///s?db=x", "nonsense", ""};
+    const char *bad[] = {"http://x", "redis://h:99999", "redis://h/abc",
+                         "unix://",  "unix:///s?db=x",  "nonsense",
+                         ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err.status = 0;
         if (options_parse_redis_url(bad[i], &r, &err) != -1)

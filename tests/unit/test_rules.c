@@ -28,8 +28,8 @@ static cJSON *doc(const char *json)
 
 static const char *field(const cJSON *d, const char *step, const char *name)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(d, step), name);
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, step), name);
     if (cJSON_IsString(v))
         return v->valuestring;
     return cJSON_IsNull(v) ? "null" : v ? "(not a string)" : "(absent)";
@@ -37,8 +37,8 @@ static const char *field(const cJSON *d, const char *step, const char *name)
 
 static double number(const cJSON *d, const char *step, const char *name)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(d, step), name);
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, step), name);
     assert_true(cJSON_IsNumber(v));
     return v->valuedouble;
 }
@@ -134,8 +134,8 @@ static void open_keeps_other_fields_and_removes_error_message(void **state)
             &c);
     assert_string_equal(field(c.state, "a", "error_message"), "(absent)");
     assert_string_equal(field(c.state, "a", "source"), "orders");
-    char *nested = cJSON_PrintUnformatted(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(c.state, "a"), "nested"));
+    char *nested =
+        cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetObjectItem(c.state, "a"), "nested"));
     assert_string_equal(nested, "{\"x\":[1,2]}");
     free(nested);
     change_free(&c);
@@ -146,8 +146,9 @@ static void open_batch_id_is_strictly_increasing_within_a_second(void **state)
     (void)state;
     bty_change c;
     char json[200];
-    snprintf(json, sizeof(json), "{\"a\":{\"status\":\"success\",\"batch_id\":%lld},"
-                                 "\"b\":{\"batch_id\":\"12\"}}",
+    snprintf(json, sizeof(json),
+             "{\"a\":{\"status\":\"success\",\"batch_id\":%lld},"
+             "\"b\":{\"batch_id\":\"12\"}}",
              (long long)NOW.sec);
     open_ok(json, &c);
     assert_int_equal(c.batch_id, NOW.sec + 1);
@@ -241,9 +242,8 @@ static void open_refuses_unreadable_state(void **state)
 
 /* ---------------------------------------------------------------- end */
 
-static const char *OPEN_DOC =
-    "{\"a\":{\"status\":\"open\",\"batch_id\":1795413000},"
-    "\"b\":{\"status\":\"open\",\"batch_id\":1795413000}}";
+static const char *OPEN_DOC = "{\"a\":{\"status\":\"open\",\"batch_id\":1795413000},"
+                              "\"b\":{\"status\":\"open\",\"batch_id\":1795413000}}";
 
 static int end(const char *json, const bty_end_request *req, bty_change *c, bty_error *err)
 {
@@ -332,13 +332,12 @@ static void close_retry_answers_current_state_and_writes_nothing(void **state)
     assert_string_equal(field(c.state, "a", "batch_end"), "2026-11-23T05:59:00.000000");
     change_free(&c);
     /* A success of an older batch is not a retry of this one. */
-    assert_int_equal(end("{\"a\":{\"status\":\"success\",\"batch_id\":1},"
-                         "\"b\":{\"status\":\"open\",\"batch_id\":2}}",
-                         &(bty_end_request){.status = "success",
-                                            .steps = (const char *[]){"a"},
-                                            .nsteps = 1},
-                         &c, &err),
-                     -1);
+    assert_int_equal(
+        end("{\"a\":{\"status\":\"success\",\"batch_id\":1},"
+            "\"b\":{\"status\":\"open\",\"batch_id\":2}}",
+            &(bty_end_request){.status = "success", .steps = (const char *[]){"a"}, .nsteps = 1},
+            &c, &err),
+        -1);
     assert_int_equal(err.status, 409);
 }
 
@@ -358,9 +357,9 @@ static void close_with_stale_batch_id_is_409(void **state)
 static void close_refuses_reserved_fields_unknown_steps_and_error(void **state)
 {
     (void)state;
-    const char *reserved[] = {"status", "from_date", "to_date", "batch_start", "batch_end",
-                              "reprocess_hours", "trunc_start", "error_message",
-                              "infa_section", "token", "batch_id", ""};
+    const char *reserved[] = {"status",       "from_date",       "to_date",     "batch_start",
+                              "batch_end",    "reprocess_hours", "trunc_start", "error_message",
+                              "infa_section", "token",           "batch_id",    ""};
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
         const char *v = "x";
         bty_end_request req = {
