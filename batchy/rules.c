@@ -141,6 +141,23 @@ static int oom(bty_error *err)
     return bty_error_set(err, 503, "out of memory; try again");
 }
 
+/* Add `record` (owned, freed on failure) as `step` of group "<id>" in
+ * groups {"<batch_id>": {step: record}}: what goes into each snapshot. */
+static int group_add(cJSON *groups, long long id, const char *step, cJSON *record)
+{
+    char id_text[32];
+    snprintf(id_text, sizeof(id_text), "%lld", id);
+    cJSON *group = cJSON_GetObjectItemCaseSensitive(groups, id_text);
+    if (!group)
+        group = cJSON_AddObjectToObject(groups, id_text);
+    if (!group || !record) {
+        cJSON_Delete(record);
+        return -1;
+    }
+    cJSON_AddItemToObject(group, step, record);
+    return 0;
+}
+
 /* The key of a batch snapshot: <wf>-<batch_id>. */
 static void snapshot_key(char *buf, size_t size, const char *workflow, long long batch_id)
 {
@@ -239,15 +256,9 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, bty_change
 
         long long old_id = batch_id_of(step);
         if (strcmp(status_of(step), "open") == 0 && old_id > 0) {
-            char id_text[32];
-            snprintf(id_text, sizeof(id_text), "%lld", old_id);
-            cJSON *group = cJSON_GetObjectItemCaseSensitive(abandoned, id_text);
-            if (!group)
-                group = cJSON_AddObjectToObject(abandoned, id_text);
             cJSON *old = cJSON_Duplicate(step, 1);
-            if (!group || !old)
+            if (group_add(abandoned, old_id, step->string, old) != 0)
                 goto oom;
-            cJSON_AddItemToObject(group, step->string, old);
             set_field(old, "status", cJSON_CreateString("abandoned"));
             set_time(old, "batch_end", now);
         }
@@ -380,17 +391,8 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
             goto oom;
         cJSON_AddItemToObject(latest, record->string, copy);
         long long id = batch_id_of(record);
-        if (id <= 0)
-            continue; /* opened by hand without a batch: no snapshot to update */
-        char id_text[32];
-        snprintf(id_text, sizeof(id_text), "%lld", id);
-        cJSON *group = cJSON_GetObjectItemCaseSensitive(by_batch, id_text);
-        if (!group)
-            group = cJSON_AddObjectToObject(by_batch, id_text);
-        copy = cJSON_Duplicate(record, 1);
-        if (!group || !copy)
-            goto oom;
-        cJSON_AddItemToObject(group, record->string, copy);
+        if (id > 0 && group_add(by_batch, id, record->string, cJSON_Duplicate(record, 1)) != 0)
+            goto oom; /* id 0: opened by hand without a batch, no snapshot */
     }
     if (plan_add_hash(&out->plan, workflow, 0, latest) != 0)
         goto oom;
