@@ -92,6 +92,7 @@ int utf8_valid(const char *text, size_t len);
 #define CFG_MAX_BYTES (1024 * 1024)
 #define CFG_MAX_NODES 250000 /* after alias expansion */
 #define CFG_MAX_DEPTH 64
+#define CFG_MAX_COPIED_BYTES (16 * 1024 * 1024) /* text copied by aliases */
 cJSON *cfg_parse(const char *text, size_t len, const char *source, bty_error *err);
 
 /* ------------------------------------------------------------------ doc.c

@@ -132,6 +132,7 @@ typedef struct anchor {
     int plain;        /* scalar only: written plain */
     yaml_mark_t mark; /* where the anchored node starts */
     long size;        /* nodes a copy costs, member keys included */
+    long bytes;       /* text a copy holds: keys and strings */
     int height;       /* levels a copy occupies */
 } anchor;
 
@@ -170,6 +171,7 @@ typedef struct cfg_ctx {
     frame stack[CFG_MAX_DEPTH];
     int depth;
     long nodes; /* created so far, alias copies and keys included */
+    long bytes; /* text copied by aliases and merges so far */
     unsigned serials;
     int documents;
     table keys;    /* (mapping serial, member name) -> NULL */
@@ -244,15 +246,23 @@ static const char *tag_shown(const char *tag, char out[SHOWN_MAX + 4])
     return shown(tag, out);
 }
 
-/* Count n more nodes against CFG_MAX_NODES: 0, or -1 with the error set. */
-static int count_nodes(cfg_ctx *ctx, long n, yaml_mark_t mark)
+/* Count n more nodes against CFG_MAX_NODES and `bytes` more copied text
+ * against CFG_MAX_COPIED_BYTES (a few aliases of one long string cost few
+ * nodes but much memory): 0, or -1 with the error set. */
+static int count_nodes(cfg_ctx *ctx, long n, long bytes, yaml_mark_t mark)
 {
     if (n > CFG_MAX_NODES - ctx->nodes)
         return fail_at(ctx, mark,
                        "the workflow grows past %d values (is an alias repeating a large "
                        "node, as in a \"billion laughs\" file?)",
                        CFG_MAX_NODES);
+    if (bytes > CFG_MAX_COPIED_BYTES - ctx->bytes)
+        return fail_at(ctx, mark,
+                       "aliases copy more than %d MiB of text (is an alias repeating a "
+                       "large value?)",
+                       CFG_MAX_COPIED_BYTES / (1024 * 1024));
     ctx->nodes += n;
+    ctx->bytes += bytes;
     return 0;
 }
 
@@ -724,26 +734,30 @@ static int check_step(cfg_ctx *ctx, const cJSON *member, yaml_mark_t mark)
 
 /* ------------------------------------------------------------ tree */
 
-/* Count a tree as the node budget does (every value, plus one per member
- * key) and its height in levels. Stops counting past CFG_MAX_NODES. */
-static void tree_measure(const cJSON *node, long *size, int *height)
+/* Count a tree as the budgets do (every value, plus one per member key;
+ * the bytes of keys and strings) and its height in levels. Stops counting
+ * past CFG_MAX_NODES or CFG_MAX_COPIED_BYTES. */
+static void tree_measure(const cJSON *node, long *size, int *height, long *bytes)
 {
     long count = 1;
+    long text = cJSON_IsString(node) ? (long)strlen(node->valuestring) : 0;
     int deepest = 0;
     const cJSON *child;
     cJSON_ArrayForEach(child, node)
     {
-        long s;
+        long s, b;
         int h;
-        tree_measure(child, &s, &h);
+        tree_measure(child, &s, &h, &b);
         count += s + (child->string ? 1 : 0);
+        text += b + (child->string ? (long)strlen(child->string) : 0);
         if (h > deepest)
             deepest = h;
-        if (count > CFG_MAX_NODES)
+        if (count > CFG_MAX_NODES || text > CFG_MAX_COPIED_BYTES)
             break;
     }
     *size = count;
     *height = deepest + 1;
+    *bytes = text;
 }
 
 static frame *top(cfg_ctx *ctx)
@@ -786,10 +800,11 @@ static int anchor_set(cfg_ctx *ctx, const char *name, yaml_mark_t mark, cJSON *n
     a->mark = mark;
     a->node = node;
     if (node) {
-        tree_measure(node, &a->size, &a->height);
+        tree_measure(node, &a->size, &a->height, &a->bytes);
         return 0;
     }
     a->size = a->height = 1;
+    a->bytes = (long)strlen(text);
     a->plain = plain;
     if (!(a->text = strdup(text)) || (tag && !(a->tag = strdup(tag))))
         return fail_oom(ctx);
@@ -907,10 +922,10 @@ static int apply_merge(cfg_ctx *ctx, frame *f)
         {
             if (table_find(&ctx->keys, f->serial, member->string))
                 continue;
-            long size;
+            long size, bytes;
             int height;
-            tree_measure(member, &size, &height);
-            if (count_nodes(ctx, size + 1, mark))
+            tree_measure(member, &size, &height, &bytes);
+            if (count_nodes(ctx, size + 1, bytes + (long)strlen(member->string), mark))
                 return -1;
             if (f->role == ROLE_ROOT && check_step_name(ctx, member->string, mark))
                 return -1;
@@ -963,7 +978,7 @@ static int on_scalar(cfg_ctx *ctx, const yaml_event_t *ev)
 
     if (memchr(text, '\0', len))
         return fail_at(ctx, mark, "a NUL character (\\0) cannot be stored in a workflow");
-    if (count_nodes(ctx, 1, mark))
+    if (count_nodes(ctx, 1, 0, mark))
         return -1;
     if (f && f->is_map && !f->have_key) {
         if (tag) { /* the key's text is used verbatim, but its tag must fit */
@@ -1011,14 +1026,14 @@ static int on_alias(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
         if (a->node)
             return fail_at(ctx, mark, "alias *%s cannot be a key: keys must be scalars",
                            shown(name, text));
-        if (count_nodes(ctx, 1, mark))
+        if (count_nodes(ctx, 1, a->bytes, mark))
             return -1;
         return on_key(ctx, f, a->text, 0, mark);
     }
     if (ctx->depth + a->height > CFG_MAX_DEPTH)
         return fail_at(ctx, mark, "alias *%s nests values deeper than %d levels", shown(name, text),
                        CFG_MAX_DEPTH);
-    if (count_nodes(ctx, a->size, mark))
+    if (count_nodes(ctx, a->size, a->bytes, mark))
         return -1;
     cJSON *copy;
     if (!a->node) {
@@ -1056,7 +1071,7 @@ static int on_start(cfg_ctx *ctx, int is_map, const char *anchor_name, const cha
         return fail_at(ctx, mark, "values nest deeper than %d levels", CFG_MAX_DEPTH);
     if (anchor_name && anchor_check_new(ctx, anchor_name, mark))
         return -1;
-    if (count_nodes(ctx, 1, mark))
+    if (count_nodes(ctx, 1, 0, mark))
         return -1;
     enum role role = ROLE_OTHER;
     if (!parent)
