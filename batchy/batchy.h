@@ -89,9 +89,9 @@ int utf8_valid(const char *text, size_t len);
  * `source` names the file in error messages (e.g. "wf1.yaml").
  * Returns a new cJSON object the caller deletes, or NULL with err set
  * (422 with "source:line:column: reason" for invalid YAML or fields). */
-#define CFG_MAX_BYTES (1024 * 1024)
-#define CFG_MAX_NODES 250000 /* after alias expansion */
-#define CFG_MAX_DEPTH 64
+#define CFG_MAX_BYTES        (1024 * 1024)
+#define CFG_MAX_NODES        250000 /* after alias expansion */
+#define CFG_MAX_DEPTH        64
 #define CFG_MAX_COPIED_BYTES (16 * 1024 * 1024) /* text copied by aliases */
 cJSON *cfg_parse(const char *text, size_t len, const char *source, bty_error *err);
 
@@ -117,12 +117,19 @@ cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_err
 /* Sort a document's steps in byte order of their names, in place. */
 void doc_sort(cJSON *doc);
 
+/* How a hash of a plan is written. */
+typedef enum bty_write_mode {
+    WRITE_MERGE,   /* HSET the fields into what is there */
+    WRITE_REPLACE, /* DEL the key first */
+    WRITE_CREATE,  /* the key must not exist: a new batch's snapshot */
+} bty_write_mode;
+
 /* What one call writes: each entry is one hash, written field by field
- * (HSET) and, when replace is set, deleted first. Store executes a plan in
- * one MULTI/EXEC; building it is pure. */
+ * (HSET) as its mode says. Store executes a plan in one MULTI/EXEC;
+ * building it is pure. */
 typedef struct bty_hash_write {
-    char *key;    /* owned */
-    int replace;  /* DEL key first */
+    char *key; /* owned */
+    bty_write_mode mode;
     size_t n;     /* number of fields */
     char **names; /* owned, n entries */
     char **values;
@@ -135,7 +142,7 @@ typedef struct bty_write_plan {
 
 /* Add hash `key` with every step of `steps` ({step: record}) as a field,
  * the record encoded as compact JSON. Returns 0, or -1 on out of memory. */
-int plan_add_hash(bty_write_plan *plan, const char *key, int replace, const cJSON *steps);
+int plan_add_hash(bty_write_plan *plan, const char *key, bty_write_mode mode, const cJSON *steps);
 void plan_free(bty_write_plan *plan);
 
 /* ------------------------------------------------------------------ rules.c
@@ -158,10 +165,11 @@ void change_free(bty_change *c);
 int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err);
 
 /* open_batch over every step of `prev` (not modified): new from_date,
- * to_date, batch_id per SPEC section 4; plans <wf>, <wf>-<batch_id> and,
- * for steps that were still open, their previous snapshot (abandoned). */
-int rules_open(const char *workflow, const cJSON *prev, bty_time now, bty_change *out,
-               bty_error *err);
+ * to_date, batch_id per SPEC section 4, the id at least min_batch_id;
+ * plans <wf>, a new <wf>-<batch_id> (WRITE_CREATE) and, for steps that
+ * were still open, their previous snapshot (abandoned). */
+int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long min_batch_id,
+               bty_change *out, bty_error *err);
 
 /* close_batch / fail_batch. */
 typedef struct bty_end_request {

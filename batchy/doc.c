@@ -107,7 +107,7 @@ void doc_exact_integers(cJSON *item)
     }
 }
 
-int plan_add_hash(bty_write_plan *plan, const char *key, int replace, const cJSON *steps)
+int plan_add_hash(bty_write_plan *plan, const char *key, bty_write_mode mode, const cJSON *steps)
 {
     bty_hash_write *grown = realloc(plan->hashes, (plan->n + 1) * sizeof(*grown));
     if (!grown)
@@ -115,7 +115,7 @@ int plan_add_hash(bty_write_plan *plan, const char *key, int replace, const cJSO
     plan->hashes = grown;
     bty_hash_write *h = &plan->hashes[plan->n];
     memset(h, 0, sizeof(*h));
-    h->replace = replace;
+    h->mode = mode;
     h->key = strdup(key);
     size_t n = (size_t)cJSON_GetArraySize(steps);
     h->names = calloc(n ? n : 1, sizeof(char *));

@@ -166,14 +166,18 @@ static void reply_error(reply *out, const bty_error *err)
 
 /* ------------------------------------------------------------------ rules */
 
-typedef int (*rule_fn)(const char *workflow, const cJSON *doc, bty_time now, const void *arg,
-                       bty_change *out, bty_error *err);
+/* A rule as apply_rule runs it; min_batch_id is for open (see there). */
+typedef int (*rule_fn)(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
+                       const void *arg, bty_change *out, bty_error *err);
 
 /* Read <wf>, apply the rule, write the plan; start over when a concurrent
- * call wrote <wf> in between. On success *out holds the change. */
+ * call wrote <wf> in between, or when the snapshot of the batch id chosen
+ * exists already (a load_cfg reset the ids since that batch): then with a
+ * higher id. On success *out holds the change. */
 static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_change *out,
                       bty_error *err)
 {
+    long long min_batch_id = 0;
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         if (attempt) {
             /* Back off a little, growing, so racing writers spread out. */
@@ -194,7 +198,7 @@ static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_c
         store_hash_free(&hash);
         if (!doc)
             return -1;
-        int rc = rule(workflow, doc, now_utc(), arg, out, err);
+        int rc = rule(workflow, doc, now_utc(), min_batch_id, arg, out, err);
         cJSON_Delete(doc);
         if (rc != 0)
             return -1;
@@ -203,6 +207,8 @@ static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_c
         int written = store_commit(&out->plan, err);
         if (written == 1)
             return 0;
+        if (written == 2)
+            min_batch_id = out->batch_id + 1;
         change_free(out);
         if (written < 0)
             return -1;
@@ -211,16 +217,17 @@ static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_c
         err, 503, "workflow '%s' is changing too fast to apply this call; try again", workflow);
 }
 
-static int open_rule(const char *workflow, const cJSON *doc, bty_time now, const void *arg,
-                     bty_change *out, bty_error *err)
+static int open_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
+                     const void *arg, bty_change *out, bty_error *err)
 {
     (void)arg;
-    return rules_open(workflow, doc, now, out, err);
+    return rules_open(workflow, doc, now, min_batch_id, out, err);
 }
 
-static int end_rule(const char *workflow, const cJSON *doc, bty_time now, const void *arg,
-                    bty_change *out, bty_error *err)
+static int end_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
+                    const void *arg, bty_change *out, bty_error *err)
 {
+    (void)min_batch_id;
     return rules_end(workflow, doc, arg, now, out, err);
 }
 

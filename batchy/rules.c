@@ -178,8 +178,8 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
     out->batch_id = rules_current_batch(doc);
     char key[200];
     snprintf(key, sizeof(key), "%s-%lld-init", workflow, (long long)now.sec);
-    if (plan_add_hash(&out->plan, workflow, 1, doc) != 0 ||
-        plan_add_hash(&out->plan, key, 1, doc) != 0) {
+    if (plan_add_hash(&out->plan, workflow, WRITE_REPLACE, doc) != 0 ||
+        plan_add_hash(&out->plan, key, WRITE_REPLACE, doc) != 0) {
         change_free(out);
         return oom(err);
     }
@@ -212,8 +212,8 @@ static int next_from_date(const char *workflow, const cJSON *prev, bty_time *fro
     return 0;
 }
 
-int rules_open(const char *workflow, const cJSON *prev, bty_time now, bty_change *out,
-               bty_error *err)
+int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long min_batch_id,
+               bty_change *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (!cJSON_GetArraySize(prev))
@@ -230,8 +230,11 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, bty_change
         if (id > last)
             last = id;
     }
-    /* Strictly increasing even when two opens fall in the same second. */
+    /* Strictly increasing even when two opens fall in the same second;
+     * never an id whose snapshot exists (min_batch_id: see http.c). */
     long long batch_id = now.sec > last ? (long long)now.sec : last + 1;
+    if (batch_id < min_batch_id)
+        batch_id = min_batch_id;
 
     cJSON *state = cJSON_CreateObject();
     cJSON *abandoned = cJSON_CreateObject(); /* {"<old id>": {step: record}} */
@@ -268,17 +271,16 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, bty_change
     out->batch_id = batch_id;
     char key[200];
     snapshot_key(key, sizeof(key), workflow, batch_id);
-    /* The new snapshot replaces whatever a key of that name held: only a
-     * load_cfg that reset the batch ids can have left one there, and mixing
-     * its fields with this batch would make it disagree with <wf>. */
-    if (plan_add_hash(&out->plan, workflow, 0, state) != 0 ||
-        plan_add_hash(&out->plan, key, 1, state) != 0)
+    /* The new snapshot must be new: after a load_cfg reset the batch ids,
+     * an earlier batch may have had this id, and its history must stay. */
+    if (plan_add_hash(&out->plan, workflow, WRITE_MERGE, state) != 0 ||
+        plan_add_hash(&out->plan, key, WRITE_CREATE, state) != 0)
         goto oom_out;
     cJSON *group;
     cJSON_ArrayForEach(group, abandoned)
     {
         snprintf(key, sizeof(key), "%s-%s", workflow, group->string);
-        if (plan_add_hash(&out->plan, key, 0, group) != 0)
+        if (plan_add_hash(&out->plan, key, WRITE_MERGE, group) != 0)
             goto oom_out;
     }
     cJSON_Delete(abandoned);
@@ -394,14 +396,14 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
         if (id > 0 && group_add(by_batch, id, record->string, cJSON_Duplicate(record, 1)) != 0)
             goto oom; /* id 0: opened by hand without a batch, no snapshot */
     }
-    if (plan_add_hash(&out->plan, workflow, 0, latest) != 0)
+    if (plan_add_hash(&out->plan, workflow, WRITE_MERGE, latest) != 0)
         goto oom;
     cJSON *group;
     cJSON_ArrayForEach(group, by_batch)
     {
         char key[200];
         snprintf(key, sizeof(key), "%s-%s", workflow, group->string);
-        if (plan_add_hash(&out->plan, key, 0, group) != 0)
+        if (plan_add_hash(&out->plan, key, WRITE_MERGE, group) != 0)
             goto oom;
     }
     cJSON_Delete(latest);

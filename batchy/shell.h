@@ -68,7 +68,8 @@ int store_read(const char *key, int watch, bty_hash *out, bty_error *err);
 
 /* Apply a write plan atomically (MULTI, one EVALSHA of the plan script,
  * EXEC), one round trip. Returns 1 when written, 0 when a watched key
- * changed (nothing written: read again and retry), -1 with err. */
+ * changed (nothing written: read again and retry), 2 when a WRITE_CREATE
+ * key exists (nothing written), -1 with err. */
 int store_commit(const bty_write_plan *plan, bty_error *err);
 
 /* ------------------------------------------------------------------ http.c */

@@ -23,17 +23,23 @@
 
 #include "shell.h"
 
-/* KEYS: the hashes. ARGV: per key "replace" (0/1), field count, then
- * field/value pairs. HSET is called in chunks because Lua's unpack has a
- * limit on the number of values. */
+/* KEYS: the hashes. ARGV: per key its bty_write_mode (0 merge, 1 replace,
+ * 2 create), field count, then field/value pairs. Every key is checked
+ * before any is written. HSET is called in chunks because Lua's unpack has
+ * a limit on the number of values. */
 static const char plan_script[] =
+    "local a = 1\n"
     "for _, k in ipairs(KEYS) do\n"
     "  local t = redis.call('TYPE', k).ok\n"
     "  if t ~= 'hash' and t ~= 'none' then\n"
     "    return redis.error_reply('WRONGTYPE key ' .. k .. ' is a ' .. t .. ', not a hash')\n"
     "  end\n"
+    "  if ARGV[a] == '2' and t ~= 'none' then\n"
+    "    return redis.error_reply('BATCHY_EXISTS ' .. k)\n"
+    "  end\n"
+    "  a = a + 2 + 2 * tonumber(ARGV[a + 1])\n"
     "end\n"
-    "local a = 1\n"
+    "a = 1\n"
     "for _, k in ipairs(KEYS) do\n"
     "  local n = tonumber(ARGV[a + 1])\n"
     "  if ARGV[a] == '1' then redis.call('DEL', k) end\n"
@@ -311,7 +317,7 @@ int store_commit(const bty_write_plan *plan, bty_error *err)
         return -1;
     redisContext *c = conn->ctx;
 
-    /* EVALSHA sha numkeys key... (replace n field value ...)... */
+    /* EVALSHA sha numkeys key... (mode n field value ...)... */
     size_t argc = 3 + plan->n;
     for (size_t i = 0; i < plan->n; i++)
         argc += 2 + 2 * plan->hashes[i].n;
@@ -335,7 +341,7 @@ int store_commit(const bty_write_plan *plan, bty_error *err)
     for (size_t i = 0; i < plan->n; i++) {
         const bty_hash_write *h = &plan->hashes[i];
         snprintf(counts[i], sizeof(counts[i]), "%zu", h->n);
-        argv[a++] = h->replace ? "1" : "0";
+        argv[a++] = h->mode == WRITE_CREATE ? "2" : h->mode == WRITE_REPLACE ? "1" : "0";
         argv[a++] = counts[i];
         for (size_t j = 0; j < h->n; j++) {
             argv[a++] = h->names[j];
@@ -373,6 +379,8 @@ int store_commit(const bty_write_plan *plan, bty_error *err)
             const redisReply *e = r->element[0];
             if (e->type != REDIS_REPLY_ERROR) {
                 result = 1;
+            } else if (strncmp(e->str, "BATCHY_EXISTS", 13) == 0) {
+                result = 2; /* a key to create exists: nothing written */
             } else if (strncmp(e->str, "NOSCRIPT", 8) == 0) {
                 /* Scripts were flushed: reconnect (loads it) and retry. */
                 drop();

@@ -220,6 +220,24 @@ class OpenRulesTest(ServiceTestCase):
         self.assertGreaterEqual(rec["batch_id"], t0 - 1)
 
 
+class ReloadRulesTest(ServiceTestCase):
+    def test_open_after_reload_never_reuses_a_batch_id(self):
+        # load_cfg resets the steps' batch ids; an open in the same second as
+        # the last batch must not take that batch's id or overwrite its history
+        wf = self.unique("reload")
+        self.load(wf, "job1:\n  p: 1\n")
+        first = self.open_batch(wf)["job1"]["batch_id"]
+        self.close_batch(wf, {"rows": "1"})
+        self.load(wf)
+        second = self.open_batch(wf)["job1"]["batch_id"]
+        self.assertGreater(second, first)
+        old = self.redis.hash_json("%s-%d" % (wf, first))
+        self.assertEqual(old["job1"]["status"], "success")
+        self.assertEqual(old["job1"]["rows"], "1")
+        self.assert_error(self.call("close_batch", wf, {"batch_id": str(first)}), 409)
+        self.assert_latest_matches_snapshot(wf)
+
+
 class CloseFailRulesTest(ServiceTestCase):
     def setUp(self):
         self.wf = self.unique("end")

@@ -48,7 +48,7 @@ static void open_ok(const char *json, bty_change *out)
 {
     cJSON *prev = doc(json);
     bty_error err = {0};
-    int rc = rules_open("wf1", prev, NOW, out, &err);
+    int rc = rules_open("wf1", prev, NOW, 0, out, &err);
     if (rc != 0)
         fail_msg("rules_open: %d %s", err.status, err.message);
     cJSON_Delete(prev);
@@ -158,6 +158,15 @@ static void open_batch_id_is_strictly_increasing_within_a_second(void **state)
     open_ok(json, &c);
     assert_int_equal(c.batch_id, NOW.sec + 1001);
     change_free(&c);
+
+    /* An id whose snapshot exists is skipped by asking for a higher one. */
+    cJSON *prev = doc("{\"a\":{}}");
+    bty_error err = {0};
+    assert_int_equal(rules_open("wf1", prev, NOW, NOW.sec + 5, &c, &err), 0);
+    assert_int_equal(c.batch_id, NOW.sec + 5);
+    assert_int_equal((long long)number(c.state, "a", "batch_id"), NOW.sec + 5);
+    change_free(&c);
+    cJSON_Delete(prev);
 }
 
 /* The plan entry for `key`, or NULL. */
@@ -188,8 +197,8 @@ static void open_writes_latest_and_snapshot_alike(void **state)
     assert_non_null(latest);
     assert_non_null(snap);
     assert_int_equal(c.plan.n, 2);
-    assert_false(latest->replace);
-    assert_true(snap->replace);
+    assert_int_equal(latest->mode, WRITE_MERGE);
+    assert_int_equal(snap->mode, WRITE_CREATE);
     assert_int_equal(latest->n, 2);
     assert_int_equal(snap->n, 2);
     for (size_t i = 0; i < latest->n; i++)
@@ -232,7 +241,7 @@ static void open_refuses_unreadable_state(void **state)
         cJSON *prev = doc(bad[i]);
         bty_change c;
         bty_error err = {0};
-        assert_int_equal(rules_open("wf1", prev, NOW, &c, &err), -1);
+        assert_int_equal(rules_open("wf1", prev, NOW, 0, &c, &err), -1);
         assert_int_equal(err.status, i == 4 ? 404 : 409);
         assert_null(c.state);
         assert_int_equal(c.plan.n, 0);
@@ -397,8 +406,8 @@ static void load_adds_status_new_and_plans_replace_with_init_snapshot(void **sta
     const bty_hash_write *latest = planned(&c, "wf1"), *init = planned(&c, "wf1-1795413600-init");
     assert_non_null(latest);
     assert_non_null(init);
-    assert_true(latest->replace);
-    assert_true(init->replace);
+    assert_int_equal(latest->mode, WRITE_REPLACE);
+    assert_int_equal(init->mode, WRITE_REPLACE);
     assert_string_equal(planned_value(latest, "a"), "{\"status\":\"new\"}");
     change_free(&c);
 }
@@ -416,7 +425,7 @@ static void doc_from_hash_reads_original_service_records(void **state)
     assert_string_equal(d->child->string, "job1"); /* sorted */
     assert_string_equal(field(d, "job1", "status"), "failed");
     bty_change c;
-    assert_int_equal(rules_open("wf1", d, NOW, &c, &err), 0);
+    assert_int_equal(rules_open("wf1", d, NOW, 0, &c, &err), 0);
     assert_string_equal(field(c.state, "job1", "from_date"), "2016-01-01T23:59:00.000000");
     change_free(&c);
     cJSON_Delete(d);
