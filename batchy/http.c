@@ -10,6 +10,9 @@
  * write, the write is refused by Redis (WATCH) and the handler starts over.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -33,10 +36,12 @@
 static const char TYPE_JSON[] = "application/json";
 static const char TYPE_TEXT[] = "text/plain; charset=utf-8";
 
-/* The server: options (read-only once started) and the daemon. */
+/* The server: options (read-only once started), the daemon, and how many
+ * requests have started and not yet been answered (for a clean stop). */
 typedef struct server {
     bty_options opts;
     struct MHD_Daemon *daemon;
+    atomic_int in_flight;
 } server;
 
 /* One request, from its first callback to its completion. Owned by
@@ -180,8 +185,13 @@ static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_c
     long long min_batch_id = 0;
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         if (attempt) {
-            /* Back off a little, growing, so racing writers spread out. */
-            struct timespec pause = {0, (long)(attempt * 100000 + (rand() % 100000))};
+            /* Back off a little, growing and jittered, so racing writers
+             * (in this process and others) spread out. */
+            static __thread unsigned seed;
+            if (!seed)
+                seed = (unsigned)getpid() ^ (unsigned)(uintptr_t)pthread_self() ^
+                       (unsigned)now_utc().usec;
+            struct timespec pause = {0, (long)(attempt * 100000 + rand_r(&seed) % 100000)};
             nanosleep(&pause, NULL);
         }
         bty_hash hash;
@@ -548,12 +558,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **req_cls)
 {
     (void)version;
-    const server *srv = cls;
+    server *srv = cls;
     request *req = *req_cls;
     if (!req) {
         req = calloc(1, sizeof(*req));
         if (!req)
             return MHD_NO;
+        atomic_fetch_add(&srv->in_flight, 1);
         clock_gettime(CLOCK_MONOTONIC, &req->start);
         snprintf(req->method, sizeof(req->method), "%s", method);
         log_path(req->path, sizeof(req->path), url);
@@ -612,10 +623,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)conn, (void)toe;
-    const server *srv = cls;
+    server *srv = cls;
     request *req = *req_cls;
     if (!req)
         return;
+    atomic_fetch_sub(&srv->in_flight, 1);
     if (!srv->opts.quiet && req->status) {
         struct timespec end;
         clock_gettime(CLOCK_MONOTONIC, &end);
@@ -677,14 +689,14 @@ void *http_start(const bty_options *opts)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads > 1 ? opts->threads : 0),
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads > 1 ? opts->threads : 1),
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         /* Room for a request line of ~100 KB with ~2000 parameters (each
          * costs libmicrohttpd a record in this pool); longer lines get 414.
          * Pages are only touched as used. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul, NULL,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+        MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         fprintf(stderr,
@@ -703,6 +715,11 @@ void http_stop(void *handle)
     if (!srv)
         return;
     MHD_quiesce_daemon(srv->daemon); /* stop accepting */
-    MHD_stop_daemon(srv->daemon);    /* finish in-flight callbacks, join workers */
+    /* Let requests in flight be answered: MHD_stop_daemon closes every
+     * connection, answered or not, and a client that got no answer to an
+     * open would retry it and open a second batch. */
+    for (int waited_ms = 0; atomic_load(&srv->in_flight) > 0 && waited_ms < 10000; waited_ms += 10)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    MHD_stop_daemon(srv->daemon); /* join workers; idle connections close */
     free(srv);
 }

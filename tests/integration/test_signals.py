@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -89,6 +90,38 @@ class SignalsAndOptionsTest(unittest.TestCase):
             self.assert_stops_with_zero(b, signal.SIGTERM)
         finally:
             idle.close()
+
+    def test_sigterm_answers_the_request_in_flight_before_exiting(self):
+        # An open that is under way when SIGTERM comes must still get its
+        # answer: a client that got none would retry and open a second batch.
+        b = self.start()
+        self.assertEqual(b.get("/load_cfg/wf1").status, 200)
+        busy = ("local t = redis.call('TIME') "
+                "repeat local n = redis.call('TIME') "
+                "until (n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 1500000")
+        sleeper = subprocess.Popen(["redis-cli", "-p", str(self.redis.port), "EVAL", busy, "0"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.2)  # Redis is busy: the open below waits on it
+            result = {}
+
+            def call():
+                try:
+                    result["r"] = b.get("/open_batch/wf1", timeout=20 * SLOW)
+                except Exception as e:
+                    result["error"] = e
+            t = threading.Thread(target=call)
+            t.start()
+            time.sleep(0.4)
+            b.send_signal(signal.SIGTERM)
+            t.join(30 * SLOW)
+        finally:
+            sleeper.wait(10)
+        self.assertNotIn("error", result, result)
+        self.assertEqual(result["r"].status, 200, result["r"])
+        self.assertEqual(b.wait(), 0)
+        latest = self.redis.hash_json("wf1")
+        self.assertEqual(latest["job1"]["batch_id"], result["r"].json()["job1"]["batch_id"])
 
     def test_sigterm_right_after_start_exits_zero(self):
         b = self.start()
