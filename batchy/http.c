@@ -57,6 +57,7 @@ typedef struct request {
     char *names[MAX_PARAMS]; /* owned */
     char *values[MAX_PARAMS];
     int too_many_params;
+    int nul_in_body; /* a form value held a NUL, which strings cannot */
 } request;
 
 /* What a handler answers with. body is malloc'd and owned. */
@@ -117,6 +118,10 @@ static enum MHD_Result collect_post(void *cls, enum MHD_ValueKind kind, const ch
 {
     (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
     request *req = cls;
+    if (size && memchr(data, '\0', size)) {
+        req->nul_in_body = 1;
+        return MHD_YES;
+    }
     if (off > 0 && req->nparams && req->names[req->nparams - 1] &&
         strcmp(req->names[req->nparams - 1], key) == 0) {
         /* A value delivered in pieces: append. */
@@ -508,6 +513,8 @@ static int authorised(const server *srv, struct MHD_Connection *conn, const requ
  * UTF-8 without NUL, and of a bounded size. */
 static int check_params(const request *req, bty_error *err)
 {
+    if (req->nul_in_body)
+        return bty_error_set(err, 400, "parameters must be UTF-8 text without NUL");
     if (req->too_many_params)
         return bty_error_set(err, 400, "too many parameters (%d at most)", MAX_PARAMS);
     for (size_t i = 0; i < req->nparams; i++) {
@@ -530,6 +537,8 @@ static void dispatch(const server *srv, struct MHD_Connection *conn, request *re
     int rc = -1;
     if (req->body_bytes > MAX_BODY)
         bty_error_set(&err, 413, "request body too large (64 KiB at most)");
+    else if (!utf8_valid(url, strlen(url)))
+        bty_error_set(&err, 400, "the path must be UTF-8 text without NUL");
     else if (check_params(req, &err) != 0)
         ;
     else if (route_match(method, url, &target, &err) != 0)
@@ -607,15 +616,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 /* Percent-decode a path or parameter in place, as libmicrohttpd does,
- * except that a string holding %00 is left as it is: decoded, the NUL
- * would cut it short and "wf1%00x" would read as "wf1". Left encoded, it
- * fails name checks or matches nothing. */
-static size_t unescape_keeping_nul(void *cls, struct MHD_Connection *conn, char *s)
+ * except that %00 becomes the byte 0xFF instead of a NUL: a NUL would cut
+ * the string short ("wf1%00x" would read as "wf1"), while 0xFF is never
+ * valid UTF-8, so names and parameters holding it are refused with 400. */
+static size_t unescape_without_nul(void *cls, struct MHD_Connection *conn, char *s)
 {
     (void)cls, (void)conn;
-    for (const char *p = s; (p = strchr(p, '%')); p++)
+    for (char *p = s; (p = strchr(p, '%')); p++)
         if (p[1] == '0' && p[2] == '0')
-            return strlen(s);
+            p[1] = p[2] = 'F';
     return MHD_http_unescape(s);
 }
 
@@ -689,13 +698,15 @@ void *http_start(const bty_options *opts)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(opts->threads > 1 ? opts->threads : 1),
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         /* Room for a request line of ~100 KB with ~2000 parameters (each
          * costs libmicrohttpd a record in this pool); longer lines get 414.
          * Pages are only touched as used. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_keeping_nul, NULL,
+        on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_without_nul, NULL,
+        /* Last, so that with one thread the list ends here: libmicrohttpd
+         * warns about a pool of one. */
+        opts->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)opts->threads,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {

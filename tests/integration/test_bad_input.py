@@ -57,6 +57,23 @@ class BadInputTest(ServiceTestCase):
             with self.subTest(path=path):
                 self.assert_rejected("GET", path)
 
+    def test_nul_in_a_query_value_is_400_and_changes_nothing(self):
+        self.batchy.get("/open_batch/wf1")
+        self.before = self.redis.dump()
+        for query in ("rows=12%0034", "note=caf%C3%A9%20x%00y", "step=job1%00garbage"):
+            with self.subTest(query=query):
+                self.assert_rejected("GET", "/close_batch/wf1?" + query, statuses=(400,))
+
+    def test_nul_in_a_form_body_is_400_and_changes_nothing(self):
+        self.batchy.get("/open_batch/wf1")
+        self.before = self.redis.dump()
+        for body in ("step=job1%00garbage", "rows=12%0034"):
+            with self.subTest(body=body):
+                r = self.batchy.request("POST", "/close_batch/wf1", body=body.encode(), headers={
+                    "Content-Type": "application/x-www-form-urlencoded"})
+                self.assert_error(r, 400)
+                self.assert_nothing_written()
+
     def test_other_endpoints_with_traversal_are_refused(self):
         for path in ("/get_status/..", "/get_status/../wf1", "/get_status/%2e%2e",
                      "/get_status/a%2Fb", "/get_status/a%2fb", "/open_batch/..%2fwf1",
