@@ -39,20 +39,41 @@ static int is_reserved(const char *name)
     return 0;
 }
 
-/* Replace or add `name` in `record`; takes ownership of item. */
-static void set_field(cJSON *record, const char *name, cJSON *item)
+/* Add `name`, known absent, without looking for it (documents of
+ * thousands of steps are built this way); as set_field otherwise. */
+static int add_new(cJSON *object, const char *name, cJSON *item)
 {
-    if (cJSON_GetObjectItemCaseSensitive(record, name))
-        cJSON_ReplaceItemInObjectCaseSensitive(record, name, item);
-    else
-        cJSON_AddItemToObject(record, name, item);
+    if (item && cJSON_AddItemToObject(object, name, item))
+        return 0;
+    cJSON_Delete(item);
+    return -1;
 }
 
-static void set_time(cJSON *record, const char *name, bty_time t)
+/* Replace or add `name` in `record`; takes ownership of item (NULL when
+ * its creation ran out of memory). 0, or -1 when out of memory: a record
+ * half set must not be written, so callers give up on -1. */
+static int set_field(cJSON *record, const char *name, cJSON *item)
+{
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(record, name);
+    if (!item || !old)
+        return add_new(record, name, item);
+    /* Not cJSON_ReplaceItemInObject: it ignores a failed copy of the key
+     * and leaves the value under an empty name. */
+    size_t len = strlen(name) + 1;
+    item->string = cJSON_malloc(len);
+    if (!item->string || !cJSON_ReplaceItemViaPointer(record, old, item)) {
+        cJSON_Delete(item);
+        return -1;
+    }
+    memcpy(item->string, name, len);
+    return 0;
+}
+
+static int set_time(cJSON *record, const char *name, bty_time t)
 {
     char text[BTY_TIME_LEN + 1];
     time_format(t, text);
-    set_field(record, name, cJSON_CreateString(text));
+    return set_field(record, name, cJSON_CreateString(text));
 }
 
 static const char *status_of(const cJSON *record)
@@ -150,12 +171,11 @@ static int group_add(cJSON *groups, long long id, const char *step, cJSON *recor
     cJSON *group = cJSON_GetObjectItemCaseSensitive(groups, id_text);
     if (!group)
         group = cJSON_AddObjectToObject(groups, id_text);
-    if (!group || !record) {
+    if (!group) {
         cJSON_Delete(record);
         return -1;
     }
-    cJSON_AddItemToObject(group, step, record);
-    return 0;
+    return add_new(group, step, record);
 }
 
 /* The key of a batch snapshot: <wf>-<batch_id>. */
@@ -171,8 +191,11 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
     cJSON *step;
     cJSON_ArrayForEach(step, doc)
     {
-        if (!cJSON_GetObjectItemCaseSensitive(step, "status"))
-            cJSON_AddItemToObject(step, "status", cJSON_CreateString("new"));
+        if (!cJSON_GetObjectItemCaseSensitive(step, "status") &&
+            set_field(step, "status", cJSON_CreateString("new")) != 0) {
+            cJSON_Delete(doc);
+            return oom(err);
+        }
     }
     out->state = doc;
     out->batch_id = rules_current_batch(doc);
@@ -246,24 +269,21 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
         if (next_from_date(workflow, step, &from, err) != 0)
             goto fail;
         cJSON *record = cJSON_Duplicate(step, 1);
-        if (!record)
+        if (add_new(state, step->string, record) != 0 || set_time(record, "from_date", from) != 0 ||
+            set_time(record, "to_date", now) != 0 || set_time(record, "batch_start", now) != 0 ||
+            set_field(record, "batch_end", cJSON_CreateNull()) != 0 ||
+            set_field(record, "status", cJSON_CreateString("open")) != 0 ||
+            set_field(record, "batch_id", cJSON_CreateNumber((double)batch_id)) != 0)
             goto oom;
-        cJSON_AddItemToObject(state, step->string, record);
-        set_time(record, "from_date", from);
-        set_time(record, "to_date", now);
-        set_time(record, "batch_start", now);
-        set_field(record, "batch_end", cJSON_CreateNull());
-        set_field(record, "status", cJSON_CreateString("open"));
-        set_field(record, "batch_id", cJSON_CreateNumber((double)batch_id));
         cJSON_DeleteItemFromObjectCaseSensitive(record, "error_message");
 
         long long old_id = batch_id_of(step);
         if (strcmp(status_of(step), "open") == 0 && old_id > 0) {
             cJSON *old = cJSON_Duplicate(step, 1);
-            if (group_add(abandoned, old_id, step->string, old) != 0)
+            if (group_add(abandoned, old_id, step->string, old) != 0 ||
+                set_field(old, "status", cJSON_CreateString("abandoned")) != 0 ||
+                set_time(old, "batch_end", now) != 0)
                 goto oom;
-            set_field(old, "status", cJSON_CreateString("abandoned"));
-            set_time(old, "batch_end", now);
         }
     }
 
@@ -381,17 +401,16 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
     {
         if (req->nsteps && !listed(req->steps, req->nsteps, record->string))
             continue;
-        set_field(record, "status", cJSON_CreateString(req->status));
-        set_time(record, "batch_end", now);
-        if (failing && req->error_message)
-            set_field(record, "error_message", cJSON_CreateString(req->error_message));
-        for (size_t i = 0; i < req->nextra; i++)
-            set_field(record, req->extra_names[i], cJSON_CreateString(req->extra_values[i]));
-
-        cJSON *copy = cJSON_Duplicate(record, 1);
-        if (!copy)
+        if (set_field(record, "status", cJSON_CreateString(req->status)) != 0 ||
+            set_time(record, "batch_end", now) != 0 ||
+            (failing && req->error_message &&
+             set_field(record, "error_message", cJSON_CreateString(req->error_message)) != 0))
             goto oom;
-        cJSON_AddItemToObject(latest, record->string, copy);
+        for (size_t i = 0; i < req->nextra; i++)
+            if (set_field(record, req->extra_names[i], cJSON_CreateString(req->extra_values[i])))
+                goto oom;
+        if (add_new(latest, record->string, cJSON_Duplicate(record, 1)) != 0)
+            goto oom;
         long long id = batch_id_of(record);
         if (id > 0 && group_add(by_batch, id, record->string, cJSON_Duplicate(record, 1)) != 0)
             goto oom; /* id 0: opened by hand without a batch, no snapshot */
