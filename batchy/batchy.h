@@ -54,7 +54,12 @@ typedef struct bty_time {
 } bty_time;
 
 #define BTY_TIME_LEN 26 /* "YYYY-MM-DDTHH:MM:SS.ffffff" */
-#define BTY_ORIGIN   "1776-07-04T23:59:00.000000"
+
+/* Bounds of the numeric special fields, shared by load validation and the
+ * rules so that whatever loads also opens. */
+#define BTY_MAX_REPROCESS_HOURS 1000000.0
+#define BTY_MAX_BATCH_ID        999999999999999LL /* below 1e15: printed exactly */
+#define BTY_ORIGIN              "1776-07-04T23:59:00.000000"
 
 /* Parse a time leniently (SPEC section 2): YYYY-MM-DD, then optionally
  * [T| ]HH:MM, :SS, .f{1,9} (truncated to microseconds), and an optional Z,

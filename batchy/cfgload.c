@@ -683,9 +683,10 @@ static int check_field(cfg_ctx *ctx, const char *key, const cJSON *v, yaml_mark_
                        key, describe(v, what));
     }
     if (strcmp(key, "reprocess_hours") == 0) {
-        if (cJSON_IsNumber(v) && v->valuedouble >= 0)
+        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= BTY_MAX_REPROCESS_HOURS)
             return 0;
-        return fail_at(ctx, mark, "reprocess_hours must be a number of hours >= 0, not %s",
+        return fail_at(ctx, mark,
+                       "reprocess_hours must be a number of hours from 0 to 1000000, not %s",
                        describe(v, what));
     }
     if (strcmp(key, "trunc_start") == 0) {
@@ -700,10 +701,12 @@ static int check_field(cfg_ctx *ctx, const char *key, const cJSON *v, yaml_mark_
                        describe(v, what));
     }
     if (strcmp(key, "batch_id") == 0) {
-        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble))
+        if (cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+            v->valuedouble <= (double)BTY_MAX_BATCH_ID && v->valuedouble == floor(v->valuedouble))
             return 0;
         return fail_at(ctx, mark,
-                       "batch_id must be an integer >= 0 (the batch's Unix time), not %s",
+                       "batch_id must be an integer from 0 to 999999999999999 (the batch's Unix "
+                       "time), not %s",
                        describe(v, what));
     }
     if (is_one_of(key, texts)) {

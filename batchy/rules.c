@@ -108,7 +108,7 @@ static long long batch_id_of(const cJSON *record)
     int got = number_field(record, "batch_id", &d);
     if (got == 0)
         return 0;
-    if (got < 0 || d < 0 || d > 9007199254740992.0 || d != floor(d))
+    if (got < 0 || d < 0 || d > (double)BTY_MAX_BATCH_ID || d != floor(d))
         return -1;
     return (long long)d;
 }
@@ -220,7 +220,7 @@ static int next_from_date(const char *workflow, const cJSON *prev, bty_time *fro
             return bad_state(err, workflow, name, "batch_start");
         double hours = 0;
         int got = number_field(prev, "reprocess_hours", &hours);
-        if (got < 0 || hours < 0 || hours > 1e6)
+        if (got < 0 || hours < 0 || hours > BTY_MAX_REPROCESS_HOURS)
             return bad_state(err, workflow, name, "reprocess_hours");
         *from = time_add_usec(start, -(int64_t)llround(hours * 3600e6));
     } else {
