@@ -119,6 +119,10 @@ typedef struct bty_field {
  * naming the step and key. Returns a new object, or NULL with err set. */
 cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_error *err);
 
+/* The key of batch `batch_id`'s snapshot, "<wf>-<batch_id>", into buf. */
+#define BTY_KEY_MAX 160
+void doc_snapshot_key(char buf[BTY_KEY_MAX], const char *workflow, long long batch_id);
+
 /* Sort a document's steps in byte order of their names, in place. */
 void doc_sort(cJSON *doc);
 

@@ -21,6 +21,11 @@ static int compare_names(const void *a, const void *b)
     return strcmp(x->string, y->string);
 }
 
+void doc_snapshot_key(char buf[BTY_KEY_MAX], const char *workflow, long long batch_id)
+{
+    snprintf(buf, BTY_KEY_MAX, "%s-%lld", workflow, batch_id);
+}
+
 void doc_sort(cJSON *doc)
 {
     size_t n = 0;

@@ -222,9 +222,16 @@ static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_c
         int written = store_commit(&out->plan, err);
         if (written == 1)
             return 0;
-        if (written == 2)
-            min_batch_id = out->batch_id + 1;
+        long long taken = out->batch_id;
         change_free(out);
+        if (written == 2) {
+            /* Opens in one second take consecutive ids: find the end of
+             * the run in one round trip rather than one retry each. */
+            min_batch_id = store_first_free_batch(workflow, taken + 1, 64, err);
+            if (min_batch_id < 0)
+                return -1;
+            continue;
+        }
         if (written < 0)
             return -1;
     }
@@ -287,7 +294,7 @@ static int handle_get_status(const server *srv, const request *req, const bty_ta
     if (id_text && parse_batch_id(id_text, &id) != 0)
         return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", id_text);
     if (id_text)
-        snprintf(key, sizeof(key), "%s-%lld", t->workflow, id);
+        doc_snapshot_key(key, t->workflow, id);
     else
         snprintf(key, sizeof(key), "%s", t->workflow);
 

@@ -178,28 +178,31 @@ static int group_add(cJSON *groups, long long id, const char *step, cJSON *recor
     return add_new(group, step, record);
 }
 
-/* The key of a batch snapshot: <wf>-<batch_id>. */
-static void snapshot_key(char *buf, size_t size, const char *workflow, long long batch_id)
-{
-    snprintf(buf, size, "%s-%lld", workflow, batch_id);
-}
-
 int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err)
 {
+    static const char *const dates[] = {"from_date", "to_date", "batch_start", "batch_end"};
     memset(out, 0, sizeof(*out));
     doc_exact_integers(doc);
     cJSON *step;
     cJSON_ArrayForEach(step, doc)
     {
-        if (!cJSON_GetObjectItemCaseSensitive(step, "status") &&
-            set_field(step, "status", cJSON_CreateString("new")) != 0) {
+        int failed = !cJSON_GetObjectItemCaseSensitive(step, "status") &&
+                     set_field(step, "status", cJSON_CreateString("new")) != 0;
+        /* Times are stored one way, UTC and canonical, whatever form the
+         * file used (cfg_parse checked that they parse). */
+        for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]) && !failed; i++) {
+            bty_time t;
+            if (time_field(step, dates[i], &t) == 1)
+                failed = set_time(step, dates[i], t) != 0;
+        }
+        if (failed) {
             cJSON_Delete(doc);
             return oom(err);
         }
     }
     out->state = doc;
     out->batch_id = rules_current_batch(doc);
-    char key[200];
+    char key[BTY_KEY_MAX];
     snprintf(key, sizeof(key), "%s-%lld-init", workflow, (long long)now.sec);
     if (plan_add_hash(&out->plan, workflow, WRITE_REPLACE, doc) != 0 ||
         plan_add_hash(&out->plan, key, WRITE_REPLACE, doc) != 0) {
@@ -289,8 +292,8 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
 
     out->state = state;
     out->batch_id = batch_id;
-    char key[200];
-    snapshot_key(key, sizeof(key), workflow, batch_id);
+    char key[BTY_KEY_MAX];
+    doc_snapshot_key(key, workflow, batch_id);
     /* The new snapshot must be new: after a load_cfg reset the batch ids,
      * an earlier batch may have had this id, and its history must stay. */
     if (plan_add_hash(&out->plan, workflow, WRITE_MERGE, state) != 0 ||
@@ -299,7 +302,7 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
     cJSON *group;
     cJSON_ArrayForEach(group, abandoned)
     {
-        snprintf(key, sizeof(key), "%s-%s", workflow, group->string);
+        doc_snapshot_key(key, workflow, strtoll(group->string, NULL, 10));
         if (plan_add_hash(&out->plan, key, WRITE_MERGE, group) != 0)
             goto oom_out;
     }
@@ -420,8 +423,8 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
     cJSON *group;
     cJSON_ArrayForEach(group, by_batch)
     {
-        char key[200];
-        snprintf(key, sizeof(key), "%s-%s", workflow, group->string);
+        char key[BTY_KEY_MAX];
+        doc_snapshot_key(key, workflow, strtoll(group->string, NULL, 10));
         if (plan_add_hash(&out->plan, key, WRITE_MERGE, group) != 0)
             goto oom;
     }

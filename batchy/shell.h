@@ -72,6 +72,10 @@ int store_read(const char *key, int watch, bty_hash *out, bty_error *err);
  * key exists (nothing written), -1 with err. */
 int store_commit(const bty_write_plan *plan, bty_error *err);
 
+/* The first batch id from `from` on (of `count`) whose snapshot key does
+ * not exist, in one round trip; from + count when all do. -1 with err. */
+long long store_first_free_batch(const char *workflow, long long from, int count, bty_error *err);
+
 /* ------------------------------------------------------------------ http.c */
 
 /* Start the HTTP server; returns an opaque handle or NULL (message on stderr). */

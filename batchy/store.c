@@ -307,6 +307,30 @@ int store_read(const char *key, int watch, bty_hash *out, bty_error *err)
     return rc;
 }
 
+long long store_first_free_batch(const char *workflow, long long from, int count, bty_error *err)
+{
+    int reused;
+    store_conn *conn = connection(err, &reused);
+    if (!conn)
+        return -1;
+    for (int i = 0; i < count; i++) {
+        char key[BTY_KEY_MAX];
+        doc_snapshot_key(key, workflow, from + i);
+        const char *exists[] = {"EXISTS", key};
+        redisAppendCommandArgv(conn->ctx, 2, exists, NULL);
+    }
+    long long free_id = from + count;
+    for (int i = 0; i < count; i++) {
+        redisReply *r = get_reply(conn->ctx, err, NULL);
+        if (!r)
+            return -1; /* the connection is dropped with the rest unread */
+        if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && free_id == from + count)
+            free_id = from + i;
+        freeReplyObject(r);
+    }
+    return free_id;
+}
+
 int store_commit(const bty_write_plan *plan, bty_error *err)
 {
     /* Never retried here: the WATCH was on this connection, and a write
