@@ -117,18 +117,18 @@ static int parse_unix_url(const char *url, bty_redis_target *out, bty_error *err
     memcpy(out->path, path, len);
     out->path[len] = '\0';
     if (query && (strncmp(query, "?db=", 4) || parse_int(query + 4, 0, 1000000, &out->db)))
-        return bty_error_set(err, 400, "bad ?db=N in Redis URL '%.200s'", url);
+        return bty_error_set(err, 400, "bad ?db=N in the Redis URL");
     return 0;
 }
 
+/* Messages never repeat the URL: it may hold a password. */
 int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (strncmp(url, "unix://", 7) == 0)
         return parse_unix_url(url, out, err);
     if (strncmp(url, "redis://", 8) != 0)
-        return bty_error_set(err, 400,
-                             "Redis URL must start with redis:// or unix://, not '%.200s'", url);
+        return bty_error_set(err, 400, "the Redis URL must start with redis:// or unix://");
     CURLU *u = curl_url();
     if (!u)
         return bty_error_set(err, 400, "out of memory");
@@ -140,7 +140,7 @@ int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *e
         url_part(u, CURLUPART_USER, out->user, sizeof(out->user)) ||
         url_part(u, CURLUPART_PASSWORD, out->password, sizeof(out->password)) ||
         url_part(u, CURLUPART_HOST, out->host, sizeof(out->host))) {
-        bty_error_set(err, 400, "cannot parse Redis URL '%.200s'", url);
+        bty_error_set(err, 400, "cannot parse the Redis URL");
         goto done;
     }
     size_t hl = strlen(out->host);
@@ -152,11 +152,11 @@ int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *e
         strcpy(out->host, "127.0.0.1");
     out->port = 6379;
     if (port[0] && parse_int(port, 1, 65535, &out->port)) {
-        bty_error_set(err, 400, "bad port in Redis URL '%.200s'", url);
+        bty_error_set(err, 400, "bad port in the Redis URL");
         goto done;
     }
     if (path[0] && strcmp(path, "/") && parse_int(path + 1, 0, 1000000, &out->db)) {
-        bty_error_set(err, 400, "bad database number in Redis URL '%.200s'", url);
+        bty_error_set(err, 400, "bad database number in the Redis URL");
         goto done;
     }
     rc = 0;
