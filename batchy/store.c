@@ -387,13 +387,12 @@ int store_commit(const bty_write_plan *plan, bty_error *err)
     redisReply *r;
     for (int i = 0; i < 3; i++) {
         r = get_reply(c, err, NULL);
-        if (!r && i == 2)
-            /* EXEC went out and its answer did not come back. */
+        if (!r)
+            /* The three commands went out together: Redis may have run
+             * them and its answer been lost. */
             return bty_error_set(err, 503,
                                  "Redis did not confirm the write, which may or may not have "
                                  "been applied: check get_status before calling again");
-        if (!r)
-            return -1;
         if (i < 2) {
             /* MULTI answers OK, EVALSHA answers QUEUED; an error here means
              * the transaction is discarded at EXEC. */
