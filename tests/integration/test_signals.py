@@ -283,5 +283,24 @@ class SignalsAndOptionsTest(unittest.TestCase):
             self.assertTrue(out.stderr.strip(), out)
 
 
+    def test_second_batchy_on_the_same_port_exits_nonzero(self):
+        # two batchy on one port must not share it (SO_REUSEPORT)
+        first = self.start()
+        out = run_batchy(["--listen", "127.0.0.1:%d" % first.port, "--redis", self.redis.url],
+                         timeout=15 * SLOW)
+        self.assertNotEqual(out.returncode, 0, out)
+        self.assertIn(b"cannot listen", out.stderr)
+        self.assertEqual(first.get("/index").status, 200)
+
+    def test_redis_url_errors_never_show_the_password(self):
+        for url in ("redis://etl:s3cret@localhost/abc", "redis://:s3cret@localhost:99999",
+                    "rediss://:s3cret@localhost"):
+            with self.subTest(url=url):
+                out = run_batchy(["--redis", url])
+                self.assertEqual(out.returncode, 64, out)
+                self.assertIn(b"Redis URL", out.stderr)
+                self.assertNotIn(b"s3cret", out.stderr + out.stdout)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -437,6 +437,68 @@ static void doc_from_hash_reads_original_service_records(void **state)
     assert_non_null(strstr(err.message, "job1"));
 }
 
+/* Fail the n-th cJSON allocation from now on (-1: never). */
+static long allocations_left = -1;
+
+static void *failing_malloc(size_t size)
+{
+    if (allocations_left == 0)
+        return NULL;
+    if (allocations_left > 0)
+        allocations_left--;
+    return malloc(size);
+}
+
+/* Every record a successful rule plans must be whole: an allocation that
+ * failed half way must give an error, never a record missing fields. */
+static void out_of_memory_never_plans_a_half_set_record(void **state)
+{
+    (void)state;
+    const char *prev_text = "{\"job1\":{\"status\":\"success\",\"batch_id\":100,"
+                            "\"batch_start\":\"2026-01-01T00:00:00\",\"error_message\":\"x\"},"
+                            "\"job2\":{\"status\":\"open\",\"batch_id\":100}}";
+    cJSON_Hooks hooks = {failing_malloc, free};
+    int failures = 0, successes = 0;
+    for (long k = 0; k < 400; k++) {
+        cJSON *prev = doc(prev_text);
+        bty_change c;
+        bty_error err = {0};
+        cJSON_InitHooks(&hooks);
+        allocations_left = k;
+        int rc = rules_open("wf", prev, NOW, 0, &c, &err);
+        allocations_left = -1;
+        cJSON_InitHooks(NULL);
+        cJSON_Delete(prev);
+        if (rc != 0) {
+            assert_int_equal(err.status, 503);
+            assert_null(c.state);
+            assert_int_equal(c.plan.n, 0);
+            failures++;
+            continue;
+        }
+        successes++;
+        for (size_t i = 0; i < c.plan.n; i++) {
+            const bty_hash_write *h = &c.plan.hashes[i];
+            for (size_t j = 0; j < h->n; j++) {
+                cJSON *rec = cJSON_Parse(h->values[j]);
+                assert_non_null(rec);
+                assert_null(cJSON_GetObjectItem(rec, ""));
+                assert_non_null(cJSON_GetObjectItem(rec, "batch_end"));
+                if (strcmp(h->key, "wf-100") != 0) { /* not the abandoned record */
+                    assert_string_equal(cJSON_GetObjectItem(rec, "status")->valuestring, "open");
+                    assert_non_null(cJSON_GetObjectItem(rec, "from_date"));
+                    assert_non_null(cJSON_GetObjectItem(rec, "to_date"));
+                    assert_null(cJSON_GetObjectItem(rec, "error_message"));
+                }
+                cJSON_Delete(rec);
+            }
+        }
+        change_free(&c);
+    }
+    assert_true(failures > 10);
+    assert_true(successes > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +522,7 @@ int main(void)
         cmocka_unit_test(close_refuses_reserved_fields_unknown_steps_and_error),
         cmocka_unit_test(load_adds_status_new_and_plans_replace_with_init_snapshot),
         cmocka_unit_test(doc_from_hash_reads_original_service_records),
+        cmocka_unit_test(out_of_memory_never_plans_a_half_set_record),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }
