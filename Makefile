@@ -1,4 +1,4 @@
-# Batchy and Waitsy. `make` builds, `make check` runs every test,
+# Batchy and Waitsy. `make` builds both, `make check` runs every test,
 # `make san` builds with ASan+UBSan into build-san/ and runs every test there.
 CC      ?= cc
 SAN     ?= 0
@@ -22,28 +22,44 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 
 CORE_SRC  = error times names cfgload doc rules format route
 SHELL_SRC = options store http main
+# Waitsy: a pure core (args, ready) and a shell (fetch, main); it shares
+# Batchy's times and name checks through batchy-core.a.
+WAITSY_CORE_SRC  = args ready
+WAITSY_SHELL_SRC = fetch main
 UNITS     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 CORE_OBJ  = $(CORE_SRC:%=$(BUILD)/obj/%.o)
 SHELL_OBJ = $(SHELL_SRC:%=$(BUILD)/obj/%.o)
+WAITSY_CORE_OBJ  = $(WAITSY_CORE_SRC:%=$(BUILD)/obj/waitsy/%.o)
+WAITSY_SHELL_OBJ = $(WAITSY_SHELL_SRC:%=$(BUILD)/obj/waitsy/%.o)
 
 .PHONY: all unit check san clean format
-all: $(BUILD)/batchy $(UNITS:%=$(BUILD)/tests/%)
+all: $(BUILD)/batchy $(BUILD)/waitsy $(UNITS:%=$(BUILD)/tests/%)
 
 $(BUILD)/obj/%.o: batchy/%.c batchy/batchy.h batchy/shell.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+$(BUILD)/obj/waitsy/%.o: waitsy/%.c waitsy/waitsy.h waitsy/fetch.h batchy/batchy.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iwaitsy -c -o $@ $<
+
 $(BUILD)/batchy-core.a: $(CORE_OBJ)
 	$(AR) rcs $@ $^
+
+$(BUILD)/waitsy-core.a: $(WAITSY_CORE_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/waitsy: $(WAITSY_SHELL_OBJ) $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/batchy: $(SHELL_OBJ) $(BUILD)/batchy-core.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link the pure core, plus options.o for the Redis URL forms.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/batchy-core.a $(BUILD)/obj/options.o batchy/batchy.h
+# Unit tests link the pure cores, plus options.o for the Redis URL forms.
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(BUILD)/obj/options.o batchy/batchy.h waitsy/waitsy.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/obj/options.o $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) -Iwaitsy -o $@ $< $(BUILD)/obj/options.o $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
 
 # Unit tests: pure logic, no Redis, no network.
 unit: $(UNITS:%=$(BUILD)/tests/%)
@@ -52,13 +68,13 @@ unit: $(UNITS:%=$(BUILD)/tests/%)
 # Everything: unit tests, then integration tests against a real redis-server
 # and a real batchy process started by the test harness.
 check: all unit
-	BATCHY_BIN=$(BUILD)/batchy python3 tests/integration/run.py
+	BATCHY_BIN=$(BUILD)/batchy WAITSY_BIN=$(BUILD)/waitsy python3 tests/integration/run.py
 
 san:
 	$(MAKE) SAN=1 check
 
 format:
-	clang-format -i batchy/*.c batchy/*.h tests/unit/*.c
+	clang-format -i batchy/*.c batchy/*.h waitsy/*.c waitsy/*.h tests/unit/*.c
 
 clean:
 	rm -rf build build-san

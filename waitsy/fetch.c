@@ -1,0 +1,305 @@
+/*
+ * fetch.c - one GET of Batchy's get_status/<wf> through libcurl, sorted
+ * into what the poll loop needs to decide: a document, a reason to retry,
+ * an unknown workflow, or a refusal that retrying will not cure.
+ *
+ * One easy handle for the whole run, so that polls reuse the connection.
+ * Timeouts are always set: a Batchy that accepts and never answers must
+ * not hang a nightly pipeline.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "fetch.h"
+
+#define CONNECT_TIMEOUT_MS 5000
+#define REQUEST_TIMEOUT_MS 30000
+
+struct wz_client {
+    CURL *curl;
+    CURLU *base;           /* the base URL, parsed */
+    char *base_path;       /* its path, without the trailing '/' */
+    char *display;         /* the base URL without user and password, for messages */
+    struct curl_slist *headers;
+    wz_should_stop should_stop;
+    char errbuf[CURL_ERROR_SIZE];
+    /* the answer being received */
+    char *body;
+    size_t len, cap;
+    int too_large;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    wz_client *c = userdata;
+    size_t n = size * nmemb;
+    if (n > WZ_MAX_BODY - c->len) {
+        c->too_large = 1;
+        return 0; /* stops the transfer */
+    }
+    if (c->len + n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + n + 1)
+            cap *= 2;
+        char *p = realloc(c->body, cap);
+        if (!p)
+            return 0;
+        c->body = p;
+        c->cap = cap;
+    }
+    memcpy(c->body + c->len, data, n);
+    c->len += n;
+    c->body[c->len] = '\0';
+    return n;
+}
+
+/* Called by libcurl about once a second at worst, and often while data
+ * flows: a SIGINT or SIGTERM stops the request at once. */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    wz_client *c = userdata;
+    return c->should_stop && c->should_stop();
+}
+
+__attribute__((format(printf, 3, 4))) static int say(char *why, size_t why_len, const char *fmt,
+                                                     ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+wz_client *wz_client_create(const char *url, const char *token, wz_should_stop should_stop,
+                            char *why, size_t why_len)
+{
+    wz_client *c = calloc(1, sizeof(*c));
+    char *scheme = NULL, *path = NULL, *display = NULL;
+    if (!c) {
+        say(why, why_len, "out of memory");
+        return NULL;
+    }
+    c->should_stop = should_stop;
+    c->base = curl_url();
+    if (!c->base || curl_url_set(c->base, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(c->base, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
+        curl_url_get(c->base, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+        say(why, why_len, "--url: not an http:// or https:// URL libcurl can use");
+        goto fail;
+    }
+    /* Strip the trailing '/' so that prefix + "/get_status/wf" has one. */
+    size_t plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+    c->base_path = strndup(path, plen);
+
+    /* Messages show the URL without its user and password. */
+    CURLU *shown = curl_url_dup(c->base);
+    if (shown) {
+        curl_url_set(shown, CURLUPART_USER, NULL, 0);
+        curl_url_set(shown, CURLUPART_PASSWORD, NULL, 0);
+        curl_url_get(shown, CURLUPART_URL, &display, 0);
+        curl_url_cleanup(shown);
+    }
+    c->display = display ? strdup(display) : NULL;
+    if (c->display) /* "http://host/" + "/get_status/wf" would have two */
+        for (size_t n = strlen(c->display); n > 0 && c->display[n - 1] == '/'; n--)
+            c->display[n - 1] = '\0';
+
+    c->headers = curl_slist_append(NULL, "Accept: application/json");
+    if (token && c->headers) {
+        size_t n = strlen(token) + sizeof("Authorization: Bearer ");
+        char *h = malloc(n);
+        if (h) {
+            snprintf(h, n, "Authorization: Bearer %s", token);
+            struct curl_slist *l = curl_slist_append(c->headers, h);
+            free(h);
+            c->headers = l ? l : NULL;
+        } else {
+            curl_slist_free_all(c->headers);
+            c->headers = NULL;
+        }
+    }
+
+    c->curl = curl_easy_init();
+    if (!c->base_path || !c->display || !c->headers || !c->curl) {
+        say(why, why_len, "out of memory");
+        goto fail;
+    }
+    CURL *h = c->curl;
+    if (curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_USERAGENT, "waitsy/" WAITSY_VERSION) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, c) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf) != CURLE_OK) {
+        say(why, why_len, "libcurl refused an option: is it older than 7.85?");
+        goto fail;
+    }
+    curl_free(scheme);
+    curl_free(path);
+    curl_free(display);
+    return c;
+
+fail:
+    curl_free(scheme);
+    curl_free(path);
+    curl_free(display);
+    wz_client_free(c);
+    return NULL;
+}
+
+void wz_client_free(wz_client *c)
+{
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    curl_url_cleanup(c->base);
+    curl_slist_free_all(c->headers);
+    free(c->base_path);
+    free(c->display);
+    free(c->body);
+    free(c);
+}
+
+const char *wz_client_url(const wz_client *c)
+{
+    return c->display;
+}
+
+/* The "error" of a Batchy error body, if the body is one. */
+static char *batchy_error(const char *body, size_t len)
+{
+    cJSON *doc = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+    char *text = cJSON_IsString(e) ? strdup(e->valuestring) : NULL;
+    cJSON_Delete(doc);
+    if (text)
+        for (char *p = text; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = ' ';
+    return text;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out)
+{
+    memset(out, 0, sizeof(*out));
+    c->len = 0;
+    c->too_large = 0;
+    c->errbuf[0] = '\0';
+    if (c->body)
+        c->body[0] = '\0';
+
+    /* base path + "/get_status/" + wf: workflow names are checked to be
+     * [A-Za-z0-9_.-], nothing to escape. */
+    char *url = NULL;
+    size_t plen = strlen(c->base_path) + strlen("/get_status/") + strlen(wf) + 1;
+    char *path = malloc(plen);
+    CURLU *u = curl_url_dup(c->base);
+    if (path && u) {
+        snprintf(path, plen, "%s/get_status/%s", c->base_path, wf);
+        if (curl_url_set(u, CURLUPART_PATH, path, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+            url = NULL;
+    }
+    free(path);
+    curl_url_cleanup(u);
+    if (!url) {
+        out->kind = WZ_ANSWER_RETRY;
+        say(out->message, sizeof(out->message), "get_status/%s: out of memory", wf);
+        return;
+    }
+
+    /* Never longer than the time left, yet long enough to get an answer
+     * from a Batchy that is up. */
+    long budget_ms = budget < 0 ? REQUEST_TIMEOUT_MS : (long)(budget * 1000);
+    if (budget_ms < 1000)
+        budget_ms = 1000;
+    if (budget_ms > REQUEST_TIMEOUT_MS)
+        budget_ms = REQUEST_TIMEOUT_MS;
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
+    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, budget_ms);
+    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     budget_ms < CONNECT_TIMEOUT_MS ? budget_ms : (long)CONNECT_TIMEOUT_MS);
+
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CURLcode rc = curl_easy_perform(c->curl);
+    out->seconds = seconds_since(&t0);
+    out->bytes = c->len;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &out->status);
+
+    /* Messages name the URL without credentials. */
+    const char *shown = c->display;
+    char *error = NULL;
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        out->kind = WZ_ANSWER_INTERRUPTED;
+        say(out->message, sizeof(out->message), "interrupted");
+    } else if (c->too_large) {
+        out->kind = WZ_ANSWER_RETRY;
+        say(out->message, sizeof(out->message),
+            "get_status/%s at %s: the answer is larger than %d MiB", wf, shown, WZ_MAX_BODY >> 20);
+    } else if (rc != CURLE_OK) {
+        out->kind = WZ_ANSWER_RETRY;
+        say(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
+            c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+    } else if (out->status == 200) {
+        out->doc = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
+        out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_RETRY;
+        if (!out->doc)
+            say(out->message, sizeof(out->message),
+                "get_status/%s at %s: the answer (%zu bytes) is not JSON; is --url Batchy's?", wf,
+                shown, c->len);
+    } else if (out->status == 404) {
+        out->kind = WZ_ANSWER_UNKNOWN;
+        error = batchy_error(c->body, c->len);
+        if (error)
+            say(out->message, sizeof(out->message), "get_status/%s: %s (404 from %s)", wf, error,
+                shown);
+        else
+            say(out->message, sizeof(out->message),
+                "get_status/%s at %s answered 404 without a Batchy error: check --url", wf, shown);
+    } else if (out->status >= 500 || out->status == 408 || out->status == 429) {
+        out->kind = WZ_ANSWER_RETRY;
+        error = batchy_error(c->body, c->len);
+        say(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown,
+            out->status, error ? ": " : "", error ? error : "");
+    } else if (out->status >= 300 && out->status < 400) {
+        char *location = NULL;
+        curl_easy_getinfo(c->curl, CURLINFO_REDIRECT_URL, &location);
+        out->kind = WZ_ANSWER_REFUSED;
+        say(out->message, sizeof(out->message),
+            "get_status/%s at %s redirects (%ld) to %s: give that as --url", wf, shown,
+            out->status, location ? location : "another address");
+    } else {
+        out->kind = WZ_ANSWER_REFUSED;
+        error = batchy_error(c->body, c->len);
+        say(out->message, sizeof(out->message), "Batchy at %s refused get_status/%s (%ld%s%s)%s",
+            shown, wf, out->status, error ? ": " : "", error ? error : "",
+            out->status == 401 || out->status == 403 ? "; check --token or BATCHY_TOKEN" : "");
+    }
+    free(error);
+    curl_free(url);
+}

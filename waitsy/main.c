@@ -1,0 +1,457 @@
+/*
+ * main.c - Waitsy's poll loop: read every workflow's state, decide, print
+ * one line, sleep, again; then exit with the status that says why, or
+ * replace itself with the command after `--`.
+ *
+ * Output: progress and the final line of a normal end (ready, not ready,
+ * interrupted) on stdout, which -q silences; errors (Batchy unreachable,
+ * unknown workflow, failure, timeout) on stderr, always.
+ *
+ * Signals: SIGINT and SIGTERM set a flag and write to a pipe, which wakes
+ * the sleep at once; a request in flight stops at libcurl's next progress
+ * call. Waitsy then exits 130 or 143 without running the command.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "fetch.h"
+
+static volatile sig_atomic_t stop_signal;
+static int wake_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    stop_signal = sig;
+    if (wake_pipe[1] >= 0) {
+        ssize_t n = write(wake_pipe[1], "", 1);
+        (void)n; /* a full pipe already wakes the sleeper */
+    }
+    errno = saved;
+}
+
+static int should_stop(void)
+{
+    return stop_signal != 0;
+}
+
+static double monotonic(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static bty_time wall_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (bty_time){.sec = t.tv_sec, .usec = (int32_t)(t.tv_nsec / 1000)};
+}
+
+/* ------------------------------------------------------------ output */
+typedef struct run {
+    wz_options *o;
+    char date[11]; /* the target day */
+    double started;
+} run;
+
+/* "2026-11-23 06:05:00 " in the zone of the run (UTC, or local). */
+static void stamp(const run *r, FILE *f)
+{
+    char day[11], clock[20];
+    bty_time now = wall_now();
+    wz_date_of(now, r->o->local, day);
+    wz_clock_of(now, r->o->local, day, clock);
+    fprintf(f, "%s %s ", day, clock);
+}
+
+/* A line on stdout, unless -q. */
+__attribute__((format(printf, 2, 3))) static void info(const run *r, const char *fmt, ...)
+{
+    if (r->o->verbosity == WZ_QUIET)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    stamp(r, stdout);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+    va_end(ap);
+}
+
+/* A line on stderr, always. */
+__attribute__((format(printf, 2, 3))) static void error(const run *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    stamp(r, stderr);
+    fputs("waitsy: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    va_end(ap);
+}
+
+/* A line on stderr with -v only. */
+__attribute__((format(printf, 2, 3))) static void debug(const run *r, const char *fmt, ...)
+{
+    if (r->o->verbosity != WZ_VERBOSE)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    stamp(r, stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    va_end(ap);
+}
+
+/* "12 s", "1 h 05 min" for the final lines. */
+static void duration(double seconds, char out[32])
+{
+    long s = (long)(seconds + 0.5);
+    if (s < 120)
+        snprintf(out, 32, "%ld s", s);
+    else if (s < 7200)
+        snprintf(out, 32, "%ld min %02ld s", s / 60, s % 60);
+    else
+        snprintf(out, 32, "%ld h %02ld min", s / 3600, (s / 60) % 60);
+}
+
+/* ------------------------------------------------------------ sleeping */
+
+/* Sleep until `seconds` passed or a signal came; 1 when a signal came. */
+static int sleep_for(double seconds)
+{
+    double until = monotonic() + seconds;
+    for (;;) {
+        if (stop_signal)
+            return 1;
+        double left = until - monotonic();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = wake_pipe[0], .events = POLLIN};
+        int ms = (int)ceil(left * 1000);
+        if (poll(&p, 1, ms) > 0) {
+            char drain[16];
+            ssize_t n = read(wake_pipe[0], drain, sizeof(drain));
+            (void)n;
+        }
+    }
+}
+
+static int install_signals(void)
+{
+    if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* A closed socket or stdout must give an error, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* The command gets the signal dispositions a shell would give it. */
+static void restore_signals(void)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int interrupted(const run *r)
+{
+    char took[32];
+    duration(monotonic() - r->started, took);
+    int code = stop_signal == SIGINT ? WZ_EXIT_SIGINT : WZ_EXIT_SIGTERM;
+    info(r, "interrupted by %s after %s; exit %d", stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
+         took, code);
+    return code;
+}
+
+/* ------------------------------------------------------------ polling */
+
+/* What one poll found. */
+typedef enum poll_result {
+    POLL_READY,
+    POLL_WAITING,
+    POLL_FAILED,    /* an awaited step failed on the target day */
+    POLL_RETRY,     /* Batchy unreachable or answering oddly: try again */
+    POLL_FATAL,     /* exit with `code` */
+    POLL_INTERRUPTED,
+} poll_result;
+
+typedef struct poll_state {
+    char *line;    /* the progress line, owned */
+    char *failure; /* first failure, owned */
+    char message[1024];
+    int code;
+} poll_state;
+
+static void poll_state_free(poll_state *p)
+{
+    free(p->line);
+    free(p->failure);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Append s to *line with " | " between workflows. */
+static int join(char **line, const char *s)
+{
+    size_t old = *line ? strlen(*line) : 0;
+    char *p = realloc(*line, old + strlen(s) + 4);
+    if (!p)
+        return -1;
+    if (old)
+        memcpy(p + old, " | ", 3), old += 3;
+    strcpy(p + old, s);
+    *line = p;
+    return 0;
+}
+
+static poll_result poll_once(const run *r, wz_client *client, double budget, poll_state *out)
+{
+    wz_options *o = r->o;
+    int waiting = 0, failed = 0;
+    memset(out, 0, sizeof(*out));
+
+    for (size_t i = 0; i < o->nworkflows; i++) {
+        const char *wf = o->workflows[i];
+        wz_answer a;
+        wz_fetch_status(client, wf, budget, &a);
+        debug(r, "GET %s/get_status/%s -> %ld, %zu bytes in %.1f ms", wz_client_url(client), wf,
+              a.status, a.bytes, a.seconds * 1000);
+        switch (a.kind) {
+        case WZ_ANSWER_OK:
+            break;
+        case WZ_ANSWER_INTERRUPTED:
+            return POLL_INTERRUPTED;
+        case WZ_ANSWER_RETRY:
+            snprintf(out->message, sizeof(out->message), "%s", a.message);
+            return POLL_RETRY;
+        case WZ_ANSWER_UNKNOWN:
+            snprintf(out->message, sizeof(out->message), "%s", a.message);
+            out->code = WZ_EXIT_UNKNOWN;
+            return POLL_FATAL;
+        case WZ_ANSWER_REFUSED:
+            snprintf(out->message, sizeof(out->message), "%s", a.message);
+            out->code = WZ_EXIT_USAGE;
+            return POLL_FATAL;
+        }
+
+        wz_assessment as;
+        int rc = wz_assess(wf, a.doc, o->steps, o->nsteps, r->date, o->local, &as);
+        cJSON_Delete(a.doc);
+        if (rc != 0) {
+            snprintf(out->message, sizeof(out->message), "out of memory");
+            out->code = WZ_EXIT_INTERNAL;
+            return POLL_FATAL;
+        }
+        switch (as.verdict) {
+        case WZ_UNKNOWN:
+            snprintf(out->message, sizeof(out->message), "%s", as.summary);
+            out->code = WZ_EXIT_UNKNOWN;
+            wz_assessment_free(&as);
+            return POLL_FATAL;
+        case WZ_INVALID:
+            snprintf(out->message, sizeof(out->message), "%s", as.summary);
+            wz_assessment_free(&as);
+            return POLL_RETRY;
+        case WZ_FAILED:
+            failed = 1;
+            if (!out->failure) {
+                out->failure = as.failure;
+                as.failure = NULL;
+            }
+            waiting = 1;
+            break;
+        case WZ_WAITING:
+            waiting = 1;
+            break;
+        case WZ_READY:
+            break;
+        }
+        if (join(&out->line, as.summary) != 0) {
+            wz_assessment_free(&as);
+            snprintf(out->message, sizeof(out->message), "out of memory");
+            out->code = WZ_EXIT_INTERNAL;
+            return POLL_FATAL;
+        }
+        wz_assessment_free(&as);
+    }
+    return failed ? POLL_FAILED : waiting ? POLL_WAITING : POLL_READY;
+}
+
+static void list_workflows(const wz_options *o, char *out, size_t len)
+{
+    size_t j = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < o->nworkflows && j + 1 < len; i++) {
+        int n = snprintf(out + j, len - j, "%s%s", i ? ", " : "", o->workflows[i]);
+        if (n < 0 || (size_t)n >= len - j) {
+            snprintf(out + len - 4, 4, "...");
+            break;
+        }
+        j += (size_t)n;
+    }
+}
+
+/* Run the command in place of waitsy: its exit status becomes ours.
+ * Returns only when it could not be started. Everything waitsy holds
+ * (connections, libcurl) is released first: the command inherits nothing. */
+static int exec_command(const run *r)
+{
+    fflush(stdout);
+    fflush(stderr);
+    restore_signals();
+    execvp(r->o->command[0], r->o->command);
+    int code = errno == ENOENT ? WZ_EXIT_NOT_FOUND : WZ_EXIT_CANNOT_EXEC;
+    error(r, "cannot run %s: %s; exit %d", r->o->command[0], strerror(errno), code);
+    return code;
+}
+
+static int wait_loop(run *r, wz_client *client)
+{
+    wz_options *o = r->o;
+    double deadline = o->timeout >= 0 ? r->started + o->timeout : INFINITY;
+    double backoff = 1;
+    unsigned long attempt = 0;
+    char names[512], took[32];
+    list_workflows(o, names, sizeof(names));
+
+    for (;;) {
+        double left = deadline - monotonic();
+        poll_state p;
+        poll_result res = poll_once(r, client, isinf(left) ? -1 : left, &p);
+        if (res == POLL_INTERRUPTED || stop_signal) {
+            poll_state_free(&p);
+            return interrupted(r);
+        }
+        double pause = o->interval;
+        switch (res) {
+        case POLL_READY:
+            info(r, "%s", p.line);
+            duration(monotonic() - r->started, took);
+            if (o->command)
+                info(r, "ready: %s done for %s after %s; running %s", names, r->date, took,
+                     o->command[0]);
+            else
+                info(r, "ready: %s done for %s after %s", names, r->date, took);
+            poll_state_free(&p);
+            return WZ_EXIT_READY;
+        case POLL_FATAL: {
+            int code = p.code;
+            error(r, "%s; exit %d", p.message, code);
+            poll_state_free(&p);
+            return code;
+        }
+        case POLL_FAILED:
+            if (o->fail_fast) {
+                info(r, "%s", p.line);
+                error(r, "failed: %s; exit %d", p.failure, WZ_EXIT_FAILED);
+                poll_state_free(&p);
+                return WZ_EXIT_FAILED;
+            }
+            /* Without --fail-fast a failed step may still be re-run. */
+            __attribute__((fallthrough));
+        case POLL_WAITING:
+            info(r, "%s", p.line);
+            attempt = 0;
+            backoff = 1;
+            break;
+        case POLL_RETRY:
+            attempt++;
+            pause = backoff < o->interval ? backoff : o->interval;
+            if (pause < 1)
+                pause = 1;
+            backoff *= 2;
+            if (!o->once && monotonic() + pause <= deadline)
+                error(r, "%s (attempt %lu); retrying in %.0f s", p.message, attempt, pause);
+            else
+                error(r, "%s", p.message);
+            break;
+        case POLL_INTERRUPTED:
+            break;
+        }
+        poll_state_free(&p);
+
+        if (o->once) {
+            info(r, "not ready (--once); exit %d", WZ_EXIT_NOT_READY);
+            return WZ_EXIT_NOT_READY;
+        }
+        left = deadline - monotonic();
+        if (left <= 0) {
+            duration(monotonic() - r->started, took);
+            error(r, "timed out after %s waiting for %s on %s; exit %d", took, names, r->date,
+                  WZ_EXIT_TIMEOUT);
+            return WZ_EXIT_TIMEOUT;
+        }
+        if (sleep_for(pause < left ? pause : left))
+            return interrupted(r);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    wz_options o;
+    char why[512];
+    if (wz_parse_args(argc, argv, getenv("BATCHY_URL"), getenv("BATCHY_TOKEN"), &o, why,
+                      sizeof(why)) != 0) {
+        fprintf(stderr, "waitsy: %s\nTry 'waitsy --help' for the options.\n", why);
+        wz_options_free(&o);
+        return WZ_EXIT_USAGE;
+    }
+    if (o.help || o.version) {
+        fputs(o.help ? wz_help_text : "waitsy " WAITSY_VERSION "\n", stdout);
+        wz_options_free(&o);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+
+    run r = {.o = &o, .started = monotonic()};
+    if (o.date[0])
+        memcpy(r.date, o.date, sizeof(r.date));
+    else
+        wz_date_of(wall_now(), o.local, r.date);
+
+    if (install_signals() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "waitsy: cannot set up: %s\n", strerror(errno));
+        wz_options_free(&o);
+        return WZ_EXIT_INTERNAL;
+    }
+    wz_client *client = wz_client_create(o.url, o.token, should_stop, why, sizeof(why));
+    if (!client) {
+        fprintf(stderr, "waitsy: %s\n", why);
+        curl_global_cleanup();
+        wz_options_free(&o);
+        return WZ_EXIT_USAGE;
+    }
+    debug(&r, "waiting for %zu workflow(s) on %s at %s, every %.1f s", o.nworkflows, r.date,
+          wz_client_url(client), o.interval);
+
+    int code = wait_loop(&r, client);
+    wz_client_free(client);
+    curl_global_cleanup();
+    if (code == WZ_EXIT_READY && o.command)
+        code = stop_signal ? interrupted(&r) : exec_command(&r);
+    wz_options_free(&o);
+    return code;
+}

@@ -1,0 +1,320 @@
+/*
+ * ready.c - the readiness decision (SPEC section 7) and the progress line,
+ * as pure functions of a get_status document and the target day.
+ *
+ * A step counts when its status is "success" and the date of its batch_end
+ * is the target day. Anything else (open, failed, new, yesterday's success,
+ * a success re-opened since) is still awaited.
+ *
+ * Pure apart from the time zone: with `local`, dates come from localtime_r,
+ * which reads TZ. No clock, no I/O.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "waitsy.h"
+
+/* At most this many waiting steps are named on a progress line, and this
+ * many bytes of a name or an error message are shown. */
+#define SHOW_STEPS 5
+#define SHOW_BYTES 200
+
+/* ------------------------------------------------------------ text buffer */
+typedef struct wz_buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} wz_buf;
+
+__attribute__((format(printf, 2, 3))) static void buf_printf(wz_buf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 128) + (size_t)n;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+/* Append text as it may be shown on a terminal line: control bytes become
+ * spaces (a step name or error message written straight into Redis may
+ * hold a newline), at most SHOW_BYTES bytes, cut on a UTF-8 boundary. */
+static void buf_clean(wz_buf *b, const char *text)
+{
+    size_t len = strlen(text);
+    int cut = len > SHOW_BYTES;
+    if (cut) {
+        len = SHOW_BYTES;
+        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
+            len--;
+    }
+    char tmp[SHOW_BYTES + 1];
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        tmp[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    tmp[len] = '\0';
+    buf_printf(b, "%s%s", tmp, cut ? "..." : "");
+}
+
+/* The finished string, or NULL when memory ran out (freed). */
+static char *buf_take(wz_buf *b)
+{
+    if (b->oom || !b->p) {
+        free(b->p);
+        return NULL;
+    }
+    return b->p;
+}
+
+/* ------------------------------------------------------------ dates */
+static void broken_down(bty_time t, int local, struct tm *tm)
+{
+    time_t s = (time_t)t.sec;
+    memset(tm, 0, sizeof(*tm));
+    if (local)
+        localtime_r(&s, tm);
+    else
+        gmtime_r(&s, tm);
+}
+
+/* Fields of a broken-down time, kept to their digit counts so that the
+ * output always fits. */
+static unsigned two(int v)
+{
+    return (unsigned)v % 100u;
+}
+
+void wz_date_of(bty_time t, int local, char out[11])
+{
+    struct tm tm;
+    broken_down(t, local, &tm);
+    snprintf(out, 11, "%04u-%02u-%02u", (unsigned)(tm.tm_year + 1900) % 10000u, two(tm.tm_mon + 1),
+             two(tm.tm_mday));
+}
+
+void wz_clock_of(bty_time t, int local, const char *date, char out[20])
+{
+    struct tm tm;
+    char day[11];
+    broken_down(t, local, &tm);
+    wz_date_of(t, local, day);
+    if (date && strcmp(day, date) == 0)
+        snprintf(out, 20, "%02u:%02u:%02u", two(tm.tm_hour), two(tm.tm_min), two(tm.tm_sec));
+    else
+        snprintf(out, 20, "%.10s %02u:%02u:%02u", day, two(tm.tm_hour), two(tm.tm_min),
+                 two(tm.tm_sec));
+}
+
+/* ------------------------------------------------------------ steps */
+typedef enum step_state { ST_DONE, ST_WAITING, ST_FAILED } step_state;
+
+static const char *field_string(const cJSON *rec, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The time in a record's field, or 0 when absent or not a time. */
+static int field_time(const cJSON *rec, const char *name, bty_time *out)
+{
+    const char *text = field_string(rec, name);
+    return text && time_parse(text, out) == 0;
+}
+
+/* How one step stands; appends why it is still awaited to `why`. */
+static step_state step_assess(const cJSON *rec, const char *date, int local, wz_buf *why)
+{
+    const char *status = field_string(rec, "status");
+    bty_time end, start;
+    int has_end = field_time(rec, "batch_end", &end);
+    char day[11] = "", clock[20];
+    if (has_end)
+        wz_date_of(end, local, day);
+
+    if (!status) {
+        buf_printf(why, "no status");
+        return ST_WAITING;
+    }
+    if (strcmp(status, "success") == 0) {
+        if (has_end && strcmp(day, date) == 0)
+            return ST_DONE;
+        if (!has_end) {
+            buf_printf(why, "success without batch_end");
+        } else {
+            wz_clock_of(end, local, date, clock);
+            buf_printf(why, "last success %s", clock);
+        }
+        return ST_WAITING;
+    }
+    if (strcmp(status, "open") == 0) {
+        if (field_time(rec, "batch_start", &start)) {
+            wz_clock_of(start, local, date, clock);
+            buf_printf(why, "open since %s", clock);
+        } else {
+            buf_printf(why, "open");
+        }
+        return ST_WAITING;
+    }
+    if (strcmp(status, "failed") == 0 && has_end) {
+        wz_clock_of(end, local, date, clock);
+        buf_printf(why, "failed at %s", clock);
+        return strcmp(day, date) == 0 ? ST_FAILED : ST_WAITING;
+    }
+    buf_printf(why, "status ");
+    buf_clean(why, status);
+    return ST_WAITING;
+}
+
+/* ------------------------------------------------------------ workflows */
+static int finish(wz_assessment *out, wz_verdict verdict, wz_buf *summary)
+{
+    out->verdict = verdict;
+    out->summary = buf_take(summary);
+    return out->summary ? 0 : -1;
+}
+
+/* "its steps: a, b, c" for an unknown-step message. */
+static void list_steps(wz_buf *b, const cJSON *doc)
+{
+    size_t n = 0;
+    const cJSON *s;
+    buf_printf(b, " (its steps: ");
+    cJSON_ArrayForEach(s, doc)
+    {
+        if (n == SHOW_STEPS * 2) {
+            buf_printf(b, ", ...");
+            break;
+        }
+        buf_printf(b, "%s", n ? ", " : "");
+        buf_clean(b, s->string);
+        n++;
+    }
+    buf_printf(b, ")");
+}
+
+int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nsteps,
+              const char *date, int local, wz_assessment *out)
+{
+    wz_buf summary = {0}, waiting = {0}, failure = {0};
+    memset(out, 0, sizeof(*out));
+
+    if (!cJSON_IsObject(doc)) {
+        buf_printf(&summary, "%s: Batchy's answer is not a workflow document", wf);
+        return finish(out, WZ_INVALID, &summary);
+    }
+    if (!doc->child) {
+        buf_printf(&summary, "%s has no steps: load a workflow file with steps (load_cfg/%s)",
+                   wf, wf);
+        return finish(out, WZ_UNKNOWN, &summary);
+    }
+    for (size_t i = 0; i < nsteps; i++) {
+        if (!cJSON_GetObjectItemCaseSensitive(doc, steps[i])) {
+            buf_printf(&summary, "%s has no step '", wf);
+            buf_clean(&summary, steps[i]);
+            buf_printf(&summary, "'");
+            list_steps(&summary, doc);
+            return finish(out, WZ_UNKNOWN, &summary);
+        }
+    }
+
+    size_t nwaiting = 0;
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, doc)
+    {
+        int awaited = nsteps == 0;
+        for (size_t i = 0; i < nsteps && !awaited; i++)
+            awaited = strcmp(steps[i], rec->string) == 0;
+        if (!awaited)
+            continue;
+        if (!cJSON_IsObject(rec)) {
+            free(waiting.p);
+            free(failure.p);
+            buf_printf(&summary, "%s: step '", wf);
+            buf_clean(&summary, rec->string);
+            buf_printf(&summary, "' in Batchy's answer is not a record");
+            return finish(out, WZ_INVALID, &summary);
+        }
+        out->awaited++;
+
+        wz_buf why = {0};
+        step_state st = step_assess(rec, date, local, &why);
+        if (st == ST_DONE) {
+            out->done++;
+        } else {
+            if (nwaiting < SHOW_STEPS) {
+                buf_printf(&waiting, "%s", nwaiting ? ", " : "");
+                buf_clean(&waiting, rec->string);
+                buf_printf(&waiting, " (%s)", why.p ? why.p : "");
+            }
+            nwaiting++;
+        }
+        if (st == ST_FAILED && !failure.p) {
+            const char *message = field_string(rec, "error_message");
+            buf_printf(&failure, "%s: step ", wf);
+            buf_clean(&failure, rec->string);
+            buf_printf(&failure, " %s", why.p ? why.p : "failed");
+            if (message && *message) {
+                buf_printf(&failure, ": ");
+                buf_clean(&failure, message);
+            }
+        }
+        if (why.oom)
+            waiting.oom = 1;
+        free(why.p);
+    }
+
+    buf_printf(&summary, "%s: %zu/%zu %s done for %s", wf, out->done, out->awaited,
+               out->awaited == 1 ? "step" : "steps", date);
+    if (nwaiting) {
+        buf_printf(&summary, "; waiting on %s", waiting.p ? waiting.p : "");
+        if (nwaiting > SHOW_STEPS)
+            buf_printf(&summary, " and %zu more", nwaiting - SHOW_STEPS);
+    }
+    if (waiting.oom)
+        summary.oom = 1;
+    free(waiting.p);
+
+    wz_verdict verdict = WZ_READY;
+    if (failure.p || failure.oom) {
+        verdict = WZ_FAILED;
+        out->failure = buf_take(&failure);
+        if (!out->failure)
+            summary.oom = 1;
+    } else if (nwaiting) {
+        verdict = WZ_WAITING;
+    }
+    if (finish(out, verdict, &summary) != 0) {
+        wz_assessment_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void wz_assessment_free(wz_assessment *a)
+{
+    free(a->summary);
+    free(a->failure);
+    a->summary = a->failure = NULL;
+}

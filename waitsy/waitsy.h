@@ -1,0 +1,125 @@
+/*
+ * waitsy.h - Waitsy, the command-line waiter (SPEC section 7): poll Batchy's
+ * get_status until every awaited step of every named workflow succeeded on
+ * the target day, then exit 0 or run a command.
+ *
+ *   pure (no I/O, no clock; unit-tested):
+ *     args.c   command line -> options, the help text
+ *     ready.c  workflow documents -> readiness verdict and the progress line
+ *   shell:
+ *     fetch.c  one GET of get_status through libcurl
+ *     main.c   the poll loop: clock, sleep, signals, output, exec
+ *
+ * Times, name checks and bounds come from Batchy's pure core (batchy.h).
+ * Ownership as in Batchy: *_free releases what *_parse / *_assess fill in.
+ */
+#ifndef WAITSY_H
+#define WAITSY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "batchy.h"
+
+#define WAITSY_VERSION BATCHY_VERSION
+
+/* Exit statuses (SPEC section 7). With `-- command` the command's own status
+ * replaces EXIT_READY; when it cannot be started, 126 or 127 as in a shell. */
+enum {
+    WZ_EXIT_READY = 0,
+    WZ_EXIT_FAILED = 1,    /* an awaited step failed on the target day (--fail-fast) */
+    WZ_EXIT_TIMEOUT = 2,   /* --timeout passed */
+    WZ_EXIT_NOT_READY = 3, /* --once and not ready */
+    WZ_EXIT_UNKNOWN = 4,   /* unknown workflow or step */
+    WZ_EXIT_USAGE = 64,    /* bad command line, or a URL or token Batchy refuses */
+    WZ_EXIT_INTERNAL = 70, /* out of memory, no pipe: nothing the user did */
+    WZ_EXIT_CANNOT_EXEC = 126,
+    WZ_EXIT_NOT_FOUND = 127,
+    WZ_EXIT_SIGINT = 130,
+    WZ_EXIT_SIGTERM = 143,
+};
+
+/* Bounds, so that no command line or answer can make Waitsy grow without
+ * limit. */
+#define WZ_MAX_WORKFLOWS 256
+#define WZ_MAX_STEPS     1024     /* names given with --step */
+#define WZ_MAX_URL       2048     /* --url */
+#define WZ_MAX_TOKEN     4096     /* --token */
+#define WZ_MAX_BODY      (64 << 20) /* one get_status answer */
+#define WZ_MAX_INTERVAL  86400.0  /* seconds */
+#define WZ_MIN_INTERVAL  0.1
+#define WZ_MAX_TIMEOUT   (366.0 * 86400.0)
+#define WZ_DEFAULT_URL   "http://127.0.0.1:5000"
+
+/* ------------------------------------------------------------------ args.c */
+typedef enum wz_verbosity { WZ_QUIET = -1, WZ_NORMAL = 0, WZ_VERBOSE = 1 } wz_verbosity;
+
+typedef struct wz_options {
+    const char *workflows[WZ_MAX_WORKFLOWS]; /* borrowed from argv; no duplicates */
+    size_t nworkflows;
+    char *steps[WZ_MAX_STEPS]; /* owned copies (split at commas); none = all steps */
+    size_t nsteps;
+    const char *url;   /* borrowed from argv or the environment */
+    const char *token; /* NULL = none; borrowed */
+    char date[11];     /* "YYYY-MM-DD", or "" for today */
+    int local;
+    double interval; /* seconds */
+    double timeout;  /* seconds; < 0 = none */
+    int fail_fast;
+    int once;
+    wz_verbosity verbosity;
+    char *const *command; /* argv after "--"; NULL = none */
+    int help;
+    int version;
+} wz_options;
+
+/* Parse argv (argv[0] is the program) with `env_url` and `env_token` from
+ * BATCHY_URL and BATCHY_TOKEN (NULL when unset). Returns 0, or -1 with a
+ * one-line reason in `why` (a usage error). With --help or --version, only
+ * `help` / `version` is meaningful. Call wz_options_free either way. */
+int wz_parse_args(int argc, char *const argv[], const char *env_url, const char *env_token,
+                  wz_options *out, char *why, size_t why_len);
+void wz_options_free(wz_options *o);
+
+/* The text of --help. */
+extern const char wz_help_text[];
+
+/* ------------------------------------------------------------------ ready.c */
+
+/* The calendar date "YYYY-MM-DD" of t: in UTC, or with `local` in the
+ * process's time zone (TZ). */
+void wz_date_of(bty_time t, int local, char out[11]);
+
+/* "HH:MM:SS" of t (UTC or local), or "YYYY-MM-DD HH:MM:SS" when t is not on
+ * `date`: how times appear in progress lines. */
+void wz_clock_of(bty_time t, int local, const char *date, char out[20]);
+
+typedef enum wz_verdict {
+    WZ_READY,   /* every awaited step succeeded on the target day */
+    WZ_WAITING, /* some did not, yet */
+    WZ_FAILED,  /* an awaited step failed on the target day */
+    WZ_UNKNOWN, /* a --step names no step of the workflow, or it has none */
+    WZ_INVALID, /* the answer is not a workflow document */
+} wz_verdict;
+
+/* How one workflow stands, for one poll. */
+typedef struct wz_assessment {
+    wz_verdict verdict;
+    size_t awaited; /* steps awaited */
+    size_t done;    /* of those, succeeded on the target day */
+    char *summary;  /* owned: "wf1: 2/3 steps done for 2026-11-23; waiting on ...",
+                       or for UNKNOWN and INVALID why */
+    char *failure;  /* owned, FAILED only: "wf1: step x failed at 06:10:00 (...)" */
+} wz_assessment;
+
+/* Assess workflow `wf` from its get_status document `doc` for the steps
+ * named in steps[0..nsteps) (all when nsteps is 0), on day `date`
+ * ("YYYY-MM-DD"), reading batch times in UTC or, with `local`, local time.
+ * Returns 0, or -1 when out of memory. */
+int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nsteps,
+              const char *date, int local, wz_assessment *out);
+void wz_assessment_free(wz_assessment *a);
+
+#endif
