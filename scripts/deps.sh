@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-dev
           libcjson-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
-          python3 curl valgrind)
+          python3 curl valgrind faketime)
 
 missing=()
 for p in "${packages[@]}"; do

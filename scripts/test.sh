@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run every test of Batchy: install what is missing, build, then
+# Run every test of Batchy and Waitsy: install what is missing, build, then
 #   1. unit tests (cmocka) and integration tests (a throw-away redis-server on
-#      a free port and a real batchy process per test module, over HTTP);
+#      a free port and a real batchy process per test module, over HTTP,
+#      and real waitsy processes against them);
 #   2. the same with the ASan+UBSan build;
 #   3. unit and integration tests under valgrind (no leaks, no errors).
 # Ends with one line "total: N passed, N failed". Exit status 0 only when
@@ -39,14 +40,14 @@ build() { make -s -j2 "$@" all; }
 
 step "build" build || true
 step "unit" unit build
-step "integration" env BATCHY_BIN=build/batchy python3 tests/integration/run.py
+step "integration" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy python3 tests/integration/run.py
 if [ "${1:-}" != quick ]; then
     step "build (ASan+UBSan)" build SAN=1
     step "unit (ASan+UBSan)" unit build-san
-    step "integration (ASan+UBSan)" env BATCHY_BIN=build-san/batchy \
+    step "integration (ASan+UBSan)" env BATCHY_BIN=build-san/batchy WAITSY_BIN=build-san/waitsy \
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 python3 tests/integration/run.py
     step "unit (valgrind)" unit build valgrind
-    step "integration (valgrind)" env BATCHY_BIN=build/batchy BATCHY_VALGRIND=1 \
+    step "integration (valgrind)" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy BATCHY_VALGRIND=1 \
         python3 tests/integration/run.py
 fi
 
