@@ -49,7 +49,7 @@ const char wz_help_text[] =
     "  --token TOKEN          bearer token sent to Batchy (default: $BATCHY_TOKEN;\n"
     "                         prefer the variable, a command line is visible in ps)\n"
     "  -q, --quiet            print only errors (to stderr); nothing on stdout\n"
-    "  -v, --verbose          also print each request and its answer (stderr)\n"
+    "  -v, --verbose          also print each request: status, size, time (stderr)\n"
     "  -h, --help             show this help\n"
     "  --version              show the version\n"
     "\n"
@@ -60,6 +60,7 @@ const char wz_help_text[] =
     "  3    not ready (--once)\n"
     "  4    unknown workflow or step\n"
     "  64   usage error, or a URL or token that Batchy refuses\n"
+    "  70   internal error (out of memory)\n"
     "  126, 127  COMMAND could not be run, or was not found\n"
     "  130, 143  interrupted by SIGINT or SIGTERM\n"
     "\n"
@@ -131,7 +132,7 @@ static void quote_arg(const char *arg, char *out, size_t out_len)
         } else {
             j += (size_t)snprintf(out + j, out_len - j, "\\x%02x", c);
         }
-        if (i == 64) {
+        if (i == 63 && arg[i + 1]) {
             j += (size_t)snprintf(out + j, out_len - j, "...");
             break;
         }

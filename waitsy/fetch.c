@@ -79,21 +79,27 @@ __attribute__((format(printf, 3, 4))) static int say(char *why, size_t why_len, 
 }
 
 wz_client *wz_client_create(const char *url, const char *token, wz_should_stop should_stop,
-                            char *why, size_t why_len)
+                            char *why, size_t why_len, int *exit_code)
 {
     wz_client *c = calloc(1, sizeof(*c));
     char *scheme = NULL, *path = NULL, *display = NULL;
+    *exit_code = WZ_EXIT_INTERNAL;
     if (!c) {
         say(why, why_len, "out of memory");
         return NULL;
     }
     c->should_stop = should_stop;
     c->base = curl_url();
-    if (!c->base || curl_url_set(c->base, CURLUPART_URL, url, 0) != CURLUE_OK ||
+    if (!c->base) {
+        say(why, why_len, "out of memory");
+        goto fail;
+    }
+    if (curl_url_set(c->base, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(c->base, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
         curl_url_get(c->base, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
         say(why, why_len, "--url: not an http:// or https:// URL libcurl can use");
+        *exit_code = WZ_EXIT_USAGE;
         goto fail;
     }
     /* Strip the trailing '/' so that prefix + "/get_status/wf" has one. */
@@ -123,7 +129,10 @@ wz_client *wz_client_create(const char *url, const char *token, wz_should_stop s
             snprintf(h, n, "Authorization: Bearer %s", token);
             struct curl_slist *l = curl_slist_append(c->headers, h);
             free(h);
-            c->headers = l ? l : NULL;
+            if (!l) {
+                curl_slist_free_all(c->headers);
+                c->headers = NULL;
+            }
         } else {
             curl_slist_free_all(c->headers);
             c->headers = NULL;
@@ -135,19 +144,29 @@ wz_client *wz_client_create(const char *url, const char *token, wz_should_stop s
         say(why, why_len, "out of memory");
         goto fail;
     }
+    /* Proxy variables set for the outside world must not send requests
+     * for a Batchy on this machine through a proxy: unless NO_PROXY says
+     * otherwise, loopback goes direct. */
+    const char *no_proxy = getenv("NO_PROXY");
+    if (!no_proxy || !*no_proxy)
+        no_proxy = getenv("no_proxy");
+    if (!no_proxy || !*no_proxy)
+        no_proxy = "localhost,127.0.0.1,::1";
     CURL *h = c->curl;
-    if (curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_USERAGENT, "waitsy/" WAITSY_VERSION) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, c) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf) != CURLE_OK) {
-        say(why, why_len, "libcurl refused an option: is it older than 7.85?");
+    CURLcode rc;
+    if ((rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https")) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_NOPROXY, no_proxy)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_USERAGENT, "waitsy/" WAITSY_VERSION)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_WRITEDATA, c)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_XFERINFODATA, c)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L)) != CURLE_OK ||
+        (rc = curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf)) != CURLE_OK) {
+        say(why, why_len, "libcurl: %s", curl_easy_strerror(rc));
         goto fail;
     }
     curl_free(scheme);
@@ -182,18 +201,30 @@ const char *wz_client_url(const wz_client *c)
     return c->display;
 }
 
-/* The "error" of a Batchy error body, if the body is one. */
-static char *batchy_error(const char *body, size_t len)
+/* The "error" of a Batchy error body, made safe to print, into out
+ * (SHOWN + 4 bytes); 0 when the body is not one. */
+#define SHOWN 300
+static int batchy_error(const char *body, size_t len, char *out)
 {
     cJSON *doc = body ? cJSON_ParseWithLength(body, len) : NULL;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
-    char *text = cJSON_IsString(e) ? strdup(e->valuestring) : NULL;
+    int found = cJSON_IsString(e);
+    if (found)
+        wz_clean(e->valuestring, SHOWN, out);
     cJSON_Delete(doc);
-    if (text)
-        for (char *p = text; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = ' ';
-    return text;
+    return found;
+}
+
+/* A JSON text with more values than this is refused before parsing: cJSON
+ * takes some 64 bytes per value, and no workflow has that many. */
+#define MAX_JSON_VALUES 1000000
+
+static size_t json_values(const char *text, size_t len)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += text[i] == ',' || text[i] == '[' || text[i] == '{';
+    return n;
 }
 
 static double seconds_since(const struct timespec *t0)
@@ -203,103 +234,159 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out)
+/* GET base path + suffix ("/get_status/wf1", "/index"); the answer's
+ * body is in c->body (c->len bytes). Workflow names are checked to be
+ * [A-Za-z0-9_.-]: nothing to escape. */
+static CURLcode get(wz_client *c, const char *suffix, double budget, long *status)
 {
-    memset(out, 0, sizeof(*out));
     c->len = 0;
     c->too_large = 0;
     c->errbuf[0] = '\0';
-    if (c->body)
-        c->body[0] = '\0';
+    *status = 0;
+    /* Never longer than the time left, yet long enough (1 s) to hear from
+     * a Batchy that is up. */
+    long budget_ms = REQUEST_TIMEOUT_MS;
+    if (budget < REQUEST_TIMEOUT_MS / 1000.0) /* false for INFINITY */
+        budget_ms = budget < 1 ? 1000 : (long)(budget * 1000);
 
-    /* base path + "/get_status/" + wf: workflow names are checked to be
-     * [A-Za-z0-9_.-], nothing to escape. */
     char *url = NULL;
-    size_t plen = strlen(c->base_path) + strlen("/get_status/") + strlen(wf) + 1;
+    size_t plen = strlen(c->base_path) + strlen(suffix) + 1;
     char *path = malloc(plen);
     CURLU *u = curl_url_dup(c->base);
+    CURLcode rc = CURLE_OUT_OF_MEMORY;
     if (path && u) {
-        snprintf(path, plen, "%s/get_status/%s", c->base_path, wf);
-        if (curl_url_set(u, CURLUPART_PATH, path, 0) != CURLUE_OK ||
-            curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
-            url = NULL;
+        snprintf(path, plen, "%s%s", c->base_path, suffix);
+        if (curl_url_set(u, CURLUPART_PATH, path, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_URL, &url, 0) == CURLUE_OK)
+            rc = CURLE_OK;
     }
     free(path);
     curl_url_cleanup(u);
-    if (!url) {
-        out->kind = WZ_ANSWER_RETRY;
-        say(out->message, sizeof(out->message), "get_status/%s: out of memory", wf);
-        return;
+    if (rc == CURLE_OK && (rc = curl_easy_setopt(c->curl, CURLOPT_URL, url)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, budget_ms)) == CURLE_OK &&
+        (rc = curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
+                               budget_ms < CONNECT_TIMEOUT_MS ? budget_ms
+                                                              : (long)CONNECT_TIMEOUT_MS)) ==
+            CURLE_OK) {
+        rc = curl_easy_perform(c->curl);
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
     }
+    curl_free(url);
+    return rc;
+}
 
-    /* Never longer than the time left, yet long enough to get an answer
-     * from a Batchy that is up. */
-    long budget_ms = budget < 0 ? REQUEST_TIMEOUT_MS : (long)(budget * 1000);
-    if (budget_ms < 1000)
-        budget_ms = 1000;
-    if (budget_ms > REQUEST_TIMEOUT_MS)
-        budget_ms = REQUEST_TIMEOUT_MS;
-    curl_easy_setopt(c->curl, CURLOPT_URL, url);
-    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, budget_ms);
-    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
-                     budget_ms < CONNECT_TIMEOUT_MS ? budget_ms : (long)CONNECT_TIMEOUT_MS);
+/* After get(): drop a large receive buffer, so that one big answer does
+ * not stay allocated for the rest of the wait. */
+static void release_large_body(wz_client *c)
+{
+    if (c->cap > (1 << 20)) {
+        free(c->body);
+        c->body = NULL;
+        c->cap = c->len = 0;
+    }
+}
+
+/* Where a redirect points, without user and password, safe to print. */
+static void redirect_target(wz_client *c, char *out)
+{
+    char *location = NULL, *bare = NULL;
+    curl_easy_getinfo(c->curl, CURLINFO_REDIRECT_URL, &location);
+    CURLU *u = location ? curl_url() : NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, location, 0) == CURLUE_OK) {
+        curl_url_set(u, CURLUPART_USER, NULL, 0);
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+        curl_url_get(u, CURLUPART_URL, &bare, 0);
+    }
+    wz_clean(bare ? bare : "another address", SHOWN, out);
+    curl_free(bare);
+    curl_url_cleanup(u);
+}
+
+static int is_retryable(long status)
+{
+    /* 409: Batchy cannot read the stored state; an operator may repair it
+     * while we wait. */
+    return (status >= 500 && status <= 599) || status == 408 || status == 409 || status == 429;
+}
+
+void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out)
+{
+    memset(out, 0, sizeof(*out));
+    char suffix[160], error[SHOWN + 4];
+    snprintf(suffix, sizeof(suffix), "/get_status/%s", wf);
+    const char *shown = c->display; /* messages name the URL without credentials */
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    CURLcode rc = curl_easy_perform(c->curl);
+    CURLcode rc = get(c, suffix, budget, &out->status);
     out->seconds = seconds_since(&t0);
     out->bytes = c->len;
-    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &out->status);
 
-    /* Messages name the URL without credentials. */
-    const char *shown = c->display;
-    char *error = NULL;
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
         out->kind = WZ_ANSWER_INTERRUPTED;
         say(out->message, sizeof(out->message), "interrupted");
     } else if (c->too_large) {
-        out->kind = WZ_ANSWER_RETRY;
+        out->kind = WZ_ANSWER_REFUSED;
         say(out->message, sizeof(out->message),
-            "get_status/%s at %s: the answer is larger than %d MiB", wf, shown, WZ_MAX_BODY >> 20);
+            "get_status/%s at %s: the answer is larger than %d MiB; check --url", wf, shown,
+            WZ_MAX_BODY >> 20);
+    } else if (rc == CURLE_OUT_OF_MEMORY) {
+        out->kind = WZ_ANSWER_RETRY;
+        say(out->message, sizeof(out->message), "get_status/%s: out of memory", wf);
     } else if (rc != CURLE_OK) {
         out->kind = WZ_ANSWER_RETRY;
         say(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
             c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
     } else if (out->status == 200) {
-        out->doc = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
-        out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_RETRY;
+        if (json_values(c->body ? c->body : "", c->len) <= MAX_JSON_VALUES)
+            out->doc = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
+        out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_REFUSED;
         if (!out->doc)
             say(out->message, sizeof(out->message),
-                "get_status/%s at %s: the answer (%zu bytes) is not JSON; is --url Batchy's?", wf,
-                shown, c->len);
+                "get_status/%s at %s answered 200 with %zu bytes that are not a Batchy "
+                "workflow document; check --url",
+                wf, shown, c->len);
     } else if (out->status == 404) {
-        out->kind = WZ_ANSWER_UNKNOWN;
-        error = batchy_error(c->body, c->len);
-        if (error)
-            say(out->message, sizeof(out->message), "get_status/%s: %s (404 from %s)", wf, error,
-                shown);
-        else
+        /* An unknown workflow, or no Batchy at this URL (a wrong path
+         * prefix, a proxy's page)? Batchy's index tells. */
+        int has_error = batchy_error(c->body, c->len, error);
+        long index_status = 0;
+        double left = budget - out->seconds;
+        CURLcode irc = get(c, "/index", left, &index_status);
+        int is_batchy = irc == CURLE_OK && index_status == 200 && c->len >= 7 &&
+                        memcmp(c->body, "Batchy ", 7) == 0;
+        if (irc == CURLE_ABORTED_BY_CALLBACK) {
+            out->kind = WZ_ANSWER_INTERRUPTED;
+        } else if (irc != CURLE_OK) {
+            out->kind = WZ_ANSWER_RETRY;
+            say(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
+                c->errbuf[0] ? c->errbuf : curl_easy_strerror(irc));
+        } else if (is_batchy && has_error) {
+            out->kind = WZ_ANSWER_UNKNOWN;
+            say(out->message, sizeof(out->message), "get_status/%s: %s", wf, error);
+        } else {
+            out->kind = WZ_ANSWER_REFUSED;
             say(out->message, sizeof(out->message),
-                "get_status/%s at %s answered 404 without a Batchy error: check --url", wf, shown);
-    } else if (out->status >= 500 || out->status == 408 || out->status == 429) {
+                "no Batchy at %s: get_status/%s answered 404 and index answered %ld; check --url",
+                shown, wf, index_status);
+        }
+    } else if (is_retryable(out->status)) {
         out->kind = WZ_ANSWER_RETRY;
-        error = batchy_error(c->body, c->len);
+        int has_error = batchy_error(c->body, c->len, error);
         say(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown,
-            out->status, error ? ": " : "", error ? error : "");
-    } else if (out->status >= 300 && out->status < 400) {
-        char *location = NULL;
-        curl_easy_getinfo(c->curl, CURLINFO_REDIRECT_URL, &location);
+            out->status, has_error ? ": " : "", has_error ? error : "");
+    } else if (out->status >= 300 && out->status <= 399) {
+        redirect_target(c, error);
         out->kind = WZ_ANSWER_REFUSED;
         say(out->message, sizeof(out->message),
-            "get_status/%s at %s redirects (%ld) to %s: give that as --url", wf, shown,
-            out->status, location ? location : "another address");
+            "get_status/%s at %s redirects (%ld) to %s; point --url at Batchy itself", wf, shown,
+            out->status, error);
     } else {
         out->kind = WZ_ANSWER_REFUSED;
-        error = batchy_error(c->body, c->len);
+        int has_error = batchy_error(c->body, c->len, error);
         say(out->message, sizeof(out->message), "Batchy at %s refused get_status/%s (%ld%s%s)%s",
-            shown, wf, out->status, error ? ": " : "", error ? error : "",
+            shown, wf, out->status, has_error ? ": " : "", has_error ? error : "",
             out->status == 401 || out->status == 403 ? "; check --token or BATCHY_TOKEN" : "");
     }
-    free(error);
-    curl_free(url);
+    release_large_body(c);
 }

@@ -12,10 +12,11 @@ typedef int (*wz_should_stop)(void);
 typedef struct wz_client wz_client;
 
 /* A client for Batchy at base `url` (a path prefix allowed), sending
- * `token` (NULL = none) as a bearer token. NULL with a reason in `why`
- * when the URL is unusable. curl_global_init must have been called. */
+ * `token` (NULL = none) as a bearer token. NULL with a reason in `why` and
+ * the exit status in `exit_code` (64 for an unusable URL, 70 when out of
+ * memory). curl_global_init must have been called. */
 wz_client *wz_client_create(const char *url, const char *token, wz_should_stop should_stop,
-                            char *why, size_t why_len);
+                            char *why, size_t why_len, int *exit_code);
 void wz_client_free(wz_client *c);
 
 /* The base URL as messages show it: without user and password. */
@@ -23,9 +24,9 @@ const char *wz_client_url(const wz_client *c);
 
 typedef enum wz_answer_kind {
     WZ_ANSWER_OK,          /* 200 with a JSON document in `doc` */
-    WZ_ANSWER_RETRY,       /* unreachable, timed out, 5xx, 408, 429, not JSON */
-    WZ_ANSWER_UNKNOWN,     /* 404: no such workflow */
-    WZ_ANSWER_REFUSED,     /* any other answer: wrong URL or token */
+    WZ_ANSWER_RETRY,       /* unreachable, timed out, 5xx, 408, 409, 429 */
+    WZ_ANSWER_UNKNOWN,     /* 404 from Batchy: no such workflow */
+    WZ_ANSWER_REFUSED,     /* anything else: not Batchy, wrong URL or token */
     WZ_ANSWER_INTERRUPTED, /* should_stop said so */
 } wz_answer_kind;
 
@@ -38,8 +39,10 @@ typedef struct wz_answer {
     char message[768]; /* what went wrong, for every kind but OK */
 } wz_answer;
 
-/* GET <base>/get_status/<wf>, taking at most `budget` seconds (at least 1;
- * < 0 = the default 30 s). Fills `out`; the caller deletes out->doc. */
+/* GET <base>/get_status/<wf>, taking at most `budget` seconds, but at
+ * least 1 and at most 30 (INFINITY: 30). A 404 is checked against
+ * <base>/index: only Batchy's own 404 means an unknown workflow. Fills
+ * `out`; the caller deletes out->doc. */
 void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out);
 
 #endif

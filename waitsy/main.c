@@ -29,6 +29,8 @@
 
 static volatile sig_atomic_t stop_signal;
 static int wake_pipe[2] = {-1, -1};
+/* The dispositions waitsy started with, given back to the command. */
+static struct sigaction old_int, old_term;
 
 static void on_signal(int sig)
 {
@@ -152,6 +154,9 @@ static int sleep_for(double seconds)
     }
 }
 
+/* Catch SIGINT and SIGTERM, unless they were ignored: a shell starts a
+ * background job (`waitsy ... &`) with SIGINT ignored, and `trap '' INT`
+ * means it; both must stay so. */
 static int install_signals(void)
 {
     if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
@@ -160,22 +165,40 @@ static int install_signals(void)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    /* A closed socket or stdout must give an error, not kill us. */
+    sigaction(SIGINT, NULL, &old_int);
+    sigaction(SIGTERM, NULL, &old_term);
+    if (old_int.sa_handler != SIG_IGN)
+        sigaction(SIGINT, &sa, NULL);
+    if (old_term.sa_handler != SIG_IGN)
+        sigaction(SIGTERM, &sa, NULL);
+    /* A closed socket or stdout must give an error, not kill us. The
+     * command gets SIGPIPE back by default: exec resets caught signals,
+     * not ignored ones, so restore_signals does it. */
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
 
-/* The command gets the signal dispositions a shell would give it. */
-static void restore_signals(void)
+/* Give the command the dispositions waitsy started with. Returns 1 when a
+ * stop signal came first: then the command must not run. SIGINT and
+ * SIGTERM are blocked while the flag is checked and the handlers removed,
+ * so one arriving in between is not lost: it stays pending and acts when
+ * unblocked, with the disposition waitsy was started with. */
+static int restore_signals(void)
 {
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    sigset_t stop, saved;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &saved);
+    if (stop_signal) {
+        sigprocmask(SIG_SETMASK, &saved, NULL);
+        return 1;
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+    return 0;
 }
 
 static int interrupted(const run *r)
@@ -198,6 +221,7 @@ typedef enum poll_result {
     POLL_RETRY,     /* Batchy unreachable or answering oddly: try again */
     POLL_FATAL,     /* exit with `code` */
     POLL_INTERRUPTED,
+    POLL_NO_TIME,   /* the deadline passed before every workflow was read */
 } poll_result;
 
 typedef struct poll_state {
@@ -228,7 +252,11 @@ static int join(char **line, const char *s)
     return 0;
 }
 
-static poll_result poll_once(const run *r, wz_client *client, double budget, poll_state *out)
+/* Read and assess every workflow. Each request gets the time left until
+ * `deadline` (INFINITY: none); the first always gets a chance, so that
+ * the last poll before a timeout happens, but once the time is up the
+ * others are not asked. */
+static poll_result poll_once(const run *r, wz_client *client, double deadline, poll_state *out)
 {
     wz_options *o = r->o;
     int waiting = 0, failed = 0;
@@ -236,8 +264,11 @@ static poll_result poll_once(const run *r, wz_client *client, double budget, pol
 
     for (size_t i = 0; i < o->nworkflows; i++) {
         const char *wf = o->workflows[i];
+        double left = deadline - monotonic();
+        if (i > 0 && left <= 0)
+            return POLL_NO_TIME;
         wz_answer a;
-        wz_fetch_status(client, wf, budget, &a);
+        wz_fetch_status(client, wf, left, &a);
         debug(r, "GET %s/get_status/%s -> %ld, %zu bytes in %.1f ms", wz_client_url(client), wf,
               a.status, a.bytes, a.seconds * 1000);
         switch (a.kind) {
@@ -272,10 +303,11 @@ static poll_result poll_once(const run *r, wz_client *client, double budget, pol
             out->code = WZ_EXIT_UNKNOWN;
             wz_assessment_free(&as);
             return POLL_FATAL;
-        case WZ_INVALID:
-            snprintf(out->message, sizeof(out->message), "%s", as.summary);
+        case WZ_INVALID: /* Batchy never answers that: not Batchy */
+            snprintf(out->message, sizeof(out->message), "%s; check --url", as.summary);
+            out->code = WZ_EXIT_USAGE;
             wz_assessment_free(&as);
-            return POLL_RETRY;
+            return POLL_FATAL;
         case WZ_FAILED:
             failed = 1;
             if (!out->failure) {
@@ -315,14 +347,16 @@ static void list_workflows(const wz_options *o, char *out, size_t len)
     }
 }
 
-/* Run the command in place of waitsy: its exit status becomes ours.
- * Returns only when it could not be started. Everything waitsy holds
- * (connections, libcurl) is released first: the command inherits nothing. */
+/* Run the command in place of waitsy, so that its exit status (and its
+ * signals) are waitsy's. The caller has released the connection and
+ * libcurl. Returns only when the command could not be started, or a stop
+ * signal came first. */
 static int exec_command(const run *r)
 {
     fflush(stdout);
     fflush(stderr);
-    restore_signals();
+    if (restore_signals())
+        return interrupted(r);
     execvp(r->o->command[0], r->o->command);
     int code = errno == ENOENT ? WZ_EXIT_NOT_FOUND : WZ_EXIT_CANNOT_EXEC;
     error(r, "cannot run %s: %s; exit %d", r->o->command[0], strerror(errno), code);
@@ -339,9 +373,8 @@ static int wait_loop(run *r, wz_client *client)
     list_workflows(o, names, sizeof(names));
 
     for (;;) {
-        double left = deadline - monotonic();
         poll_state p;
-        poll_result res = poll_once(r, client, isinf(left) ? -1 : left, &p);
+        poll_result res = poll_once(r, client, deadline, &p);
         if (res == POLL_INTERRUPTED || stop_signal) {
             poll_state_free(&p);
             return interrupted(r);
@@ -390,6 +423,7 @@ static int wait_loop(run *r, wz_client *client)
                 error(r, "%s", p.message);
             break;
         case POLL_INTERRUPTED:
+        case POLL_NO_TIME:
             break;
         }
         poll_state_free(&p);
@@ -398,7 +432,7 @@ static int wait_loop(run *r, wz_client *client)
             info(r, "not ready (--once); exit %d", WZ_EXIT_NOT_READY);
             return WZ_EXIT_NOT_READY;
         }
-        left = deadline - monotonic();
+        double left = deadline - monotonic();
         if (left <= 0) {
             duration(monotonic() - r->started, took);
             error(r, "timed out after %s waiting for %s on %s; exit %d", took, names, r->date,
@@ -432,26 +466,33 @@ int main(int argc, char **argv)
     else
         wz_date_of(wall_now(), o.local, r.date);
 
-    if (install_signals() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "waitsy: cannot set up: %s\n", strerror(errno));
+    if (install_signals() != 0) {
+        fprintf(stderr, "waitsy: cannot create a pipe: %s\n", strerror(errno));
         wz_options_free(&o);
         return WZ_EXIT_INTERNAL;
     }
-    wz_client *client = wz_client_create(o.url, o.token, should_stop, why, sizeof(why));
+    CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (init != CURLE_OK) {
+        fprintf(stderr, "waitsy: cannot start libcurl: %s\n", curl_easy_strerror(init));
+        wz_options_free(&o);
+        return WZ_EXIT_INTERNAL;
+    }
+    int code;
+    wz_client *client = wz_client_create(o.url, o.token, should_stop, why, sizeof(why), &code);
     if (!client) {
         fprintf(stderr, "waitsy: %s\n", why);
         curl_global_cleanup();
         wz_options_free(&o);
-        return WZ_EXIT_USAGE;
+        return code;
     }
     debug(&r, "waiting for %zu workflow(s) on %s at %s, every %.1f s", o.nworkflows, r.date,
           wz_client_url(client), o.interval);
 
-    int code = wait_loop(&r, client);
-    wz_client_free(client);
+    code = wait_loop(&r, client);
+    wz_client_free(client); /* the command inherits no connection */
     curl_global_cleanup();
     if (code == WZ_EXIT_READY && o.command)
-        code = stop_signal ? interrupted(&r) : exec_command(&r);
+        code = exec_command(&r);
     wz_options_free(&o);
     return code;
 }

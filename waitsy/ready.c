@@ -22,6 +22,63 @@
 #define SHOW_STEPS 5
 #define SHOW_BYTES 200
 
+/* ------------------------------------------------------------ clean text */
+
+/* Length of the UTF-8 sequence starting at p (1-4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    size_t n = p[0] < 0x80 ? 1 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+                             : p[0] >= 0xF0 && p[0] <= 0xF4                 ? 4
+                                                                            : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return n && utf8_valid((const char *)p, n) ? n : 0;
+}
+
+/* Characters that change how a terminal shows what follows: C1 controls
+ * (U+0080-U+009F: U+009B is a CSI), bidirectional overrides and isolates,
+ * line and paragraph separators. */
+static int invisible(const unsigned char *p, size_t n)
+{
+    if (n == 2)
+        return p[0] == 0xC2 && p[1] <= 0x9F;
+    if (n == 3 && p[0] == 0xE2 && p[1] == 0x80)
+        return (p[2] >= 0xA8 && p[2] <= 0xAE) || p[2] == 0x8E || p[2] == 0x8F;
+    if (n == 3 && p[0] == 0xE2 && p[1] == 0x81)
+        return p[2] >= 0xA6 && p[2] <= 0xA9;
+    return 0;
+}
+
+void wz_clean(const char *text, size_t max, char *out)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t j = 0;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (j + (n ? n : 1) > max) {
+            memcpy(out + j, "...", 3);
+            j += 3;
+            break;
+        }
+        if (n == 0) { /* invalid: one byte at a time */
+            out[j++] = '?';
+            p++;
+        } else if (n == 1) {
+            out[j++] = (*p < 0x20 || *p == 0x7f) ? ' ' : (char)*p;
+            p++;
+        } else if (invisible(p, n)) {
+            out[j++] = '?';
+            p += n;
+        } else {
+            memcpy(out + j, p, n);
+            j += n;
+            p += n;
+        }
+    }
+    out[j] = '\0';
+}
+
 /* ------------------------------------------------------------ text buffer */
 typedef struct wz_buf {
     char *p;
@@ -57,25 +114,12 @@ __attribute__((format(printf, 2, 3))) static void buf_printf(wz_buf *b, const ch
     }
 }
 
-/* Append text as it may be shown on a terminal line: control bytes become
- * spaces (a step name or error message written straight into Redis may
- * hold a newline), at most SHOW_BYTES bytes, cut on a UTF-8 boundary. */
+/* Append text as wz_clean shows it. */
 static void buf_clean(wz_buf *b, const char *text)
 {
-    size_t len = strlen(text);
-    int cut = len > SHOW_BYTES;
-    if (cut) {
-        len = SHOW_BYTES;
-        while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
-            len--;
-    }
-    char tmp[SHOW_BYTES + 1];
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        tmp[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-    }
-    tmp[len] = '\0';
-    buf_printf(b, "%s%s", tmp, cut ? "..." : "");
+    char shown[SHOW_BYTES + 4];
+    wz_clean(text, SHOW_BYTES, shown);
+    buf_printf(b, "%s", shown);
 }
 
 /* The finished string, or NULL when memory ran out (freed). */

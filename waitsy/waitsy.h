@@ -47,7 +47,7 @@ enum {
 #define WZ_MAX_STEPS     1024     /* names given with --step */
 #define WZ_MAX_URL       2048     /* --url */
 #define WZ_MAX_TOKEN     4096     /* --token */
-#define WZ_MAX_BODY      (64 << 20) /* one get_status answer */
+#define WZ_MAX_BODY      (32 << 20) /* one get_status answer */
 #define WZ_MAX_INTERVAL  86400.0  /* seconds */
 #define WZ_MIN_INTERVAL  0.1
 #define WZ_MAX_TIMEOUT   (366.0 * 86400.0)
@@ -87,6 +87,13 @@ void wz_options_free(wz_options *o);
 extern const char wz_help_text[];
 
 /* ------------------------------------------------------------------ ready.c */
+
+/* Text from a server (step names, statuses, error messages, a redirect's
+ * Location), made safe for a terminal line: control characters become
+ * spaces; C1 controls, bidirectional overrides and invalid UTF-8 become
+ * '?'; more than `max` bytes are cut on a character boundary and end in
+ * "...". `out` must hold max + 4 bytes. */
+void wz_clean(const char *text, size_t max, char *out);
 
 /* The calendar date "YYYY-MM-DD" of t: in UTC, or with `local` in the
  * process's time zone (TZ). */

@@ -567,6 +567,44 @@ static void long_lists_are_cut_and_names_cleaned(void **state)
     wz_assessment_free(&a);
 }
 
+static void server_text_is_made_safe_for_a_terminal(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"plain text", "plain text"},
+        {"caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"}, /* é, € kept */
+        {"a\nb\tc\rd", "a b c d"},
+        {"\x1b[2J\x1b]0;title\x07", " [2J ]0;title "},
+        {"x\x7fy", "x y"},
+        {"\xc2\x9b" "31m", "?31m"},             /* U+009B, a CSI */
+        {"\xc2\x85next", "?next"},           /* U+0085 */
+        {"\xc2\xa0nbsp", "\xc2\xa0nbsp"},    /* U+00A0 is fine */
+        {"\xe2\x80\xae" "evil", "?evil"},       /* U+202E right-to-left override */
+        {"\xe2\x81\xa6iso", "?iso"},         /* U+2066 isolate */
+        {"\xe2\x80\xa8ls", "?ls"},           /* U+2028 line separator */
+        {"\xff\xfe", "??"},                 /* invalid bytes */
+        {"\xc3", "?"},                       /* truncated sequence */
+        {"\xed\xa0\x80", "???"},             /* a UTF-16 surrogate */
+        {"\xc0\xaf", "??"},                 /* overlong '/' */
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char out[64];
+        wz_clean(rows[i].in, 40, out);
+        if (strcmp(out, rows[i].out) != 0)
+            fail_msg("row %zu: got \"%s\"", i, out);
+    }
+    /* Cut at max bytes, on a character boundary, marked. */
+    char out[16];
+    wz_clean("abcdefghijkl", 10, out);
+    assert_string_equal(out, "abcdefghij...");
+    wz_clean("abcdefghij", 10, out);
+    assert_string_equal(out, "abcdefghij");
+    wz_clean("abcdefghi\xc3\xa9", 10, out);
+    assert_string_equal(out, "abcdefghi...");
+}
+
 static void steps_in_document_order(void **state)
 {
     (void)state;
@@ -602,6 +640,7 @@ int main(void)
         cmocka_unit_test(unknown_steps_and_empty_workflows),
         cmocka_unit_test(answers_that_are_not_documents),
         cmocka_unit_test(long_lists_are_cut_and_names_cleaned),
+        cmocka_unit_test(server_text_is_made_safe_for_a_terminal),
         cmocka_unit_test(steps_in_document_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
