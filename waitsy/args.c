@@ -164,11 +164,15 @@ static shown show(const char *arg)
     return s;
 }
 
-/* Seconds as a decimal number in [min, max]. */
+/* Seconds as a plain decimal number ("10", "0.5") in [min, max]: no
+ * sign, exponent or hexadecimal, which strtod alone would take. */
 static int parse_seconds(const char *text, double min, double max, double *out)
 {
     char *end;
-    if (!*text || isspace((unsigned char)*text))
+    size_t digits = strspn(text, "0123456789");
+    if (text[digits] == '.' && isdigit((unsigned char)text[digits + 1]))
+        digits += 1 + strspn(text + digits + 1, "0123456789");
+    if (digits == 0 || text[digits] != '\0' || digits > 20)
         return -1;
     double v = strtod(text, &end);
     if (*end || !isfinite(v) || v < min || v > max)
@@ -384,6 +388,7 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
                     "without query or fragment",
                     url == env_url ? "BATCHY_URL" : "--url");
     o->url = url;
+    o->url_from_env = url == env_url;
     if (!token && env_token && *env_token) {
         if (!valid_token(env_token))
             return fail(why, why_len,

@@ -98,7 +98,7 @@ wz_client *wz_client_create(const char *url, const char *token, wz_should_stop s
         curl_url_get(c->base, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
         curl_url_get(c->base, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-        say(why, why_len, "--url: not an http:// or https:// URL libcurl can use");
+        say(why, why_len, "not an http:// or https:// URL that libcurl can use");
         *exit_code = WZ_EXIT_USAGE;
         goto fail;
     }

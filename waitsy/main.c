@@ -479,8 +479,13 @@ int main(int argc, char **argv)
     }
     int code;
     wz_client *client = wz_client_create(o.url, o.token, should_stop, why, sizeof(why), &code);
-    if (!client) {
+    if (!client && code == WZ_EXIT_USAGE) {
+        fprintf(stderr, "waitsy: %s: %s\nTry 'waitsy --help' for the options.\n",
+                o.url_from_env ? "BATCHY_URL" : "--url", why);
+    } else if (!client) {
         fprintf(stderr, "waitsy: %s\n", why);
+    }
+    if (!client) {
         curl_global_cleanup();
         wz_options_free(&o);
         return code;

@@ -62,6 +62,7 @@ typedef struct wz_options {
     char *steps[WZ_MAX_STEPS]; /* owned copies (split at commas); none = all steps */
     size_t nsteps;
     const char *url;   /* borrowed from argv or the environment */
+    int url_from_env;  /* url is BATCHY_URL's: messages must say so */
     const char *token; /* NULL = none; borrowed */
     char date[11];     /* "YYYY-MM-DD", or "" for today */
     int local;

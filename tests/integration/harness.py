@@ -574,3 +574,267 @@ class ServiceTestCase(unittest.TestCase):
     def assert_service_up(self):
         r = self.batchy.get("/index")
         self.assertEqual(r.status, 200, r)
+
+
+# ---------------------------------------------------------------- waitsy
+#
+# Waitsy (WAITSY_BIN, default build/waitsy) is run as a plain subprocess;
+# with BATCHY_VALGRIND=1 it runs under valgrind too (exit 99 = leak or error,
+# reported with the valgrind log). Tests control its clock with libfaketime
+# (faketime_env), never by waiting for midnight.
+import atexit  # noqa: E402  (only the waitsy helpers need it)
+
+WAITSY_TIMEOUT = 30 * SLOW
+# The progress and message lines: "YYYY-MM-DD HH:MM:SS <text>".
+STAMP_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (.*)$")
+FAKETIME_LIBS = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+    "/usr/local/lib/faketime/libfaketime.so.1",
+)
+_VG_DIR = None
+
+
+def waitsy_bin():
+    path = os.environ.get("WAITSY_BIN", "build/waitsy")
+    if not os.path.isabs(path):
+        path = os.path.join(REPO_ROOT, path)
+    return path
+
+
+def waitsy_valgrind_dir():
+    """Where valgrind writes waitsy's logs (vgw.<pid>.log)."""
+    global _VG_DIR
+    if _VG_DIR is None:
+        _VG_DIR = tempfile.mkdtemp(prefix="waitsy-vg-")
+        atexit.register(_remove_clean_valgrind_dir, _VG_DIR)
+    return _VG_DIR
+
+
+def _remove_clean_valgrind_dir(path):
+    """At exit: remove the log directory unless a log holds something."""
+    try:
+        if all(os.path.getsize(os.path.join(path, n)) == 0 for n in os.listdir(path)):
+            shutil.rmtree(path, ignore_errors=True)
+    except OSError:
+        pass
+
+
+def waitsy_command(args, ignore_signals=()):
+    """The argv that runs waitsy with args (under valgrind with VALGRIND);
+    with ignore_signals, waitsy starts with those signals ignored, as a
+    shell starts a background job or after `trap '' INT`."""
+    if not os.path.exists(waitsy_bin()):
+        raise AssertionError("waitsy binary not found at %s (set WAITSY_BIN or run make)"
+                             % waitsy_bin())
+    cmd = [waitsy_bin()] + [str(a) for a in args]
+    if VALGRIND:
+        cmd = ["valgrind", "-q", "--leak-check=full",
+               "--show-leak-kinds=definite,indirect",
+               "--errors-for-leak-kinds=definite,indirect",
+               "--error-exitcode=99",
+               "--log-file=%s" % os.path.join(waitsy_valgrind_dir(), "vgw.%p.log")] + cmd
+    if ignore_signals:
+        traps = "".join("trap '' %s; " % signal.Signals(sig).name[3:] for sig in ignore_signals)
+        cmd = ["sh", "-c", traps + 'exec "$@"', "sh"] + cmd  # exec: the same pid
+    return cmd
+
+
+def waitsy_env(env=None):
+    """os.environ without Batchy's settings, proxies or an inherited fake
+    clock, then the test's own variables (a value of None removes one)."""
+    full = dict(os.environ)
+    for name in list(full):
+        if name.startswith("BATCHY_") and name not in ("BATCHY_BIN", "BATCHY_VALGRIND"):
+            del full[name]
+        elif name.startswith("FAKETIME"):
+            del full[name]
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                 "all_proxy", "no_proxy", "NO_PROXY", "LD_PRELOAD", "DONT_FAKE_MONOTONIC"):
+        full.pop(name, None)
+    for name, value in (env or {}).items():
+        if value is None:
+            full.pop(name, None)
+        else:
+            full[name] = value
+    return full
+
+
+def waitsy_valgrind_log(pid):
+    """The valgrind log of the waitsy process `pid` ("" when none)."""
+    if not VALGRIND:
+        return ""
+    path = os.path.join(waitsy_valgrind_dir(), "vgw.%d.log" % pid)
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _check_valgrind(pid, returncode, args):
+    if VALGRIND and returncode == 99:
+        raise AssertionError("waitsy %r: valgrind found errors or leaks (exit 99):\n%s"
+                             % (list(args), waitsy_valgrind_log(pid)))
+
+
+def run_waitsy(args, env=None, timeout=None, cwd=None, ignore_signals=()):
+    """Run waitsy to its end; a CompletedProcess with stdout and stderr as
+    text, plus .elapsed (seconds). Under valgrind, exit 99 fails the test
+    with the valgrind log."""
+    timeout = timeout or WAITSY_TIMEOUT
+    started = time.monotonic()
+    proc = subprocess.Popen(waitsy_command(args, ignore_signals), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=waitsy_env(env), cwd=cwd)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError("waitsy %r did not end within %ss\n--- stdout:\n%s\n--- stderr:\n%s"
+                             % (list(args), timeout, out.decode("utf-8", "replace"),
+                                err.decode("utf-8", "replace")))
+    result = subprocess.CompletedProcess(proc.args, proc.returncode,
+                                         out.decode("utf-8", "replace"),
+                                         err.decode("utf-8", "replace"))
+    result.elapsed = time.monotonic() - started
+    _check_valgrind(proc.pid, proc.returncode, args)
+    return result
+
+
+class WaitsyProcess:
+    """A waitsy running in the background (for signals and restarts);
+    stdout and stderr go to files, read at any time with .stdout() and
+    .stderr()."""
+
+    def __init__(self, args, env=None, cwd=None, ignore_signals=()):
+        self.args = list(args)
+        self.dir = tempfile.mkdtemp(prefix="waitsy-run-")
+        self.out_path = os.path.join(self.dir, "stdout")
+        self.err_path = os.path.join(self.dir, "stderr")
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(waitsy_command(args, ignore_signals), stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._err,
+                                     env=waitsy_env(env), cwd=cwd)
+        self.returncode = None
+
+    def _read(self, path):
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stdout(self):
+        return self._read(self.out_path)
+
+    def stderr(self):
+        return self._read(self.err_path)
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def wait_for(self, predicate, timeout, what="the expected output"):
+        """Poll until predicate(stdout, stderr) is true; fail after timeout
+        seconds or when waitsy ends first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out, err = self.stdout(), self.stderr()
+            if predicate(out, err):
+                return out, err
+            if self.proc.poll() is not None:
+                out, err = self.stdout(), self.stderr()
+                if predicate(out, err):
+                    return out, err
+                raise AssertionError("waitsy ended (exit %s) before %s\n--- stdout:\n%s\n"
+                                     "--- stderr:\n%s" % (self.proc.returncode, what, out, err))
+            if time.monotonic() > deadline:
+                raise AssertionError("no %s from waitsy within %ss\n--- stdout:\n%s\n"
+                                     "--- stderr:\n%s" % (what, timeout, out, err))
+            time.sleep(0.02)
+
+    def wait(self, timeout=None):
+        """Wait for the end; return the exit status (AssertionError with the
+        output when it does not end within timeout)."""
+        timeout = timeout or WAITSY_TIMEOUT
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("waitsy %r still running after %ss\n--- stdout:\n%s\n"
+                                 "--- stderr:\n%s" % (self.args, timeout, self.stdout(),
+                                                      self.stderr()))
+        _check_valgrind(self.proc.pid, self.returncode, self.args)
+        return self.returncode
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for f in (self._out, self._err):
+            f.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_waitsy(args, env=None, cwd=None, ignore_signals=()):
+    """Start waitsy in the background; a WaitsyProcess (call cleanup())."""
+    return WaitsyProcess(args, env, cwd, ignore_signals)
+
+
+def faketime_lib():
+    """libfaketime's preload library; a clear failure (never a skip) when
+    the faketime package is not installed."""
+    for path in FAKETIME_LIBS:
+        if os.path.exists(path):
+            return path
+    try:
+        out = subprocess.run(["dpkg", "-L", "libfaketime"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, timeout=10)
+        for line in out.stdout.decode("utf-8", "replace").splitlines():
+            if line.endswith("/libfaketime.so.1") and os.path.exists(line):
+                return line
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    raise AssertionError("libfaketime.so.1 not found (looked in %s): the waitsy tests need "
+                         "the faketime package (apt-get install faketime)"
+                         % ", ".join(FAKETIME_LIBS))
+
+
+def faketime_env(when, env=None):
+    """Environment that starts waitsy's wall clock at `when` (an aware
+    datetime; whole seconds) and lets it run on. FAKETIME_FMT=%s with
+    "@<epoch>" is used because libfaketime reads "@YYYY-MM-DD HH:MM:SS" in
+    the process's local time zone (TZ), and an epoch means the same instant
+    in every zone. The monotonic clock stays real (timeouts and sleeps).
+    ASan refuses a preloaded library before its runtime unless told not to
+    check (verify_asan_link_order=0); other builds ignore ASAN_OPTIONS."""
+    if when.tzinfo is None:
+        raise ValueError("faketime_env needs an aware datetime, not %r" % (when,))
+    epoch = int(when.timestamp())
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    full = {
+        "LD_PRELOAD": faketime_lib(),
+        "FAKETIME_FMT": "%s",
+        "FAKETIME": "@%d" % epoch,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+        "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0",
+    }
+    full.update(env or {})
+    return full
+
+
+def stamped(text):
+    """The lines of waitsy output as (stamp, text) pairs; an AssertionError
+    names any line without the "YYYY-MM-DD HH:MM:SS " stamp."""
+    out = []
+    for line in text.splitlines():
+        m = STAMP_RE.match(line)
+        if not m:
+            raise AssertionError("line without a time stamp: %r in:\n%s" % (line, text))
+        out.append((m.group(1), m.group(2)))
+    return out
