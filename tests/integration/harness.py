@@ -621,15 +621,16 @@ def _remove_clean_valgrind_dir(path):
         pass
 
 
-def waitsy_command(args, ignore_signals=()):
-    """The argv that runs waitsy with args (under valgrind with VALGRIND);
+def waitsy_command(args, ignore_signals=(), valgrind=True):
+    """The argv that runs waitsy with args (under valgrind with VALGRIND,
+    unless valgrind=False);
     with ignore_signals, waitsy starts with those signals ignored, as a
     shell starts a background job or after `trap '' INT`."""
     if not os.path.exists(waitsy_bin()):
         raise AssertionError("waitsy binary not found at %s (set WAITSY_BIN or run make)"
                              % waitsy_bin())
     cmd = [waitsy_bin()] + [str(a) for a in args]
-    if VALGRIND:
+    if VALGRIND and valgrind:
         cmd = ["valgrind", "-q", "--leak-check=full",
                "--show-leak-kinds=definite,indirect",
                "--errors-for-leak-kinds=definite,indirect",
@@ -679,13 +680,15 @@ def _check_valgrind(pid, returncode, args):
                              % (list(args), waitsy_valgrind_log(pid)))
 
 
-def run_waitsy(args, env=None, timeout=None, cwd=None, ignore_signals=()):
+def run_waitsy(args, env=None, timeout=None, cwd=None, ignore_signals=(), valgrind=True):
     """Run waitsy to its end; a CompletedProcess with stdout and stderr as
     text, plus .elapsed (seconds). Under valgrind, exit 99 fails the test
-    with the valgrind log."""
+    with the valgrind log. valgrind=False runs it natively even then: for
+    the many runs that only parse a command line, which the unit tests
+    already run under valgrind."""
     timeout = timeout or WAITSY_TIMEOUT
     started = time.monotonic()
-    proc = subprocess.Popen(waitsy_command(args, ignore_signals), stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(waitsy_command(args, ignore_signals, valgrind), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=waitsy_env(env), cwd=cwd)
     try:

@@ -1164,7 +1164,8 @@ class WaitsyCommandLineTest(WaitsyCase):
         nowhere = "http://127.0.0.1:%d" % free_port()
         for name, args in USAGE_ERRORS:
             with self.subTest(name, args=args):
-                res = run_waitsy(args, env={"BATCHY_URL": nowhere})
+                # Parsing only: test_waitsy.c runs it under valgrind.
+                res = run_waitsy(args, env={"BATCHY_URL": nowhere}, valgrind=False)
                 self.assert_usage_error(res)
 
     def test_bad_environment_values_exit_64(self):
@@ -1175,7 +1176,7 @@ class WaitsyCommandLineTest(WaitsyCase):
         ]
         for env, name in cases:
             with self.subTest(env=env):
-                res = run_waitsy(["-wf", "wf1", "--once"], env=env)
+                res = run_waitsy(["-wf", "wf1", "--once"], env=env, valgrind=False)
                 self.assert_usage_error(res)
                 self.assertIn(name, res.stderr)
                 self.assertNotIn("a b", res.stderr)
