@@ -13,6 +13,7 @@
  * call changed the workflow after we read it, and the caller retries.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,9 +126,27 @@ static int setup_command(redisContext *c, bty_error *err, const char *what, int 
 /* This thread's connection, connected, authenticated and with the plan
  * script loaded; NULL with err set. *reused tells whether it served an
  * earlier call (and so may have died since, with a Redis restart). */
+/* 1 when Redis has closed this idle connection (a restart, a timeout of
+ * idle clients): it has nothing to say between our commands, so anything
+ * to read, or a hang-up, means it is gone. */
+static int closed_by_redis(const redisContext *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) != 0;
+}
+
 static store_conn *connection(bty_error *err, int *reused)
 {
     store_conn *conn = pthread_getspecific(conn_key);
+    /* Checked before use, so that the first write after a Redis restart
+     * goes out on a new connection instead of being lost with the old one
+     * (an error that would have to say "may or may not have been
+     * applied"). A close racing this check is still caught by the reads'
+     * retry. */
+    if (conn && closed_by_redis(conn->ctx)) {
+        drop();
+        conn = NULL;
+    }
     *reused = conn != NULL;
     if (conn)
         return conn;

@@ -145,3 +145,23 @@ class RedisRecoveryTest(ServiceTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RedisRestartOneWorkerTest(ServiceTestCase):
+    """One worker thread, so its Redis connection is surely reused: after a
+    Redis restart the first call, even a write with no read before it
+    (load_cfg), goes out on a new connection and succeeds."""
+    batchy_args = ("--threads", "1")
+
+    def test_first_write_after_a_redis_restart_succeeds(self):
+        self.write_cfg("wf1", "job1:\n  p: 1\n")
+        self.assertEqual(self.batchy.get("/load_cfg/wf1").status, 200)
+        self.redis.stop()
+        self.redis.start()
+        r = self.batchy.get("/load_cfg/wf1")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.redis.hash_json("wf1")["job1"]["status"], "new")
+        self.redis.stop()
+        self.redis.start()
+        r = self.batchy.get("/open_batch/wf1")
+        self.assert_error(r, 404)  # nothing kept (--save ""), but an answer, not a 503
