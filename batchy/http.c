@@ -706,10 +706,13 @@ void *http_start(const bty_options *opts)
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-        /* Room for a request line of ~100 KB with ~2000 parameters (each
-         * costs libmicrohttpd a record in this pool); longer lines get 414.
-         * Pages are only touched as used. */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        /* Room for a request line of ~25 KB with ~500 parameters (each
+         * costs libmicrohttpd a record in this pool); longer lines get 414,
+         * and a request with more parameters is closed unanswered. Not
+         * more: libmicrohttpd zeroes the whole pool before each request of
+         * a keep-alive connection, and at 256 KiB that was 83% of the
+         * instructions of a get_status (callgrind). */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_without_nul, NULL,
         /* Last, so that with one thread the list ends here: libmicrohttpd
          * warns about a pool of one. */
