@@ -115,7 +115,8 @@ static const struct opt_row *find_option(const char *arg, size_t len)
 {
     for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++)
         for (size_t k = 0; k < 3 && opt_table[i].names[k]; k++)
-            if (strlen(opt_table[i].names[k]) == len && strncmp(arg, opt_table[i].names[k], len) == 0)
+            if (strlen(opt_table[i].names[k]) == len &&
+                strncmp(arg, opt_table[i].names[k], len) == 0)
                 return &opt_table[i];
     return NULL;
 }
@@ -293,8 +294,8 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
             break;
         }
         if (arg[0] != '-' || arg[1] == '\0')
-            return fail(why, why_len,
-                        "unexpected argument '%s'; a command to run goes after '--'", show(arg).text);
+            return fail(why, why_len, "unexpected argument '%s'; a command to run goes after '--'",
+                        show(arg).text);
 
         const char *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -311,7 +312,8 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
                 return fail(why, why_len, "option %s needs a value", row->names[0]);
             }
         } else if (eq) {
-            return fail(why, why_len, "option %s takes no value: '%s'", row->names[0], show(arg).text);
+            return fail(why, why_len, "option %s takes no value: '%s'", row->names[0],
+                        show(arg).text);
         }
 
         switch (row->id) {
@@ -328,7 +330,8 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
             break;
         case OPT_DATE:
             if (!valid_date(value))
-                return fail(why, why_len, "--date '%s': expected a day as YYYY-MM-DD", show(value).text);
+                return fail(why, why_len, "--date '%s': expected a day as YYYY-MM-DD",
+                            show(value).text);
             memcpy(o->date, value, 11);
             break;
         case OPT_LOCAL:
@@ -353,8 +356,7 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
             break;
         case OPT_TOKEN:
             if (!valid_token(value))
-                return fail(why, why_len,
-                            "--token: expected 1 to 4096 visible ASCII characters");
+                return fail(why, why_len, "--token: expected 1 to 4096 visible ASCII characters");
             token = value;
             break;
         case OPT_QUIET:
@@ -391,8 +393,7 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
     o->url_from_env = url == env_url;
     if (!token && env_token && *env_token) {
         if (!valid_token(env_token))
-            return fail(why, why_len,
-                        "BATCHY_TOKEN: expected 1 to 4096 visible ASCII characters");
+            return fail(why, why_len, "BATCHY_TOKEN: expected 1 to 4096 visible ASCII characters");
         token = env_token;
     }
     o->token = token;

@@ -22,9 +22,9 @@
 
 struct wz_client {
     CURL *curl;
-    CURLU *base;           /* the base URL, parsed */
-    char *base_path;       /* its path, without the trailing '/' */
-    char *display;         /* the base URL without user and password, for messages */
+    CURLU *base;     /* the base URL, parsed */
+    char *base_path; /* its path, without the trailing '/' */
+    char *display;   /* the base URL without user and password, for messages */
     struct curl_slist *headers;
     wz_should_stop should_stop;
     char errbuf[CURL_ERROR_SIZE];
@@ -264,10 +264,9 @@ static CURLcode get(wz_client *c, const char *suffix, double budget, long *statu
     curl_url_cleanup(u);
     if (rc == CURLE_OK && (rc = curl_easy_setopt(c->curl, CURLOPT_URL, url)) == CURLE_OK &&
         (rc = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, budget_ms)) == CURLE_OK &&
-        (rc = curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
-                               budget_ms < CONNECT_TIMEOUT_MS ? budget_ms
-                                                              : (long)CONNECT_TIMEOUT_MS)) ==
-            CURLE_OK) {
+        (rc = curl_easy_setopt(
+             c->curl, CURLOPT_CONNECTTIMEOUT_MS,
+             budget_ms < CONNECT_TIMEOUT_MS ? budget_ms : (long)CONNECT_TIMEOUT_MS)) == CURLE_OK) {
         rc = curl_easy_perform(c->curl);
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
     }
@@ -373,8 +372,8 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
     } else if (is_retryable(out->status)) {
         out->kind = WZ_ANSWER_RETRY;
         int has_error = batchy_error(c->body, c->len, error);
-        say(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown,
-            out->status, has_error ? ": " : "", has_error ? error : "");
+        say(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown, out->status,
+            has_error ? ": " : "", has_error ? error : "");
     } else if (out->status >= 300 && out->status <= 399) {
         redirect_target(c, error);
         out->kind = WZ_ANSWER_REFUSED;

@@ -32,8 +32,8 @@ typedef enum wz_answer_kind {
 
 typedef struct wz_answer {
     wz_answer_kind kind;
-    long status;  /* HTTP status, 0 when none came */
-    cJSON *doc;   /* owned, OK only */
+    long status; /* HTTP status, 0 when none came */
+    cJSON *doc;  /* owned, OK only */
     double seconds;
     size_t bytes;
     char message[768]; /* what went wrong, for every kind but OK */

@@ -217,11 +217,11 @@ static int interrupted(const run *r)
 typedef enum poll_result {
     POLL_READY,
     POLL_WAITING,
-    POLL_FAILED,    /* an awaited step failed on the target day */
-    POLL_RETRY,     /* Batchy unreachable or answering oddly: try again */
-    POLL_FATAL,     /* exit with `code` */
+    POLL_FAILED, /* an awaited step failed on the target day */
+    POLL_RETRY,  /* Batchy unreachable or answering oddly: try again */
+    POLL_FATAL,  /* exit with `code` */
     POLL_INTERRUPTED,
-    POLL_NO_TIME,   /* the deadline passed before every workflow was read */
+    POLL_NO_TIME, /* the deadline passed before every workflow was read */
 } poll_result;
 
 typedef struct poll_state {

@@ -27,9 +27,11 @@
 /* Length of the UTF-8 sequence starting at p (1-4), or 0 when invalid. */
 static size_t utf8_seq(const unsigned char *p)
 {
-    size_t n = p[0] < 0x80 ? 1 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
-                             : p[0] >= 0xF0 && p[0] <= 0xF4                 ? 4
-                                                                            : 0;
+    size_t n = p[0] < 0x80                    ? 1
+               : p[0] >= 0xC2 && p[0] <= 0xDF ? 2
+               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
+                                              : 0;
     for (size_t i = 1; i < n; i++)
         if ((p[i] & 0xC0) != 0x80)
             return 0;
@@ -258,8 +260,8 @@ static void list_steps(wz_buf *b, const cJSON *doc)
     buf_printf(b, ")");
 }
 
-int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nsteps,
-              const char *date, int local, wz_assessment *out)
+int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nsteps, const char *date,
+              int local, wz_assessment *out)
 {
     wz_buf summary = {0}, waiting = {0}, failure = {0};
     memset(out, 0, sizeof(*out));
@@ -269,8 +271,8 @@ int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nstep
         return finish(out, WZ_INVALID, &summary);
     }
     if (!doc->child) {
-        buf_printf(&summary, "%s has no steps: load a workflow file with steps (load_cfg/%s)",
-                   wf, wf);
+        buf_printf(&summary, "%s has no steps: load a workflow file with steps (load_cfg/%s)", wf,
+                   wf);
         return finish(out, WZ_UNKNOWN, &summary);
     }
     for (size_t i = 0; i < nsteps; i++) {

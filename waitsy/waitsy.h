@@ -44,11 +44,11 @@ enum {
 /* Bounds, so that no command line or answer can make Waitsy grow without
  * limit. */
 #define WZ_MAX_WORKFLOWS 256
-#define WZ_MAX_STEPS     1024     /* names given with --step */
-#define WZ_MAX_URL       2048     /* --url */
-#define WZ_MAX_TOKEN     4096     /* --token */
+#define WZ_MAX_STEPS     1024       /* names given with --step */
+#define WZ_MAX_URL       2048       /* --url */
+#define WZ_MAX_TOKEN     4096       /* --token */
 #define WZ_MAX_BODY      (32 << 20) /* one get_status answer */
-#define WZ_MAX_INTERVAL  86400.0  /* seconds */
+#define WZ_MAX_INTERVAL  86400.0    /* seconds */
 #define WZ_MIN_INTERVAL  0.1
 #define WZ_MAX_TIMEOUT   (366.0 * 86400.0)
 #define WZ_DEFAULT_URL   "http://127.0.0.1:5000"
@@ -126,8 +126,8 @@ typedef struct wz_assessment {
  * named in steps[0..nsteps) (all when nsteps is 0), on day `date`
  * ("YYYY-MM-DD"), reading batch times in UTC or, with `local`, local time.
  * Returns 0, or -1 when out of memory. */
-int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nsteps,
-              const char *date, int local, wz_assessment *out);
+int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nsteps, const char *date,
+              int local, wz_assessment *out);
 void wz_assessment_free(wz_assessment *a);
 
 #endif

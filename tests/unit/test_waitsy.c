@@ -99,9 +99,8 @@ static void args_command_after_double_dash_is_kept_verbatim(void **state)
     (void)state;
     wz_options o;
     char why[512];
-    assert_int_equal(parse(&o, why, NULL, NULL, "-wf", "a", "--", "./run.sh", "-wf", "--once", "--",
-                           NULL),
-                     0);
+    assert_int_equal(
+        parse(&o, why, NULL, NULL, "-wf", "a", "--", "./run.sh", "-wf", "--once", "--", NULL), 0);
     assert_non_null(o.command);
     assert_string_equal(o.command[0], "./run.sh");
     assert_string_equal(o.command[1], "-wf");
@@ -154,9 +153,25 @@ static void args_help_and_version(void **state)
     wz_options_free(&o);
 
     static const char *const mentioned[] = {
-        "-wf",    "--workflow", "--step", "--url",   "--date", "--local",   "--interval",
-        "--timeout", "--fail-fast", "--once", "--token", "--quiet", "--verbose", "--help",
-        "--version", "BATCHY_URL", "BATCHY_TOKEN", "waitsy -wf wf1 && ", "-- ./build_marts.sh",
+        "-wf",
+        "--workflow",
+        "--step",
+        "--url",
+        "--date",
+        "--local",
+        "--interval",
+        "--timeout",
+        "--fail-fast",
+        "--once",
+        "--token",
+        "--quiet",
+        "--verbose",
+        "--help",
+        "--version",
+        "BATCHY_URL",
+        "BATCHY_TOKEN",
+        "waitsy -wf wf1 && ",
+        "-- ./build_marts.sh",
     };
     for (size_t i = 0; i < sizeof(mentioned) / sizeof(mentioned[0]); i++)
         if (!strstr(wz_help_text, mentioned[i]))
@@ -438,7 +453,8 @@ static void failure_on_the_day_is_reported_with_its_message(void **state)
     assert_int_equal(a.verdict, WZ_WAITING);
     assert_null(a.failure);
     assert_string_equal(
-        a.summary, "wf1: 0/1 step done for 2026-11-23; waiting on b (failed at 2026-11-22 06:10:00)");
+        a.summary,
+        "wf1: 0/1 step done for 2026-11-23; waiting on b (failed at 2026-11-22 06:10:00)");
     wz_assessment_free(&a);
 }
 
@@ -581,16 +597,20 @@ static void server_text_is_made_safe_for_a_terminal(void **state)
         {"a\nb\tc\rd", "a b c d"},
         {"\x1b[2J\x1b]0;title\x07", " [2J ]0;title "},
         {"x\x7fy", "x y"},
-        {"\xc2\x9b" "31m", "?31m"},             /* U+009B, a CSI */
-        {"\xc2\x85next", "?next"},           /* U+0085 */
-        {"\xc2\xa0nbsp", "\xc2\xa0nbsp"},    /* U+00A0 is fine */
-        {"\xe2\x80\xae" "evil", "?evil"},       /* U+202E right-to-left override */
-        {"\xe2\x81\xa6iso", "?iso"},         /* U+2066 isolate */
-        {"\xe2\x80\xa8ls", "?ls"},           /* U+2028 line separator */
-        {"\xff\xfe", "??"},                 /* invalid bytes */
-        {"\xc3", "?"},                       /* truncated sequence */
-        {"\xed\xa0\x80", "???"},             /* a UTF-16 surrogate */
-        {"\xc0\xaf", "??"},                 /* overlong '/' */
+        {"\xc2\x9b"
+         "31m",
+         "?31m"},                         /* U+009B, a CSI */
+        {"\xc2\x85next", "?next"},        /* U+0085 */
+        {"\xc2\xa0nbsp", "\xc2\xa0nbsp"}, /* U+00A0 is fine */
+        {"\xe2\x80\xae"
+         "evil",
+         "?evil"},                   /* U+202E right-to-left override */
+        {"\xe2\x81\xa6iso", "?iso"}, /* U+2066 isolate */
+        {"\xe2\x80\xa8ls", "?ls"},   /* U+2028 line separator */
+        {"\xff\xfe", "??"},          /* invalid bytes */
+        {"\xc3", "?"},               /* truncated sequence */
+        {"\xed\xa0\x80", "???"},     /* a UTF-16 surrogate */
+        {"\xc0\xaf", "??"},          /* overlong '/' */
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         char out[64];
@@ -613,8 +633,8 @@ static void steps_in_document_order(void **state)
     (void)state;
     /* Batchy answers steps sorted; waitsy keeps whatever order it got. */
     wz_assessment a = assess("{\"b\":{\"status\":\"new\"},\"a\":{\"status\":\"new\"}}");
-    assert_string_equal(a.summary,
-                        "wf1: 0/2 steps done for 2026-11-23; waiting on b (status new), a (status new)");
+    assert_string_equal(
+        a.summary, "wf1: 0/2 steps done for 2026-11-23; waiting on b (status new), a (status new)");
     wz_assessment_free(&a);
 }
 
