@@ -1,5 +1,6 @@
 # Batchy and Waitsy. `make` builds both, `make check` runs every test,
-# `make san` builds with ASan+UBSan into build-san/ and runs every test there.
+# `make san` builds with ASan+UBSan into build-san/ and runs every test there,
+# `make bench` measures speed (scripts/bench.sh).
 CC      ?= cc
 SAN     ?= 0
 ifeq ($(SAN),1)
@@ -33,7 +34,7 @@ SHELL_OBJ = $(SHELL_SRC:%=$(BUILD)/obj/%.o)
 WAITSY_CORE_OBJ  = $(WAITSY_CORE_SRC:%=$(BUILD)/obj/waitsy/%.o)
 WAITSY_SHELL_OBJ = $(WAITSY_SHELL_SRC:%=$(BUILD)/obj/waitsy/%.o)
 
-.PHONY: all unit check san clean format
+.PHONY: all unit check san bench clean format
 all: $(BUILD)/batchy $(BUILD)/waitsy $(UNITS:%=$(BUILD)/tests/%)
 
 $(BUILD)/obj/%.o: batchy/%.c batchy/batchy.h batchy/shell.h
@@ -73,8 +74,17 @@ check: all unit
 san:
 	$(MAKE) SAN=1 check
 
+# The HTTP baseline of the benchmark: libmicrohttpd answering a fixed body.
+$(BUILD)/bench/minimal: tests/bench/minimal.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+# Speed against the limits of HTTP and Redis on this machine (not a test).
+bench:
+	scripts/bench.sh
+
 format:
-	clang-format -i batchy/*.c batchy/*.h waitsy/*.c waitsy/*.h tests/unit/*.c
+	clang-format -i batchy/*.c batchy/*.h waitsy/*.c waitsy/*.h tests/unit/*.c tests/bench/*.c
 
 clean:
 	rm -rf build build-san

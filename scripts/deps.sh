@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Install what Batchy and Waitsy need to build, run and test, on Debian or
-# Ubuntu. Does nothing when everything is there already. Without root or
-# sudo it prints the exact command to run instead.
+# Install what Batchy and Waitsy need to build, run and test (and, with
+# the argument `bench`, benchmark), on Debian or Ubuntu. Does nothing when
+# everything is there already. Without root or sudo it prints the exact
+# command to run instead.
 set -euo pipefail
 
 packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-dev
           libcjson-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
           python3 curl valgrind faketime)
+# `scripts/deps.sh bench`: also the load generator of scripts/bench.sh.
+[ "${1:-}" = bench ] && packages+=(wrk)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""
+bench.py - how fast Batchy is on this machine, next to what HTTP and Redis
+allow here. Run by scripts/bench.sh (which installs wrk and builds first):
+
+    scripts/bench.sh                 # the whole run, about 5 minutes
+    BENCH_SECONDS=2 scripts/bench.sh # shorter runs, rougher numbers
+    BENCH_LONG=0 scripts/bench.sh    # without the 1-million-request run
+
+It starts its own redis-server (unix socket, no persistence, in a temp dir),
+one batchy (defaults: as many threads as cores, access log on, to a file)
+and the minimal libmicrohttpd server of tests/bench/minimal.c, then uses
+wrk at several concurrencies (keep-alive connections):
+
+  get_status on a 3-step and a 100-step workflow, open_batch+close_batch
+  cycles over many workflows, index, and the minimal server (HTTP limit);
+  redis-benchmark of the Redis commands one call needs (Redis limit);
+  batchy's CPU time per request and its RSS, idle, peak and over a long run;
+  time and Redis round trips per open_batch and load_cfg on workflows of
+  1 to 10,000 steps.
+
+It prints one table and writes every figure as JSON to var/bench/ (the file
+name is printed), for comparing runs. Nothing here asserts a speed: the
+machine is shared and noisy; read the ratios.
+"""
+import csv
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("BENCH_BUILD", os.path.join(ROOT, "build"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+LONG = os.environ.get("BENCH_LONG", "1") != "0"
+LONG_REQUESTS = int(os.environ.get("BENCH_LONG_REQUESTS", "1000000"))
+CONCURRENCIES = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,16,64,256").split(",")]
+CYCLE_WORKFLOWS = 1000  # per wrk thread
+TICK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("bench: %s exited at start (%s)" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("bench: %s did not listen on %d" % (what, port))
+
+
+# ---------------------------------------------------------------- processes
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def proc_kb(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Servers:
+    """redis-server, batchy and the minimal server, in one temp dir."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="batchy-bench-")
+        self.cfg = os.path.join(self.dir, "cfg")
+        os.mkdir(self.cfg)
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.procs = []
+
+    def start(self):
+        self.redis = self._spawn(["redis-server", "--port", "0", "--unixsocket", self.sock,
+                                  "--dir", self.dir, "--save", "", "--appendonly", "no"], "redis")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.sock) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.batchy_port = free_port()
+        self.batchy = self._spawn([os.path.join(BUILD, "batchy"), "--listen",
+                                   "127.0.0.1:%d" % self.batchy_port, "--redis",
+                                   "unix://" + self.sock, "--cfg-dir", self.cfg], "batchy")
+        wait_port(self.batchy_port, self.batchy, "batchy")
+        self.minimal_port = free_port()
+        self.minimal = self._spawn([os.path.join(BUILD, "bench", "minimal"),
+                                    str(self.minimal_port), str(CORES)], "minimal")
+        wait_port(self.minimal_port, self.minimal, "minimal server")
+
+    def _spawn(self, argv, name):
+        log = open(os.path.join(self.dir, name + ".log"), "wb")
+        p = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.procs.append(p)
+        return p
+
+    def redis_cli(self, *args):
+        return subprocess.run(["redis-cli", "-s", self.sock] + [str(a) for a in args],
+                              stdout=subprocess.PIPE, check=True).stdout.decode()
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- HTTP calls
+
+class Client:
+    """One keep-alive connection to batchy, for set-up and the cost runs,
+    opened again when batchy closed it (30 s idle while wrk ran)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def get(self, path):
+        try:
+            self.conn.request("GET", path)
+            r = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            self.conn.request("GET", path)
+            r = self.conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            sys.exit("bench: GET %s -> %d %s" % (path, r.status, body[:300]))
+        return body
+
+
+def workflow_yaml(steps):
+    return "".join("step%05d:\n  reprocess_hours: 2\n  target: t%d\n" % (i, i)
+                   for i in range(steps))
+
+
+def load(servers, client, wf, steps):
+    with open(os.path.join(servers.cfg, wf + ".yaml"), "w") as f:
+        f.write(workflow_yaml(steps))
+    client.get("/load_cfg/" + wf)
+
+
+# ---------------------------------------------------------------- wrk
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def parse_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+CYCLE_LUA = """
+-- close_batch then open_batch on %(n)d workflows per wrk thread, every one
+-- opened beforehand: all closes, then all opens, so that a workflow's
+-- next call is sent %(n)d requests after the last, long after it was
+-- answered (at most 256 are in flight). Should wrk skip a request, or a
+-- run end half-way, the next call is still a 200: an open re-opens, and
+-- a close of a closed batch is a retry.
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+local i = 0
+function request()
+  local round = math.floor(i / %(n)d)
+  local wf = "cyc" .. id .. "_" .. (i %% %(n)d)
+  i = i + 1
+  local op = (round %% 2 == 0) and "close_batch" or "open_batch"
+  return wrk.format("GET", "/" .. op .. "/" .. wf)
+end
+"""
+
+
+def wrk(url, connections, seconds, script=None, pid=None):
+    threads = min(2, connections)
+    # wrk takes whole seconds only.
+    argv = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % max(1, round(seconds)),
+            "--latency",
+            "--timeout", "10s"]
+    if script:
+        argv += ["-s", script]
+    cpu0 = proc_cpu_seconds(pid) if pid else 0
+    out = subprocess.run(argv + [url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         check=True).stdout.decode()
+    cpu1 = proc_cpu_seconds(pid) if pid else 0
+    res = {"connections": connections}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    res["requests"] = int(m.group(1))
+    res["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    for pct in ("50", "99"):
+        m = re.search(r"^\s+%s(?:\.000)?%%\s+([\d.]+\w+)" % pct, out, re.M)
+        res["p%s_ms" % pct] = parse_ms(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["errors"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    if pid and res["requests"]:
+        res["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / res["requests"]
+    return res
+
+
+# ---------------------------------------------------------------- redis-benchmark
+
+def redis_benchmark(servers, clients, *command):
+    n = max(20000, int(30000 * SECONDS / 5 * (1 if clients == 1 else 3)))
+    out = subprocess.run(["redis-benchmark", "-s", servers.sock, "-c", str(clients), "-n", str(n),
+                          "--csv"] + list(command), stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, check=True).stdout.decode()
+    # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
+    # "p99_latency_ms","max_latency_ms"; the test's name may hold commas.
+    row = list(csv.reader(out.splitlines()))[-1]
+    return {"rps": float(row[1]), "p50_ms": float(row[4]), "p99_ms": float(row[6])}
+
+
+WRITE_SCRIPT = ("redis.call('HSET',KEYS[1],'a',ARGV[1],'b',ARGV[1],'c',ARGV[1]) "
+                "redis.call('HSET',KEYS[2],'a',ARGV[1],'b',ARGV[1],'c',ARGV[1]) return 1")
+
+
+# ---------------------------------------------------------------- cost growth
+
+def commandstats(servers):
+    stats = {}
+    for line in servers.redis_cli("INFO", "commandstats").splitlines():
+        m = re.match(r"cmdstat_(\w+):calls=(\d+)", line)
+        if m:
+            stats[m.group(1)] = int(m.group(2))
+    return stats
+
+
+def delta(after, before):
+    """Commands run between two readings, without the INFO that read them."""
+    return {k: v - before.get(k, 0) for k, v in after.items()
+            if v != before.get(k, 0) and k != "info"}
+
+
+def timed_calls(client, path, n):
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        client.get(path)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] * 1e3  # median, ms
+
+
+def cost_growth(servers, client):
+    rows = []
+    for steps in (1, 100, 1000, 10000):
+        wf = "size%d" % steps
+        calls = 20 if steps <= 1000 else 5
+        load(servers, client, wf, steps)
+        before = commandstats(servers)
+        load_ms = timed_calls(client, "/load_cfg/" + wf, calls)
+        load_cmds = delta(commandstats(servers), before)
+        before = commandstats(servers)
+        open_ms = timed_calls(client, "/open_batch/" + wf, calls)
+        open_cmds = delta(commandstats(servers), before)
+        doc = len(client.get("/get_status/" + wf))
+        rows.append({
+            "steps": steps, "document_bytes": doc,
+            "load_cfg_ms": load_ms, "open_batch_ms": open_ms,
+            "load_cfg_redis": {k: v / calls for k, v in load_cmds.items()},
+            "open_batch_redis": {k: v / calls for k, v in open_cmds.items()},
+        })
+    return rows
+
+
+def round_trips(cmds):
+    """Round trips of one call, from the commands Redis counted: batchy
+    sends its read (UNWATCH, WATCH, HGETALL) as one pipeline ending in
+    HGETALL, and its write (MULTI, EVALSHA, EXEC) as one ending in EXEC;
+    EXISTS is the one-off probe for a free batch id."""
+    return cmds.get("hgetall", 0) + cmds.get("exec", 0) + cmds.get("exists", 0)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    for tool in ("wrk", "redis-benchmark", "redis-server", "redis-cli"):
+        if not shutil.which(tool):
+            sys.exit("bench: %s not found (scripts/bench.sh installs it)" % tool)
+    servers = Servers()
+    try:
+        servers.start()
+        run(servers)
+    finally:
+        servers.stop()
+
+
+def run(servers):
+    started = datetime.now(timezone.utc)
+    bpid = servers.batchy.pid
+    client = Client(servers.batchy_port)
+    load(servers, client, "get3", 3)
+    load(servers, client, "get100", 100)
+    time.sleep(0.5)
+    idle_rss = proc_kb(bpid, "VmRSS")
+
+    lua = os.path.join(servers.dir, "cycle.lua")
+    with open(lua, "w") as f:
+        f.write(CYCLE_LUA % {"n": CYCLE_WORKFLOWS})
+    for t in range(2):
+        for j in range(CYCLE_WORKFLOWS):
+            load(servers, client, "cyc%d_%d" % (t, j), 3)
+            client.get("/open_batch/cyc%d_%d" % (t, j))
+
+    base = "http://127.0.0.1:%d" % servers.batchy_port
+    minimal = "http://127.0.0.1:%d/get_status/x" % servers.minimal_port
+    scenarios = [
+        ("minimal server (HTTP limit)", minimal, None, servers.minimal.pid),
+        ("get_status, 3 steps", base + "/get_status/get3", None, bpid),
+        ("get_status, 100 steps", base + "/get_status/get100", None, bpid),
+        ("open_batch + close_batch", base, lua, bpid),
+        ("index", base + "/index", None, bpid),
+    ]
+    results = {name: [] for name, _, _, _ in scenarios}
+    for c in CONCURRENCIES:
+        for name, url, script, pid in scenarios:
+            r = wrk(url, c, SECONDS, script, pid)
+            results[name].append(r)
+            print("  %-30s c=%-4d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms%s%s" % (
+                name, c, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
+                "  non-2xx %d" % r["errors"] if r["errors"] else "",
+                "  socket errors %d" % r["socket_errors"] if r["socket_errors"] else ""),
+                file=sys.stderr)
+
+    redis = {"hgetall_3": [], "hgetall_100": [], "write_script": []}
+    for c in CONCURRENCIES:
+        redis["hgetall_3"].append(dict(redis_benchmark(servers, c, "HGETALL", "get3"),
+                                       connections=c))
+        redis["hgetall_100"].append(dict(redis_benchmark(servers, c, "HGETALL", "get100"),
+                                         connections=c))
+        redis["write_script"].append(dict(redis_benchmark(
+            servers, c, "EVAL", WRITE_SCRIPT, "2", "bench:w1", "bench:w2", "v"), connections=c))
+    peak_rss = proc_kb(bpid, "VmHWM")
+
+    long_run = None
+    if LONG:  # before the cost runs, whose 10,000-step documents grow the heap
+        long_run = long_rss(servers, base + "/get_status/get3", bpid)
+
+    growth = cost_growth(servers, client)
+
+    report = {
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cores": CORES, "kernel": os.uname().release,
+                    "batchy_threads": CORES, "seconds_per_run": SECONDS},
+        "http": results, "redis": redis,
+        "batchy_rss_kb": {"idle": idle_rss, "peak": peak_rss},
+        "cost_growth": growth, "long_run": long_run,
+    }
+    print_report(report)
+    out_dir = os.path.join(ROOT, "var", "bench")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, started.strftime("%Y%m%dT%H%M%SZ") + ".json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    print("\nwritten: %s" % os.path.relpath(path, ROOT))
+
+
+def long_rss(servers, url, pid):
+    """RSS while batchy answers LONG_REQUESTS get_status calls, in ten
+    slices; the first slice warms up (connections, allocator arenas)."""
+    probe = wrk(url, 64, 2, None, pid)
+    slice_seconds = max(1.0, LONG_REQUESTS / 10 / max(probe["rps"], 1))
+    samples, total = [], probe["requests"]
+    while total < LONG_REQUESTS:
+        r = wrk(url, 64, slice_seconds, None, pid)
+        total += r["requests"]
+        samples.append({"requests": total, "rss_kb": proc_kb(pid, "VmRSS")})
+    return {"requests": total, "samples": samples,
+            "growth_kb": samples[-1]["rss_kb"] - samples[0]["rss_kb"]}
+
+
+def ratio(a, b):
+    return a / b if a and b else 0.0
+
+
+def print_report(rep):
+    http_ = rep["http"]
+    minimal = {r["connections"]: r for r in http_["minimal server (HTTP limit)"]}
+    redis = rep["redis"]
+    hg3 = {r["connections"]: r for r in redis["hgetall_3"]}
+    hg100 = {r["connections"]: r for r in redis["hgetall_100"]}
+    write = {r["connections"]: r for r in redis["write_script"]}
+
+    def redis_limit(name, c):
+        if name == "get_status, 3 steps":
+            return hg3[c]["rps"]
+        if name == "get_status, 100 steps":
+            return hg100[c]["rps"]
+        if name == "open_batch + close_batch":
+            # Per call: one read round trip and one write round trip.
+            return 1 / (1 / hg3[c]["rps"] + 1 / write[c]["rps"])
+        return None
+
+    print("Batchy benchmark, %s, %d cores, wrk on the same machine, %gs per run"
+          % (rep["started"], rep["machine"]["cores"], rep["machine"]["seconds_per_run"]))
+    print()
+    head = ("%-26s %5s %9s %8s %8s %8s %9s %8s %9s %8s" % (
+        "", "conns", "req/s", "p50 ms", "p99 ms", "cpu us", "HTTP lim", "x HTTP", "Redis lim",
+        "x Redis"))
+    print(head)
+    print("-" * len(head))
+    for name, rows in http_.items():
+        for r in rows:
+            c = r["connections"]
+            m = minimal[c]
+            lim = redis_limit(name, c)
+            is_base = name.startswith("minimal")
+            print("%-26s %5d %9.0f %8.2f %8.2f %8s %9s %8s %9s %8s%s" % (
+                name[:26], c, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
+                "%.0f" % r["cpu_us_per_req"] if "cpu_us_per_req" in r else "",
+                "" if is_base else "%.0f" % m["rps"],
+                "" if is_base else "%.2f" % ratio(r["rps"], m["rps"]),
+                "%.0f" % lim if lim else "", "%.2f" % ratio(r["rps"], lim) if lim else "",
+                "  (%d non-2xx)" % r["errors"] if r["errors"] else ""))
+        print()
+    print("p99 at 64 connections, as a multiple of the minimal server's:")
+    for name, rows in http_.items():
+        if name.startswith("minimal"):
+            continue
+        for r in rows:
+            if r["connections"] == 64 and 64 in minimal:
+                print("  %-26s %.2f ms / %.2f ms = %.1fx" % (
+                    name, r["p99_ms"], minimal[64]["p99_ms"],
+                    ratio(r["p99_ms"], minimal[64]["p99_ms"])))
+    print()
+    print("Redis alone (redis-benchmark, same socket): req/s by connections")
+    for name, rows in redis.items():
+        print("  %-14s %s" % (name, "  ".join("c=%d %.0f" % (r["connections"], r["rps"])
+                                             for r in rows)))
+    print()
+    rss = rep["batchy_rss_kb"]
+    print("batchy RSS: idle %.1f MB, peak %.1f MB (after every run above)"
+          % (rss["idle"] / 1024, rss["peak"] / 1024))
+    if rep["long_run"]:
+        lr = rep["long_run"]
+        print("long run: %d get_status calls at 64 connections, RSS %s MB; growth after the "
+              "first slice %+d kB" % (lr["requests"], " ".join(
+                  "%.1f" % (s["rss_kb"] / 1024) for s in lr["samples"]), lr["growth_kb"]))
+    print()
+    print("Cost with the workflow's size (median of sequential calls):")
+    print("  %7s %11s %12s %14s %13s %14s" % ("steps", "doc bytes", "load_cfg ms",
+                                             "load_cfg trips", "open ms", "open trips"))
+    for g in rep["cost_growth"]:
+        print("  %7d %11d %12.2f %14s %13.2f %14s" % (
+            g["steps"], g["document_bytes"], g["load_cfg_ms"],
+            "%g" % round_trips(g["load_cfg_redis"]), g["open_batch_ms"],
+            "%g" % round_trips(g["open_batch_redis"])))
+    cmds = rep["cost_growth"][-1]["open_batch_redis"]
+    print("  Redis commands per open_batch (10,000 steps): %s" % ", ".join(
+        "%s %g" % (k.upper(), v) for k, v in sorted(cmds.items())))
+
+
+if __name__ == "__main__":
+    main()
