@@ -6,6 +6,7 @@ allow here. Run by scripts/bench.sh (which installs wrk and builds first):
     scripts/bench.sh                 # the whole run, about 5 minutes
     BENCH_SECONDS=2 scripts/bench.sh # shorter runs, rougher numbers
     BENCH_LONG=0 scripts/bench.sh    # without the 1-million-request run
+    python3 tests/bench/bench.py --report var/bench/<run>.json   # a table again
 
 It starts its own redis-server (unix socket, no persistence, in a temp dir),
 one batchy (defaults: as many threads as cores, access log on, to a file)
@@ -46,6 +47,9 @@ CONCURRENCIES = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,16,64,25
 CYCLE_WORKFLOWS = 1000  # per wrk thread
 TICK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
+# batchy's worker threads (its default: 4 per core); the minimal server gets
+# the same.
+THREADS = int(os.environ.get("BATCHY_THREADS") or 4 * CORES)
 
 
 def free_port():
@@ -102,11 +106,12 @@ class Servers:
         self.batchy_port = free_port()
         self.batchy = self._spawn([os.path.join(BUILD, "batchy"), "--listen",
                                    "127.0.0.1:%d" % self.batchy_port, "--redis",
-                                   "unix://" + self.sock, "--cfg-dir", self.cfg], "batchy")
+                                   "unix://" + self.sock, "--cfg-dir", self.cfg,
+                                   "--threads", str(THREADS)], "batchy")
         wait_port(self.batchy_port, self.batchy, "batchy")
         self.minimal_port = free_port()
         self.minimal = self._spawn([os.path.join(BUILD, "bench", "minimal"),
-                                    str(self.minimal_port), str(CORES)], "minimal")
+                                    str(self.minimal_port), str(THREADS)], "minimal")
         wait_port(self.minimal_port, self.minimal, "minimal server")
 
     def _spawn(self, argv, name):
@@ -304,6 +309,10 @@ def round_trips(cmds):
 # ---------------------------------------------------------------- main
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+        with open(sys.argv[2]) as f:  # the table of an earlier run
+            print_report(json.load(f))
+        return
     for tool in ("wrk", "redis-benchmark", "redis-server", "redis-cli"):
         if not shutil.which(tool):
             sys.exit("bench: %s not found (scripts/bench.sh installs it)" % tool)
@@ -371,7 +380,7 @@ def run(servers):
     report = {
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cores": CORES, "kernel": os.uname().release,
-                    "batchy_threads": CORES, "seconds_per_run": SECONDS},
+                    "batchy_threads": THREADS, "seconds_per_run": SECONDS},
         "http": results, "redis": redis,
         "batchy_rss_kb": {"idle": idle_rss, "peak": peak_rss},
         "cost_growth": growth, "long_run": long_run,
@@ -421,10 +430,12 @@ def print_report(rep):
             return 1 / (1 / hg3[c]["rps"] + 1 / write[c]["rps"])
         return None
 
-    print("Batchy benchmark, %s, %d cores, wrk on the same machine, %gs per run"
-          % (rep["started"], rep["machine"]["cores"], rep["machine"]["seconds_per_run"]))
+    print("Batchy benchmark, %s, %d cores, %d threads (batchy and minimal server), "
+          "wrk on the same machine, %gs per run"
+          % (rep["started"], rep["machine"]["cores"], rep["machine"]["batchy_threads"],
+             rep["machine"]["seconds_per_run"]))
     print()
-    head = ("%-26s %5s %9s %8s %8s %8s %9s %8s %9s %8s" % (
+    head = ("%-28s %5s %9s %8s %8s %8s %9s %8s %9s %8s" % (
         "", "conns", "req/s", "p50 ms", "p99 ms", "cpu us", "HTTP lim", "x HTTP", "Redis lim",
         "x Redis"))
     print(head)
@@ -435,13 +446,13 @@ def print_report(rep):
             m = minimal[c]
             lim = redis_limit(name, c)
             is_base = name.startswith("minimal")
-            print("%-26s %5d %9.0f %8.2f %8.2f %8s %9s %8s %9s %8s%s" % (
-                name[:26], c, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
+            print(("%-28s %5d %9.0f %8.2f %8.2f %8s %9s %8s %9s %8s%s" % (
+                name, c, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
                 "%.0f" % r["cpu_us_per_req"] if "cpu_us_per_req" in r else "",
                 "" if is_base else "%.0f" % m["rps"],
                 "" if is_base else "%.2f" % ratio(r["rps"], m["rps"]),
                 "%.0f" % lim if lim else "", "%.2f" % ratio(r["rps"], lim) if lim else "",
-                "  (%d non-2xx)" % r["errors"] if r["errors"] else ""))
+                "  (%d non-2xx)" % r["errors"] if r["errors"] else "")).rstrip())
         print()
     print("p99 at 64 connections, as a multiple of the minimal server's:")
     for name, rows in http_.items():
