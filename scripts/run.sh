@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run Batchy: install what is missing, build, and start it on 127.0.0.1:5000
-# with the workflows in cfg/.
+# Run Batchy: install what is missing, build (batchy, and waitsy beside it
+# in build/), and start Batchy on 127.0.0.1:5000 with the workflows in cfg/.
 #
 # Without a Redis URL (--redis, BATCHY_REDIS_URL or REDIS_URL) it starts a
 # private redis-server for Batchy, its data and append-only file under
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
-make -s build/batchy
+make -s -j2 build/batchy build/waitsy
 
 own_redis=1
 [ -n "${BATCHY_REDIS_URL:-}${REDIS_URL:-}" ] && own_redis=0
