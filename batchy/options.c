@@ -176,7 +176,7 @@ int options_parse(int argc, char **argv, bty_options *opts)
      * cores busy meanwhile (scripts/bench.sh: get_status at 64
      * connections, 2 cores, gains about half over one per core). */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    opts->threads = cores > 0 && cores <= 64 ? 4 * (int)cores : 8;
+    opts->threads = cores <= 0 ? 8 : cores < 64 ? 4 * (int)cores : 256;
     opts->redis_timeout_ms = 2000;
 
     const char *v;
