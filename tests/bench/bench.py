@@ -9,7 +9,7 @@ allow here. Run by scripts/bench.sh (which installs wrk and builds first):
     python3 tests/bench/bench.py --report var/bench/<run>.json   # a table again
 
 It starts its own redis-server (unix socket, no persistence, in a temp dir),
-one batchy (defaults: as many threads as cores, access log on, to a file)
+one batchy (4 worker threads per core, access log on, to a file)
 and the minimal libmicrohttpd server of tests/bench/minimal.c, then uses
 wrk at several concurrencies (keep-alive connections):
 
@@ -47,8 +47,9 @@ CONCURRENCIES = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,16,64,25
 CYCLE_WORKFLOWS = 1000  # per wrk thread
 TICK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
-# batchy's worker threads (its default: 4 per core); the minimal server gets
-# the same.
+# batchy's worker threads: 4 per core, which a busy service wants (its
+# default is one per core; BATCHY_THREADS=N to measure another count). The
+# minimal server gets the same.
 THREADS = int(os.environ.get("BATCHY_THREADS") or 4 * CORES)
 
 
