@@ -79,6 +79,16 @@ static void stamp(const run *r, FILE *f)
     fprintf(f, "%s %s ", day, clock);
 }
 
+/* One time-stamped line on f. */
+static void emit(const run *r, FILE *f, const char *prefix, const char *fmt, va_list ap)
+{
+    stamp(r, f);
+    fputs(prefix, f);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    fflush(f);
+}
+
 /* A line on stdout, unless -q. */
 __attribute__((format(printf, 2, 3))) static void info(const run *r, const char *fmt, ...)
 {
@@ -86,10 +96,7 @@ __attribute__((format(printf, 2, 3))) static void info(const run *r, const char 
         return;
     va_list ap;
     va_start(ap, fmt);
-    stamp(r, stdout);
-    vfprintf(stdout, fmt, ap);
-    fputc('\n', stdout);
-    fflush(stdout);
+    emit(r, stdout, "", fmt, ap);
     va_end(ap);
 }
 
@@ -98,11 +105,7 @@ __attribute__((format(printf, 2, 3))) static void error(const run *r, const char
 {
     va_list ap;
     va_start(ap, fmt);
-    stamp(r, stderr);
-    fputs("waitsy: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    fflush(stderr);
+    emit(r, stderr, "waitsy: ", fmt, ap);
     va_end(ap);
 }
 
@@ -113,10 +116,7 @@ __attribute__((format(printf, 2, 3))) static void debug(const run *r, const char
         return;
     va_list ap;
     va_start(ap, fmt);
-    stamp(r, stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    fflush(stderr);
+    emit(r, stderr, "", fmt, ap);
     va_end(ap);
 }
 
