@@ -576,6 +576,56 @@ class ServiceTestCase(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
 
 
+class OwnBatchyMixin:
+    """For tests that start batchy themselves (with their own options, on a
+    chosen port, several times): one redis-server and a cfg dir holding
+    `cfg_files` ({name: text}) per class; every batchy started with
+    start_batchy is cleaned up after its test."""
+
+    cfg_files = {}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp(prefix="batchy-own-")
+        cls.cfg_dir = os.path.join(cls.tmp, "cfg")
+        os.mkdir(cls.cfg_dir)
+        for name, text in cls.cfg_files.items():
+            with open(os.path.join(cls.cfg_dir, name), "w") as f:
+                f.write(text)
+        cls.redis = RedisServer()
+        try:
+            cls.redis.start()
+        except BaseException:
+            cls.redis.cleanup()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.started = []
+
+    def tearDown(self):
+        for b in self.started:
+            b.cleanup()
+        super().tearDown()
+
+    def start_batchy(self, **kw):
+        """Start a batchy on this class's Redis and cfg dir (unless kw says
+        otherwise) and return it, answering."""
+        kw.setdefault("redis_url", self.redis.url)
+        kw.setdefault("cfg_dir", self.cfg_dir)
+        b = Batchy(**kw)
+        self.started.append(b)
+        return b.start()
+
+
 # ---------------------------------------------------------------- waitsy
 #
 # Waitsy (WAITSY_BIN, default build/waitsy) is run as a plain subprocess;

@@ -13,7 +13,7 @@ import time
 import unittest
 
 import harness
-from harness import Batchy, RedisServer, batchy_bin, free_port, http_request, SLOW
+from harness import Batchy, OwnBatchyMixin, RedisServer, batchy_bin, free_port, http_request, SLOW
 
 THREE = "job1:\n  p: 1\njob2:\njob3:\n"
 
@@ -25,40 +25,8 @@ def run_batchy(args, env=None, timeout=10):
                           stdin=subprocess.DEVNULL, env=full_env, timeout=timeout)
 
 
-class SignalsAndOptionsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="batchy-sig-")
-        cls.cfg_dir = os.path.join(cls.tmp, "cfg")
-        os.mkdir(cls.cfg_dir)
-        with open(os.path.join(cls.cfg_dir, "wf1.yaml"), "w") as f:
-            f.write(THREE)
-        cls.redis = RedisServer()
-        try:
-            cls.redis.start()
-        except BaseException:
-            cls.redis.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.redis.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.started = []
-
-    def tearDown(self):
-        for b in self.started:
-            b.cleanup()
-
-    def start(self, **kw):
-        kw.setdefault("redis_url", self.redis.url)
-        kw.setdefault("cfg_dir", self.cfg_dir)
-        b = Batchy(**kw)
-        self.started.append(b)
-        return b.start()
+class SignalsAndOptionsTest(OwnBatchyMixin, unittest.TestCase):
+    cfg_files = {"wf1.yaml": THREE}
 
     def assert_stops_with_zero(self, b, sig):
         b.send_signal(sig)
@@ -71,18 +39,18 @@ class SignalsAndOptionsTest(unittest.TestCase):
 
     # ---- signals
     def test_sigterm_ends_batchy_with_status_zero(self):
-        b = self.start()
+        b = self.start_batchy()
         self.assertEqual(b.get("/load_cfg/wf1").status, 200)
         self.assertEqual(b.get("/open_batch/wf1").status, 200)
         self.assert_stops_with_zero(b, signal.SIGTERM)
 
     def test_sigint_ends_batchy_with_status_zero(self):
-        b = self.start()
+        b = self.start_batchy()
         self.assertIn(b.get("/get_status/wf1").status, (200, 404))
         self.assert_stops_with_zero(b, signal.SIGINT)
 
     def test_sigterm_with_an_idle_client_connection_still_exits(self):
-        b = self.start()
+        b = self.start_batchy()
         idle = socket.create_connection(("127.0.0.1", b.port))
         try:
             idle.sendall(b"GET /index HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -94,7 +62,7 @@ class SignalsAndOptionsTest(unittest.TestCase):
     def test_sigterm_answers_the_request_in_flight_before_exiting(self):
         # An open that is under way when SIGTERM comes must still get its
         # answer: a client that got none would retry and open a second batch.
-        b = self.start()
+        b = self.start_batchy()
         self.assertEqual(b.get("/load_cfg/wf1").status, 200)
         busy = ("local t = redis.call('TIME') "
                 "repeat local n = redis.call('TIME') "
@@ -124,7 +92,7 @@ class SignalsAndOptionsTest(unittest.TestCase):
         self.assertEqual(latest["job1"]["batch_id"], result["r"].json()["job1"]["batch_id"])
 
     def test_sigterm_right_after_start_exits_zero(self):
-        b = self.start()
+        b = self.start_batchy()
         self.assert_stops_with_zero(b, signal.SIGTERM)
 
     # ---- options
@@ -173,35 +141,35 @@ class SignalsAndOptionsTest(unittest.TestCase):
 
     def test_batchy_listen_environment_sets_the_address(self):
         port = free_port()
-        b = self.start(listen=False, port=port, env={"BATCHY_LISTEN": "127.0.0.1:%d" % port})
+        b = self.start_batchy(listen=False, port=port, env={"BATCHY_LISTEN": "127.0.0.1:%d" % port})
         self.assertEqual(b.get("/load_cfg/wf1").status, 200)
 
     def test_command_line_wins_over_environment(self):
         port, other = free_port(), free_port()
-        b = self.start(port=port, env={"BATCHY_LISTEN": "127.0.0.1:%d" % other})
+        b = self.start_batchy(port=port, env={"BATCHY_LISTEN": "127.0.0.1:%d" % other})
         self.assertEqual(b.get("/healthz").status, 200)
         with self.assertRaises(OSError):
             http_request(other, "GET", "/index", timeout=2)
 
     def test_redis_and_cfg_dir_from_environment(self):
-        b = self.start(redis_url=None, cfg_dir=None,
+        b = self.start_batchy(redis_url=None, cfg_dir=None,
                        env={"BATCHY_REDIS_URL": self.redis.url, "BATCHY_CFG_DIR": self.cfg_dir})
         r = b.get("/load_cfg/wf1")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(b.get("/healthz").status, 200)
 
     def test_redis_url_environment_fallback(self):
-        b = self.start(redis_url=None, env={"REDIS_URL": self.redis.url})
+        b = self.start_batchy(redis_url=None, env={"REDIS_URL": self.redis.url})
         self.assertEqual(b.get("/healthz").status, 200)
 
     def test_batchy_redis_url_wins_over_redis_url(self):
-        b = self.start(redis_url=None, env={"BATCHY_REDIS_URL": self.redis.url,
+        b = self.start_batchy(redis_url=None, env={"BATCHY_REDIS_URL": self.redis.url,
                                             "REDIS_URL": "redis://127.0.0.1:%d/0" % free_port()})
         self.assertEqual(b.get("/healthz").status, 200)
 
     def test_short_options(self):
         port = free_port()
-        b = self.start(listen=False, redis_url=None, cfg_dir=None, port=port,
+        b = self.start_batchy(listen=False, redis_url=None, cfg_dir=None, port=port,
                        args=["-l", "127.0.0.1:%d" % port, "-r", self.redis.url, "-c", self.cfg_dir,
                              "-t", "2"])
         self.assertEqual(b.get("/load_cfg/wf1").status, 200)
@@ -224,7 +192,7 @@ class SignalsAndOptionsTest(unittest.TestCase):
     def test_redis_url_database_number_is_used(self):
         with open(os.path.join(self.cfg_dir, "dbwf.yaml"), "w") as f:
             f.write(THREE)
-        b = self.start(redis_url="redis://127.0.0.1:%d/3" % self.redis.port)
+        b = self.start_batchy(redis_url="redis://127.0.0.1:%d/3" % self.redis.port)
         self.assertEqual(b.get("/load_cfg/dbwf").status, 200)
         self.assertEqual(self.redis.cli("HEXISTS", "dbwf", "job1", db=3), "1")
         self.assertEqual(self.redis.cli("EXISTS", "dbwf", db=0), "0")
@@ -233,12 +201,12 @@ class SignalsAndOptionsTest(unittest.TestCase):
         secured = RedisServer(extra_args=["--requirepass", "pw0rd"])
         try:
             secured.start()
-            b = self.start(redis_url="redis://:pw0rd@127.0.0.1:%d/0" % secured.port)
+            b = self.start_batchy(redis_url="redis://:pw0rd@127.0.0.1:%d/0" % secured.port)
             self.assertEqual(b.get("/healthz").status, 200)
             self.assertEqual(b.get("/load_cfg/wf1").status, 200)
             self.assertEqual(secured.cli("HEXISTS", "wf1", "job1", password="pw0rd"), "1")
             self.assertNotIn("pw0rd", b.stderr())
-            wrong = self.start(redis_url="redis://:nope@127.0.0.1:%d/0" % secured.port)
+            wrong = self.start_batchy(redis_url="redis://:nope@127.0.0.1:%d/0" % secured.port)
             self.assertEqual(wrong.get("/healthz").status, 503)
         finally:
             for b in self.started:
@@ -252,7 +220,7 @@ class SignalsAndOptionsTest(unittest.TestCase):
         over_unix = RedisServer(extra_args=["--unixsocket", path, "--unixsocketperm", "700"])
         try:
             over_unix.start()
-            b = self.start(redis_url="unix://%s?db=2" % path)
+            b = self.start_batchy(redis_url="unix://%s?db=2" % path)
             self.assertEqual(b.get("/healthz").status, 200)
             self.assertEqual(b.get("/load_cfg/wf1").status, 200)
             self.assertEqual(over_unix.cli("HEXISTS", "wf1", "job1", db=2), "1")
@@ -264,7 +232,7 @@ class SignalsAndOptionsTest(unittest.TestCase):
             shutil.rmtree(sock_dir, ignore_errors=True)
 
     def test_quiet_writes_no_access_log(self):
-        b = self.start(args=["-q"])
+        b = self.start_batchy(args=["-q"])
         self.assertEqual(b.get("/get_status/quietwf").status, 404)
         self.assertEqual(b.get("/index").status, 200)
         time.sleep(0.2)
@@ -285,7 +253,7 @@ class SignalsAndOptionsTest(unittest.TestCase):
 
     def test_second_batchy_on_the_same_port_exits_nonzero(self):
         # two batchy on one port must not share it (SO_REUSEPORT)
-        first = self.start()
+        first = self.start_batchy()
         out = run_batchy(["--listen", "127.0.0.1:%d" % first.port, "--redis", self.redis.url],
                          timeout=15 * SLOW)
         self.assertNotEqual(out.returncode, 0, out)

@@ -20,7 +20,7 @@ import unittest
 from datetime import datetime, timedelta, timezone
 
 import harness
-from harness import (Batchy, RedisServer, ServiceTestCase, SLOW, VERSION, faketime_env, free_port,
+from harness import (OwnBatchyMixin, ServiceTestCase, SLOW, VERSION, faketime_env, free_port,
                      http_request, parse_time, run_waitsy, stamped, start_waitsy)
 
 THREE = "a:\n  p: 1\nb:\nc:\n"
@@ -745,45 +745,14 @@ class WaitsyTest(ServiceTestCase, WaitsyCase):
         self.assertEqual(res.stdout, "", self.show(res))
 
 
-class WaitsyRestartTest(WaitsyCase):
+class WaitsyRestartTest(OwnBatchyMixin, WaitsyCase):
     """Batchy killed and started again on the same port while waitsy waits."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="waitsy-restart-")
-        cls.cfg_dir = os.path.join(cls.tmp, "cfg")
-        os.mkdir(cls.cfg_dir)
-        with open(os.path.join(cls.cfg_dir, "wr1.yaml"), "w") as f:
-            f.write(THREE)
-        cls.redis = RedisServer()
-        try:
-            cls.redis.start()
-        except BaseException:
-            cls.redis.cleanup()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.redis.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.started = []
-
-    def tearDown(self):
-        for b in self.started:
-            b.cleanup()
-
-    def start_batchy(self, port):
-        b = Batchy(self.redis.url, self.cfg_dir, port=port)
-        self.started.append(b)
-        return b.start()
+    cfg_files = {"wr1.yaml": THREE}
 
     def test_batchy_killed_and_restarted_on_the_same_port(self):
         port = free_port()
         url = "http://127.0.0.1:%d" % port
-        first = self.start_batchy(port)
+        first = self.start_batchy(port=port)
         for call in ("/load_cfg/wr1", "/open_batch/wr1"):
             r = first.get(call)
             self.assertEqual(r.status, 200, r)
@@ -794,7 +763,7 @@ class WaitsyRestartTest(WaitsyCase):
             first.kill()
             w.wait_for(lambda out, err: "(attempt 2)" in err, 10 * SLOW, "a second retry line")
             self.assertTrue(w.running())
-            second = self.start_batchy(port)
+            second = self.start_batchy(port=port)
             r = second.get("/close_batch/wr1")
             self.assertEqual(r.status, 200, r)
             day = parse_time(r.json()["a"]["batch_end"]).date().isoformat()
