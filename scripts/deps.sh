@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Install what Batchy and Waitsy need to build, run and test (and, with
-# the argument `bench`, benchmark), on Debian or Ubuntu. Does nothing when
+# Install what Batchy and Waitsy need to build, run and test (the test suite
+# also uses clang with its fuzzer runtime, cppcheck and clang-tidy) and, with
+# the argument `bench`, to benchmark, on Debian or Ubuntu. Does nothing when
 # everything is there already. Without root or sudo it prints the exact
 # command to run instead.
 set -euo pipefail
 
 packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-dev
           libcjson-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
-          python3 curl valgrind faketime)
+          python3 curl valgrind faketime
+          clang libclang-rt-14-dev cppcheck clang-tidy)
 # `scripts/deps.sh bench`: also the load generator of scripts/bench.sh.
 [ "${1:-}" = bench ] && packages+=(wrk)
 
