@@ -1,6 +1,7 @@
 # Batchy and Waitsy. `make` builds both, `make check` runs every test,
 # `make san` builds with ASan+UBSan into build-san/ and runs every test there,
-# `make bench` measures speed (scripts/bench.sh).
+# `make bench` measures speed (scripts/bench.sh), `make lint` runs cppcheck
+# and clang-tidy.
 CC      ?= cc
 SAN     ?= 0
 ifeq ($(SAN),1)
@@ -18,8 +19,32 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN    = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -Ibatchy
+
+# Hardening, on by default; scripts/check-hardening.sh checks the binaries.
+# Fortified libc calls, stack canaries, stack clash probes and Intel CET
+# (where the compiler supports them for the target), a position-independent
+# executable, full RELRO (relocations resolved at start, then read-only) and
+# a non-executable stack. `make HARDEN=0` builds without; HARDEN_CFLAGS and
+# HARDEN_LDFLAGS replace either set. FORTIFY needs optimisation, so it is
+# left out when CFLAGS has no -O level, and it is left out of the sanitizer
+# build, where ASan intercepts the same calls.
+HARDEN  ?= 1
+ifeq ($(HARDEN),1)
+cc_option = $(shell $(CC) -Werror $(1) -x c -c -o /dev/null /dev/null 2>/dev/null && echo $(1))
+HARDEN_PROBED := $(call cc_option,-fstack-clash-protection) $(call cc_option,-fcf-protection)
+FORTIFY  = $(if $(filter 1,$(SAN)),,$(if $(filter -O -O1 -O2 -O3 -Os -Og -Oz -Ofast,$(CFLAGS)),\
+           -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2))
+HARDEN_CFLAGS  ?= $(FORTIFY) -fstack-protector-strong $(HARDEN_PROBED) -fPIE
+HARDEN_LDFLAGS ?= -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
+endif
+
+# Hardening first, so that a flag in CFLAGS or LDFLAGS can countermand it.
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN_CFLAGS) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -Ibatchy
+ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS)
 LDLIBS  = $(PKG_LIBS) -lpthread -lm
+# What the objects are built with, kept in $(BUILD)/flags: objects depend on
+# it, so another CC, CFLAGS, SAN or HARDEN in the same BUILD rebuilds them.
+BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
 
 CORE_SRC  = error times names cfgload doc rules format route
 SHELL_SRC = options store http main
@@ -34,14 +59,19 @@ SHELL_OBJ = $(SHELL_SRC:%=$(BUILD)/obj/%.o)
 WAITSY_CORE_OBJ  = $(WAITSY_CORE_SRC:%=$(BUILD)/obj/waitsy/%.o)
 WAITSY_SHELL_OBJ = $(WAITSY_SHELL_SRC:%=$(BUILD)/obj/waitsy/%.o)
 
-.PHONY: all unit check san bench clean format
+.PHONY: all unit check san lint bench fuzz clean format
 all: $(BUILD)/batchy $(BUILD)/waitsy $(UNITS:%=$(BUILD)/tests/%)
 
-$(BUILD)/obj/%.o: batchy/%.c batchy/batchy.h batchy/shell.h
+$(BUILD)/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
+FORCE:
+
+$(BUILD)/obj/%.o: batchy/%.c batchy/batchy.h batchy/shell.h $(BUILD)/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj/waitsy/%.o: waitsy/%.c waitsy/waitsy.h waitsy/fetch.h batchy/batchy.h
+$(BUILD)/obj/waitsy/%.o: waitsy/%.c waitsy/waitsy.h waitsy/fetch.h batchy/batchy.h $(BUILD)/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Iwaitsy -c -o $@ $<
 
@@ -52,15 +82,15 @@ $(BUILD)/waitsy-core.a: $(WAITSY_CORE_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/waitsy: $(WAITSY_SHELL_OBJ) $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a
-	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SANFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/batchy: $(SHELL_OBJ) $(BUILD)/batchy-core.a
-	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SANFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the pure cores, plus options.o for the Redis URL forms.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(BUILD)/obj/options.o batchy/batchy.h waitsy/waitsy.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(BUILD)/obj/options.o batchy/batchy.h waitsy/waitsy.h $(BUILD)/flags
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Iwaitsy -o $@ $< $(BUILD)/obj/options.o $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Iwaitsy -o $@ $< $(BUILD)/obj/options.o $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
 
 # Unit tests: pure logic, no Redis, no network.
 unit: $(UNITS:%=$(BUILD)/tests/%)
@@ -74,14 +104,58 @@ check: all unit
 san:
 	$(MAKE) SAN=1 check
 
+# Static analysis with the build's -I and -D: cppcheck, then clang-tidy
+# (.clang-tidy says which checks and why) on LINT_JOBS files at a time, each
+# file's findings printed together. Any finding fails; a false positive is
+# suppressed on its line, with the reason.
+LINT_SRC   = $(wildcard batchy/*.c waitsy/*.c) tests/bench/minimal.c
+LINT_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+LINT_FLAGS = -std=c11 -D_GNU_SOURCE $(PKG_CFLAGS) -Ibatchy -Iwaitsy
+CPPCHECK_FLAGS = --quiet --error-exitcode=1 --inline-suppr --std=c11 --library=posix \
+                 --enable=warning,performance,portability $(filter -I% -D% -U%,$(LINT_FLAGS))
+lint:
+	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRC)
+	printf '%s\n' $(LINT_SRC) | xargs -P $(LINT_JOBS) -I{} sh -c \
+	    'out=$$(clang-tidy --quiet "$$1" -- $(LINT_FLAGS) 2>&1); rc=$$?; \
+	     printf "%s\n" "$$out" | grep -Ev "^([0-9]+ warnings? generated\.)?$$"; exit $$rc' sh {}
+
 # The HTTP baseline of the benchmark: libmicrohttpd answering a fixed body.
-$(BUILD)/bench/minimal: tests/bench/minimal.c
+$(BUILD)/bench/minimal: tests/bench/minimal.c $(BUILD)/flags
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LDLIBS)
 
 # Speed against the limits of HTTP and Redis on this machine (not a test).
 bench:
 	scripts/bench.sh
+
+# Fuzzing the pure core with libFuzzer (tests/fuzz/README.md): clang with
+# ASan+UBSan, objects and targets in build-fuzz/. Each target runs for
+# FUZZ_SECONDS on a scratch copy of its seed corpus, after replaying
+# tests/fuzz/regressions/<target>/.
+FUZZ_CC      ?= clang
+FUZZ_BUILD    = build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS  = cfgload times request format
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(FUZZ_SAN) \
+                $(shell pkg-config --cflags yaml-0.1 libcjson 2>/dev/null) -Ibatchy
+FUZZ_LIBS     = $(shell pkg-config --libs yaml-0.1 libcjson 2>/dev/null) -lm
+FUZZ_OBJ      = $(CORE_SRC:%=$(FUZZ_BUILD)/obj/%.o)
+# Kept between builds: as prerequisites of a pattern rule only, make would
+# delete them as intermediate files.
+.SECONDARY: $(FUZZ_OBJ)
+
+# The core gets coverage instrumentation (fuzzer-no-link); only the
+# targets link libFuzzer's main.
+$(FUZZ_BUILD)/obj/%.o: batchy/%.c batchy/batchy.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_check.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(FUZZ_LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 format:
 	clang-format -i batchy/*.c batchy/*.h waitsy/*.c waitsy/*.h tests/unit/*.c tests/bench/*.c

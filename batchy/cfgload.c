@@ -807,6 +807,7 @@ static int anchor_set(cfg_ctx *ctx, const char *name, yaml_mark_t mark, cJSON *n
         return 0;
     }
     a->size = a->height = 1;
+    /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): text is set when node is NULL */
     a->bytes = (long)strlen(text);
     a->plain = plain;
     if (!(a->text = strdup(text)) || (tag && !(a->tag = strdup(tag))))

@@ -187,6 +187,7 @@ char *format_infa(const cJSON *doc)
         if (cJSON_IsObject(step))
             section = cJSON_GetObjectItemCaseSensitive(step, "infa_section");
         buf_putc(&b, '[');
+        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): cJSON_IsString(NULL) is false */
         buf_put_line(&b, cJSON_IsString(section) && section->valuestring ? section->valuestring
                                                                          : name_of(step));
         buf_puts(&b, "]\n");

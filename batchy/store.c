@@ -171,7 +171,9 @@ static store_conn *connection(bty_error *err, int *reused)
     const char *select[] = {"SELECT", db};
     const char *load[] = {"SCRIPT", "LOAD", plan_script};
     conn = calloc(1, sizeof(*conn));
-    int failed = conn ? 0 : bty_error_set(err, 503, "out of memory connecting to Redis");
+    int failed = !conn;
+    if (failed)
+        bty_error_set(err, 503, "out of memory connecting to Redis");
     if (!failed && store_target.password[0]) {
         if (store_target.user[0])
             failed = setup_command(c, err, "AUTH", 3, auth2);

@@ -126,6 +126,7 @@ static const struct opt_row *find_option(const char *arg, size_t len)
 static void quote_arg(const char *arg, char *out, size_t out_len)
 {
     size_t j = 0;
+    /* cppcheck-suppress arrayIndexOutOfBoundsCond ; i reaches 63 only in a string that long */
     for (size_t i = 0; arg[i] && j + 5 < out_len; i++) {
         unsigned char c = (unsigned char)arg[i];
         if (c >= 0x20 && c < 0x7f) {
@@ -162,6 +163,7 @@ static shown show(const char *arg)
 {
     shown s;
     quote_arg(arg ? arg : "", s.text, sizeof(s.text));
+    /* cppcheck-suppress uninitvar ; quote_arg always writes a terminated string into s.text */
     return s;
 }
 
@@ -302,7 +304,9 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
         const struct opt_row *row = find_option(arg, name_len);
         if (!row)
             return fail(why, why_len, "unknown option '%s'", show(arg).text);
-        const char *value = NULL;
+        /* Empty, not NULL, for an option without a value: a case below that
+         * read it by mistake would refuse "" instead of crashing. */
+        const char *value = "";
         if (row->takes_value) {
             if (eq) {
                 value = eq + 1;

@@ -80,7 +80,8 @@ static void stamp(const run *r, FILE *f)
 }
 
 /* One time-stamped line on f. */
-static void emit(const run *r, FILE *f, const char *prefix, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void emit(const run *r, FILE *f, const char *prefix,
+                                                       const char *fmt, va_list ap)
 {
     stamp(r, f);
     fputs(prefix, f);

@@ -43,14 +43,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return ret;
 }
 
+/* A whole decimal number from 1 to max, or 0 when the text is not one. */
+static long number(const char *text, long max)
+{
+    char *end;
+    long n = strtol(text, &end, 10);
+    return end != text && *end == '\0' && n >= 1 && n <= max ? n : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
         fprintf(stderr, "usage: minimal PORT THREADS\n");
         return 64;
     }
-    int port = atoi(argv[1]);
-    unsigned threads = (unsigned)atoi(argv[2]);
+    /* THREADS as batchy's --threads takes it. */
+    int port = (int)number(argv[1], 65535);
+    unsigned threads = (unsigned)number(argv[2], 256);
+    if (!port || !threads) {
+        fprintf(stderr, "minimal: PORT must be 1-65535 and THREADS 1-256\n");
+        return 64;
+    }
     /* A JSON object of exactly 200 bytes. */
     memset(body, ' ', BODY_LEN);
     memcpy(body, "{\"status\":\"ok\"", 14);
