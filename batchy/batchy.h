@@ -42,7 +42,8 @@ typedef struct bty_error {
 } bty_error;
 
 /* Set err (if not NULL) to status and a printf-style message; returns -1 so
- * callers can write `return bty_error_set(err, 400, "...")`. */
+ * callers can write `return bty_error_set(err, 400, "...")`. The message is
+ * always valid UTF-8: a byte of a character cut by "%.Ns" becomes '?'. */
 int bty_error_set(bty_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -115,8 +116,9 @@ typedef struct bty_field {
 
 /* Decode a hash into a document (steps sorted). Records written by the
  * original service (", " separators, status "failure") are accepted;
- * "failure" reads as "failed". A value that is not a JSON object is a 409
- * naming the step and key. Returns a new object, or NULL with err set. */
+ * "failure" reads as "failed"; a key repeated in a record (a hand edit)
+ * keeps its last copy. A value that is not a JSON object is a 409 naming
+ * the step and key. Returns a new object, or NULL with err set. */
 cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_error *err);
 
 /* The key of batch `batch_id`'s snapshot, "<wf>-<batch_id>", into buf. */

@@ -33,11 +33,13 @@ void doc_sort(cJSON *doc)
     cJSON_ArrayForEach(item, doc) n++;
     if (n < 2)
         return;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, not of cJSON */
     cJSON **items = malloc(n * sizeof(*items));
     if (!items)
         return; /* unsorted is still a valid document */
     size_t i = 0;
     cJSON_ArrayForEach(item, doc) items[i++] = item;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): likewise, the size of one pointer */
     qsort(items, n, sizeof(*items), compare_names);
     /* Relink the children list in sorted order. */
     for (i = 0; i < n; i++) {
@@ -55,6 +57,51 @@ static void normalise_record(cJSON *record)
     cJSON *status = cJSON_GetObjectItemCaseSensitive(record, "status");
     if (cJSON_IsString(status) && strcmp(status->valuestring, "failure") == 0)
         cJSON_ReplaceItemInObjectCaseSensitive(record, "status", cJSON_CreateString("failed"));
+}
+
+typedef struct member_ref {
+    cJSON *item;
+    size_t index; /* place in the record */
+} member_ref;
+
+static int compare_members(const void *a, const void *b)
+{
+    const member_ref *x = a, *y = b;
+    int c = strcmp(x->item->string, y->item->string);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* A record edited by hand may hold a key twice. The rules would then set
+ * or remove one copy and leave the other (an old error_message, a second
+ * status), and JSON readers disagree on which copy counts. Keep the last
+ * one, as Python, jq and JavaScript read it. Sorting keeps this
+ * O(n log n) for records of many fields. Returns 0, or -1 when out of
+ * memory. */
+static int drop_duplicate_keys(cJSON *record)
+{
+    size_t n = 0, i = 0;
+    cJSON *item;
+    cJSON_ArrayForEach(item, record) n++;
+    if (n < 2)
+        return 0;
+    member_ref *refs = malloc(n * sizeof(*refs));
+    if (!refs)
+        return -1;
+    cJSON_ArrayForEach(item, record)
+    {
+        refs[i].item = item;
+        refs[i].index = i;
+        i++;
+    }
+    qsort(refs, n, sizeof(*refs), compare_members);
+    /* Equal names are adjacent, earlier copies first. */
+    for (i = 0; i + 1 < n; i++)
+        if (strcmp(refs[i].item->string, refs[i + 1].item->string) == 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(record, refs[i].item));
+    free(refs);
+    return 0;
 }
 
 cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_error *err)
@@ -76,6 +123,11 @@ cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_err
             cJSON_Delete(record);
             cJSON_Delete(doc);
             return NULL;
+        }
+        if (drop_duplicate_keys(record) != 0) {
+            free(name);
+            cJSON_Delete(record);
+            goto oom;
         }
         normalise_record(record);
         doc_exact_integers(record);

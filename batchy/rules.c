@@ -61,6 +61,7 @@ static int set_field(cJSON *record, const char *name, cJSON *item)
      * and leaves the value under an empty name. */
     size_t len = strlen(name) + 1;
     item->string = cJSON_malloc(len);
+    /* NOLINTNEXTLINE(readability-suspicious-call-argument): old is cJSON's item, to replace */
     if (!item->string || !cJSON_ReplaceItemViaPointer(record, old, item)) {
         cJSON_Delete(item);
         return -1;
@@ -261,6 +262,13 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
     long long batch_id = now.sec > last ? (long long)now.sec : last + 1;
     if (batch_id < min_batch_id)
         batch_id = min_batch_id;
+    /* An id past the bound would be written, then read back as unreadable
+     * (batch_id_of), and every later call on the workflow would fail. */
+    if (batch_id > BTY_MAX_BATCH_ID)
+        return bty_error_set(err, 409,
+                             "workflow '%s' has reached the largest batch id (%lld); lower the "
+                             "batch_id of its steps in cfg/%s.yaml and reload it with load_cfg/%s",
+                             workflow, BTY_MAX_BATCH_ID, workflow, workflow);
 
     cJSON *state = cJSON_CreateObject();
     cJSON *abandoned = cJSON_CreateObject(); /* {"<old id>": {step: record}} */
@@ -268,7 +276,7 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
         goto oom;
     cJSON_ArrayForEach(step, prev)
     {
-        bty_time from;
+        bty_time from = {0};
         if (next_from_date(workflow, step, &from, err) != 0)
             goto fail;
         cJSON *record = cJSON_Duplicate(step, 1);

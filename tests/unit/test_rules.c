@@ -249,6 +249,31 @@ static void open_refuses_unreadable_state(void **state)
     }
 }
 
+/* An id above BTY_MAX_BATCH_ID would be written and then read back as
+ * unreadable, blocking the workflow: open refuses instead. */
+static void open_refuses_a_batch_id_past_the_largest(void **state)
+{
+    (void)state;
+    cJSON *prev = doc("{\"a\":{\"status\":\"success\",\"batch_id\":999999999999999}}");
+    bty_change c;
+    bty_error err = {0};
+    assert_int_equal(rules_open("wf1", prev, NOW, 0, &c, &err), -1);
+    assert_int_equal(err.status, 409);
+    assert_non_null(strstr(err.message, "largest batch id"));
+    assert_null(c.state);
+    assert_int_equal(c.plan.n, 0);
+    /* the one before the largest still opens, as the largest */
+    cJSON_Delete(prev);
+    prev = doc("{\"a\":{\"batch_id\":999999999999998}}");
+    assert_int_equal(rules_open("wf1", prev, NOW, 0, &c, &err), 0);
+    assert_int_equal(c.batch_id, 999999999999999LL);
+    change_free(&c);
+    /* and so is a higher id asked for (its snapshot exists) past the largest */
+    assert_int_equal(rules_open("wf1", prev, NOW, BTY_MAX_BATCH_ID + 1, &c, &err), -1);
+    assert_int_equal(err.status, 409);
+    cJSON_Delete(prev);
+}
+
 /* ---------------------------------------------------------------- end */
 
 static const char *OPEN_DOC = "{\"a\":{\"status\":\"open\",\"batch_id\":1795413000},"
@@ -394,6 +419,25 @@ static void close_refuses_reserved_fields_unknown_steps_and_error(void **state)
     assert_non_null(strstr(err.message, "nope"));
 }
 
+/* Messages quote names cut to a number of bytes; the cut must not leave
+ * half a character, since the message is sent as JSON. */
+static void error_quoting_a_long_name_stays_utf8(void **state)
+{
+    (void)state;
+    char step[1 + 2 * 150 + 1] = "x";
+    for (int i = 0; i < 150; i++)
+        memcpy(step + 1 + 2 * i, "\xc3\xa9", 2); /* U+00E9 */
+    step[sizeof(step) - 1] = '\0';
+    const char *steps[] = {step};
+    bty_end_request req = {.status = "success", .steps = steps, .nsteps = 1};
+    bty_change c;
+    bty_error err = {0};
+    assert_int_equal(end(OPEN_DOC, &req, &c, &err), -1);
+    assert_int_equal(err.status, 404);
+    assert_true(utf8_valid(err.message, strlen(err.message)));
+    assert_non_null(strstr(err.message, "'x\xc3\xa9"));
+}
+
 static void load_adds_status_new_and_plans_replace_with_init_snapshot(void **state)
 {
     (void)state;
@@ -435,6 +479,29 @@ static void doc_from_hash_reads_original_service_records(void **state)
     assert_null(doc_from_hash(bad, 1, "wf1", &err));
     assert_int_equal(err.status, 409);
     assert_non_null(strstr(err.message, "job1"));
+}
+
+/* A record edited by hand with a key twice reads as its last copy, so
+ * the rules cannot set one copy and leave a stale other. */
+static void doc_from_hash_keeps_the_last_copy_of_a_repeated_key(void **state)
+{
+    (void)state;
+    const char *v = "{\"error_message\": \"old\", \"status\": \"open\", \"p\": 1, "
+                    "\"status\": \"failed\", \"error_message\": \"disk full\", \"p\": 2}";
+    bty_field fields[] = {{"job1", 4, v, strlen(v)}};
+    bty_error err = {0};
+    cJSON *d = doc_from_hash(fields, 1, "wf1", &err);
+    assert_non_null(d);
+    char *text = cJSON_PrintUnformatted(d);
+    assert_string_equal(text, "{\"job1\":{\"status\":\"failed\",\"error_message\":\"disk full\","
+                              "\"p\":2}}");
+    free(text);
+    bty_change c;
+    assert_int_equal(rules_open("wf1", d, NOW, 0, &c, &err), 0);
+    assert_string_equal(field(c.state, "job1", "error_message"), "(absent)");
+    assert_string_equal(field(c.state, "job1", "status"), "open");
+    change_free(&c);
+    cJSON_Delete(d);
 }
 
 /* Fail the n-th cJSON allocation from now on (-1: never). */
@@ -513,6 +580,7 @@ int main(void)
         cmocka_unit_test(open_writes_latest_and_snapshot_alike),
         cmocka_unit_test(open_marks_still_open_steps_abandoned_in_their_snapshot),
         cmocka_unit_test(open_refuses_unreadable_state),
+        cmocka_unit_test(open_refuses_a_batch_id_past_the_largest),
         cmocka_unit_test(close_marks_all_steps_success_in_latest_and_snapshot),
         cmocka_unit_test(close_with_step_changes_only_that_step),
         cmocka_unit_test(fail_stores_error_message_and_extras_as_strings),
@@ -520,8 +588,10 @@ int main(void)
         cmocka_unit_test(close_retry_answers_current_state_and_writes_nothing),
         cmocka_unit_test(close_with_stale_batch_id_is_409),
         cmocka_unit_test(close_refuses_reserved_fields_unknown_steps_and_error),
+        cmocka_unit_test(error_quoting_a_long_name_stays_utf8),
         cmocka_unit_test(load_adds_status_new_and_plans_replace_with_init_snapshot),
         cmocka_unit_test(doc_from_hash_reads_original_service_records),
+        cmocka_unit_test(doc_from_hash_keeps_the_last_copy_of_a_repeated_key),
         cmocka_unit_test(out_of_memory_never_plans_a_half_set_record),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
