@@ -14,11 +14,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,12 +39,31 @@
 static const char TYPE_JSON[] = "application/json";
 static const char TYPE_TEXT[] = "text/plain; charset=utf-8";
 
-/* The server: options (read-only once started), the daemon, and how many
- * requests have started and not yet been answered (for a clean stop). */
+/* One open HTTP connection, on the watch list of its server (see
+ * watchdog_main). Added when libmicrohttpd reports the connection started,
+ * removed and freed when it reports it closed, which it does before it
+ * closes the socket: fd is valid for as long as the entry is listed. */
+typedef struct watched {
+    struct watched *prev, *next;
+    int fd;
+    int cut; /* the watchdog has shut the socket down */
+    /* When the client must have sent its request (or read its answer) by,
+     * in CLOCK_MONOTONIC ms; LLONG_MAX while batchy works on a request. */
+    atomic_llong deadline_ms;
+} watched;
+
+/* The server: options (read-only once started), the daemon, how many
+ * requests have started and not yet been answered (for a clean stop), and
+ * the watch list of connections with the thread that enforces deadlines. */
 typedef struct server {
     bty_options opts;
     struct MHD_Daemon *daemon;
     atomic_int in_flight;
+    pthread_mutex_t watch_lock; /* guards watch_head, each entry's cut, watch_stop */
+    pthread_cond_t watch_wake;
+    watched *watch_head;
+    int watch_stop;
+    pthread_t watchdog;
 } server;
 
 /* One request, from its first callback to its completion. Owned by
@@ -57,7 +79,10 @@ typedef struct request {
     char *names[MAX_PARAMS]; /* owned */
     char *values[MAX_PARAMS];
     int too_many_params;
-    int nul_in_body; /* a form value held a NUL, which strings cannot */
+    int nul_in_body;   /* a form value held a NUL, which strings cannot */
+    int encoded_slash; /* the raw path held %2F */
+    int bad_framing;   /* Content-Length headers that disagree */
+    int not_a_form;    /* a POST body libmicrohttpd cannot read as a form */
 } request;
 
 /* What a handler answers with. body is malloc'd and owned. */
@@ -450,6 +475,8 @@ static int handle_end(const server *srv, const request *req, const bty_target *t
                     bty_error_set(err, 400, "too many step= values");
                     goto done;
                 }
+                if (name_step_check(s, err) != 0)
+                    goto done; /* not a name at all: 400, not "no such step" */
                 steps[end.nsteps++] = s;
             }
         } else if (strcmp(name, "batch_id") == 0) {
@@ -469,7 +496,7 @@ static int handle_end(const server *srv, const request *req, const bty_target *t
         bty_error_set(err, 400, "step= is empty; name one or more steps, or leave it out");
         goto done;
     }
-    bty_change change;
+    bty_change change = {0};
     if (apply_rule(t->workflow, end_rule, &end, &change, err) == 0) {
         rc = reply_doc(out, change.state, err);
         change_free(&change);
@@ -544,12 +571,18 @@ static void dispatch(const server *srv, struct MHD_Connection *conn, request *re
     int rc = -1;
     if (req->body_bytes > MAX_BODY)
         bty_error_set(&err, 413, "request body too large (64 KiB at most)");
+    else if (req->bad_framing)
+        bty_error_set(&err, 400, "Content-Length headers disagree; send one");
+    else if (req->encoded_slash)
+        bty_error_set(&err, 400, "a name cannot hold '/' (%%2F in the path)");
     else if (!utf8_valid(url, strlen(url)))
         bty_error_set(&err, 400, "the path must be UTF-8 text without NUL");
-    else if (check_params(req, &err) != 0)
-        ;
-    else if (route_match(method, url, &target, &err) != 0)
-        ;
+    else if (check_params(req, &err) != 0 || route_match(method, url, &target, &err) != 0)
+        ; /* err is set */
+    else if (req->not_a_form)
+        bty_error_set(&err, 415,
+                      "a POST body must be a form (application/x-www-form-urlencoded or "
+                      "multipart/form-data), or put the parameters in the query string");
     else if (target.route->needs_token && srv->opts.token[0] && !authorised(srv, conn, req))
         bty_error_set(&err, 401, "missing or wrong token: send 'Authorization: Bearer <token>'");
     else
@@ -569,6 +602,150 @@ static void log_path(char *dst, size_t size, const char *url)
     dst[i] = '\0';
 }
 
+/* ---- Slow clients.
+ * libmicrohttpd's connection timeout counts time without any traffic, so a
+ * client sending one byte a second would hold its connection, a thread's
+ * share of the poll set and a descriptor forever, and enough such clients
+ * would lock every other caller out. So each connection also has a
+ * deadline: the client has client_timeout_s to send a whole request (from
+ * the connection's start or the end of its previous answer) and as long
+ * again to read the answer. Time batchy spends on the request is not
+ * counted. A watchdog thread shuts down the sockets of connections past
+ * their deadline; libmicrohttpd then sees the end of the stream and closes
+ * the connection itself, in its own thread, as if the client had left. */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Set the deadline of conn's watch entry: LLONG_MAX while batchy works on
+ * its request, else now plus the client timeout. */
+static void watch_set(const server *srv, struct MHD_Connection *conn, int client_turn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    watched *w = info ? info->socket_context : NULL;
+    if (w)
+        atomic_store(&w->deadline_ms,
+                     client_turn ? now_ms() + srv->opts.client_timeout_s * 1000LL : LLONG_MAX);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        watched *w = info ? calloc(1, sizeof(*w)) : NULL;
+        if (!w)
+            return; /* unwatched: the inactivity timeout still applies */
+        w->fd = info->connect_fd;
+        atomic_init(&w->deadline_ms, now_ms() + srv->opts.client_timeout_s * 1000LL);
+        pthread_mutex_lock(&srv->watch_lock);
+        w->next = srv->watch_head;
+        if (w->next)
+            w->next->prev = w;
+        srv->watch_head = w;
+        pthread_mutex_unlock(&srv->watch_lock);
+        *socket_context = w;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        watched *w = *socket_context;
+        pthread_mutex_lock(&srv->watch_lock);
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            srv->watch_head = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        pthread_mutex_unlock(&srv->watch_lock);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+/* Once every quarter of the timeout (a second at most), cut the
+ * connections past their deadline. */
+static void *watchdog_main(void *arg)
+{
+    server *srv = arg;
+    long long period = srv->opts.client_timeout_s * 250LL;
+    if (period > 1000)
+        period = 1000;
+    pthread_mutex_lock(&srv->watch_lock);
+    while (!srv->watch_stop) {
+        long long now = now_ms();
+        for (watched *w = srv->watch_head; w; w = w->next)
+            if (!w->cut && atomic_load(&w->deadline_ms) < now) {
+                shutdown(w->fd, SHUT_RDWR);
+                w->cut = 1;
+            }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += period / 1000;
+        until.tv_nsec += (period % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&srv->watch_wake, &srv->watch_lock, &until);
+    }
+    pthread_mutex_unlock(&srv->watch_lock);
+    return NULL;
+}
+
+static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request *req,
+                              const char *url, const char *method);
+
+/* What the Content-Length headers of a request say. */
+typedef struct declared_length {
+    int seen;
+    int in_doubt; /* they disagree, or one is not a number */
+    unsigned long long value;
+} declared_length;
+
+/* Header iterator filling a declared_length (RFC 9112 6.3: a request whose
+ * length is in doubt must not be read as one). */
+static enum MHD_Result check_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    declared_length *d = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = value ? strtoull(value, &end, 10) : 0;
+    if (!value || end == value || *end || errno || value[0] == '-' || (d->seen && d->value != n)) {
+        d->in_doubt = 1;
+        return MHD_NO;
+    }
+    d->seen = 1;
+    d->value = n;
+    return MHD_YES;
+}
+
+/* What on_uri leaves in the per-request pointer for a path holding %2F.
+ * Not an allocation: libmicrohttpd does not report the end of requests it
+ * refuses itself (431, 414, ...), so anything allocated here could leak. */
+static char encoded_slash_mark;
+
+/* The raw request target, before libmicrohttpd decodes it: mark a %2F in
+ * the path, which would otherwise reach routing as a '/' and split a
+ * name in two ("/open_batch/wf1%2Fsh" is not wf1 in sh format). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls, (void)conn;
+    size_t path_len = strcspn(uri, "?");
+    for (size_t i = 0; i + 2 < path_len; i++)
+        if (uri[i] == '%' && uri[i + 1] == '2' && (uri[i + 2] == 'F' || uri[i + 2] == 'f'))
+            return &encoded_slash_mark;
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -576,34 +753,59 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     server *srv = cls;
     request *req = *req_cls;
-    if (!req) {
-        req = calloc(1, sizeof(*req));
-        if (!req)
+    if (!req || *req_cls == &encoded_slash_mark) {
+        int encoded_slash = *req_cls == &encoded_slash_mark;
+        if (!(req = calloc(1, sizeof(*req))))
             return MHD_NO;
+        *req_cls = req;
+        req->encoded_slash = encoded_slash;
         atomic_fetch_add(&srv->in_flight, 1);
         clock_gettime(CLOCK_MONOTONIC, &req->start);
         snprintf(req->method, sizeof(req->method), "%s", method);
         log_path(req->path, sizeof(req->path), url);
         if (strcmp(method, "POST") == 0)
             req->post = MHD_create_post_processor(conn, 4096, collect_post, req);
-        *req_cls = req;
-        return MHD_YES;
+        /* A body announced too large, or with a length in doubt, is
+         * refused before it is read. */
+        declared_length declared = {0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, check_length, &declared);
+        if (declared.in_doubt)
+            req->bad_framing = 1;
+        else if (declared.value > MAX_BODY)
+            req->body_bytes = SIZE_MAX; /* the 413 of dispatch */
+        if (!req->bad_framing && req->body_bytes <= MAX_BODY)
+            return MHD_YES; /* read the body, if any */
+        return answer(srv, conn, req, url, method);
     }
     if (*upload_data_size) {
         req->body_bytes += *upload_data_size;
         if (req->body_bytes > 16 * MAX_BODY)
             return MHD_NO; /* far past the limit: close rather than read on */
-        if (req->post && req->body_bytes <= MAX_BODY &&
-            MHD_post_process(req->post, upload_data, *upload_data_size) != MHD_YES)
+        /* libmicrohttpd's form parser stops a value at a NUL byte: look
+         * for one here, or "a=1<NUL>2" would quietly store "1". */
+        if (memchr(upload_data, '\0', *upload_data_size))
+            req->nul_in_body = 1;
+        if (!req->post)
+            req->not_a_form = 1;
+        else if (req->body_bytes <= MAX_BODY &&
+                 MHD_post_process(req->post, upload_data, *upload_data_size) != MHD_YES)
             req->too_many_params = req->nparams == MAX_PARAMS;
         *upload_data_size = 0;
         return MHD_YES;
     }
+    return answer(srv, conn, req, url, method);
+}
 
+/* Route, handle and queue the answer of a request. */
+static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request *req,
+                              const char *url, const char *method)
+{
+    watch_set(srv, conn, 0);
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
     reply out = {0};
     dispatch(srv, conn, req, url, method, &out);
     req->status = out.status;
+    watch_set(srv, conn, 1); /* the client's turn: read the answer */
 
     const char *body = out.body ? out.body : "";
     struct MHD_Response *resp =
@@ -638,11 +840,12 @@ static size_t unescape_without_nul(void *cls, struct MHD_Connection *conn, char 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn, (void)toe;
+    (void)toe;
     server *srv = cls;
     request *req = *req_cls;
-    if (!req)
-        return;
+    watch_set(srv, conn, 1); /* answered: the next request's time starts */
+    if (!req || *req_cls == &encoded_slash_mark)
+        return; /* never reached on_request */
     atomic_fetch_sub(&srv->in_flight, 1);
     if (!srv->opts.quiet && req->status) {
         struct timespec end;
@@ -668,12 +871,36 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     *req_cls = NULL;
 }
 
+/* Free a server whose daemon and watchdog are stopped (or never ran). */
+static void server_free(server *srv)
+{
+    pthread_cond_destroy(&srv->watch_wake);
+    pthread_mutex_destroy(&srv->watch_lock);
+    free(srv);
+}
+
 void *http_start(const bty_options *opts)
 {
     server *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return NULL;
     srv->opts = *opts;
+    /* The watchdog waits on a monotonic clock: setting the wall clock must
+     * neither cut connections nor spare them. */
+    pthread_condattr_t cattr;
+    if (pthread_condattr_init(&cattr) != 0) {
+        free(srv);
+        return NULL;
+    }
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&srv->watch_lock, NULL);
+    int cond_rc = pthread_cond_init(&srv->watch_wake, &cattr);
+    pthread_condattr_destroy(&cattr);
+    if (cond_rc != 0) {
+        pthread_mutex_destroy(&srv->watch_lock);
+        free(srv);
+        return NULL;
+    }
 
     char port[8];
     snprintf(port, sizeof(port), "%d", opts->listen_port);
@@ -685,13 +912,15 @@ void *http_start(const bty_options *opts)
     if (gai != 0) {
         fprintf(stderr, "batchy: cannot resolve listen address '%s': %s\n", opts->listen_host,
                 gai_strerror(gai));
-        free(srv);
+        server_free(srv);
         return NULL;
     }
 
-    /* Stay below the descriptor limit: each connection costs one. */
+    /* Stay below the descriptor limit: each connection costs one, and the
+     * Redis connections, the log and libmicrohttpd's own need a few more.
+     * Connections past the limit are closed as soon as they are accepted. */
     struct rlimit rl;
-    unsigned limit = 1000;
+    unsigned limit = (unsigned)opts->max_connections;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < limit + 64)
         limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
@@ -705,7 +934,8 @@ void *http_start(const bty_options *opts)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)opts->client_timeout_s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         /* Room for a request line of ~25 KB with ~500 parameters (each
          * costs libmicrohttpd a record in this pool); longer lines get 414,
          * and a request with more parameters is closed unanswered. Not
@@ -713,7 +943,8 @@ void *http_start(const bty_options *opts)
          * a keep-alive connection, and at 256 KiB that was 83% of the
          * instructions of a get_status (callgrind). */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape_without_nul, NULL,
+        on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape_without_nul, NULL,
         /* Last, so that with one thread the list ends here: libmicrohttpd
          * warns about a pool of one. */
         opts->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)opts->threads,
@@ -724,7 +955,13 @@ void *http_start(const bty_options *opts)
                 "batchy: cannot listen on %s:%d (in use, or not an address of this "
                 "machine)\n",
                 opts->listen_host, opts->listen_port);
-        free(srv);
+        server_free(srv);
+        return NULL;
+    }
+    if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv) != 0) {
+        fprintf(stderr, "batchy: cannot start a thread\n");
+        MHD_stop_daemon(srv->daemon);
+        server_free(srv);
         return NULL;
     }
     return srv;
@@ -742,5 +979,10 @@ void http_stop(void *handle)
     for (int waited_ms = 0; atomic_load(&srv->in_flight) > 0 && waited_ms < 10000; waited_ms += 10)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     MHD_stop_daemon(srv->daemon); /* join workers; idle connections close */
-    free(srv);
+    pthread_mutex_lock(&srv->watch_lock);
+    srv->watch_stop = 1;
+    pthread_cond_signal(&srv->watch_wake);
+    pthread_mutex_unlock(&srv->watch_lock);
+    pthread_join(srv->watchdog, NULL);
+    server_free(srv);
 }

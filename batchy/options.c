@@ -116,7 +116,7 @@ static int parse_unix_url(const char *url, bty_redis_target *out, bty_error *err
         return bty_error_set(err, 400, "a unix Redis URL is unix:///path/to/redis.sock[?db=N]");
     memcpy(out->path, path, len);
     out->path[len] = '\0';
-    if (query && (strncmp(query, "?db=", 4) || parse_int(query + 4, 0, 1000000, &out->db)))
+    if (query && (strncmp(query, "?db=", 4) != 0 || parse_int(query + 4, 0, 1000000, &out->db)))
         return bty_error_set(err, 400, "bad ?db=N in the Redis URL");
     return 0;
 }
@@ -155,7 +155,7 @@ int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *e
         bty_error_set(err, 400, "bad port in the Redis URL");
         goto done;
     }
-    if (path[0] && strcmp(path, "/") && parse_int(path + 1, 0, 1000000, &out->db)) {
+    if (path[0] && strcmp(path, "/") != 0 && parse_int(path + 1, 0, 1000000, &out->db)) {
         bty_error_set(err, 400, "bad database number in the Redis URL");
         goto done;
     }
@@ -178,6 +178,8 @@ int options_parse(int argc, char **argv, bty_options *opts)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     opts->threads = cores > 0 && cores < 256 ? (int)cores : 2;
     opts->redis_timeout_ms = 2000;
+    opts->client_timeout_s = 30;
+    opts->max_connections = 1000;
 
     const char *v;
     if ((v = getenv("BATCHY_LISTEN")) && v[0] && parse_listen(v, opts))
@@ -195,6 +197,12 @@ int options_parse(int argc, char **argv, bty_options *opts)
     if ((v = getenv("BATCHY_REDIS_TIMEOUT_MS")) && v[0] &&
         parse_int(v, 10, 600000, &opts->redis_timeout_ms))
         return usage_error("BATCHY_REDIS_TIMEOUT_MS must be 10-600000, not '%s'", v);
+    if ((v = getenv("BATCHY_CLIENT_TIMEOUT")) && v[0] &&
+        parse_int(v, 1, 3600, &opts->client_timeout_s))
+        return usage_error("BATCHY_CLIENT_TIMEOUT must be 1-3600 seconds, not '%s'", v);
+    if ((v = getenv("BATCHY_MAX_CONNECTIONS")) && v[0] &&
+        parse_int(v, 1, 100000, &opts->max_connections))
+        return usage_error("BATCHY_MAX_CONNECTIONS must be 1-100000, not '%s'", v);
 
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},

@@ -48,8 +48,11 @@ static int split_path(const char *path, char seg[MAX_SEGMENTS][MAX_SEGMENT + 1])
         while (i < len && path[i] != '/')
             i++;
         size_t seglen = i - start;
-        if (seglen == 0 || seglen > MAX_SEGMENT)
+        if (seglen == 0)
             return -1;
+        if (seglen > MAX_SEGMENT)
+            seglen = MAX_SEGMENT; /* still longer than any name or endpoint:
+                                     the checks below say what is wrong */
         memcpy(seg[n], path + start, seglen);
         seg[n][seglen] = '\0';
         n++;

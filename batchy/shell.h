@@ -30,6 +30,8 @@ typedef struct bty_options {
     char token[256]; /* "" = no token required */
     int quiet;
     int redis_timeout_ms;
+    int client_timeout_s; /* most a client may take to send one request */
+    int max_connections;  /* HTTP connections at once (lowered to fit the fd limit) */
 } bty_options;
 
 /* Fill opts from defaults, then the environment, then argv. Returns -1 to
@@ -81,6 +83,6 @@ long long store_first_free_batch(const char *workflow, long long from, int count
 /* Start the HTTP server; returns an opaque handle or NULL (message on stderr). */
 void *http_start(const bty_options *opts);
 /* Stop accepting, finish requests in flight, free everything. */
-void http_stop(void *server);
+void http_stop(void *handle);
 
 #endif

@@ -579,10 +579,12 @@ class ServiceTestCase(unittest.TestCase):
 class OwnBatchyMixin:
     """For tests that start batchy themselves (with their own options, on a
     chosen port, several times): one redis-server and a cfg dir holding
-    `cfg_files` ({name: text}) per class; every batchy started with
-    start_batchy is cleaned up after its test."""
+    `cfg_files` ({name: text}) per class, the server started with
+    `redis_args`; every batchy started with start_batchy is cleaned up after
+    its test."""
 
     cfg_files = {}
+    redis_args = ()
 
     @classmethod
     def setUpClass(cls):
@@ -593,7 +595,7 @@ class OwnBatchyMixin:
         for name, text in cls.cfg_files.items():
             with open(os.path.join(cls.cfg_dir, name), "w") as f:
                 f.write(text)
-        cls.redis = RedisServer()
+        cls.redis = RedisServer(extra_args=cls.redis_args)
         try:
             cls.redis.start()
         except BaseException:

@@ -83,12 +83,36 @@ static void over_long_workflow_names_and_paths_are_refused(void **state)
     bty_error err = {0};
     assert_int_equal(route_match("GET", path, &t, &err), -1);
     assert_int_equal(err.status, 400);
+    /* longer than a path segment may be, shorter than a path: still the
+     * name's error, not "no such endpoint" */
+    memset(path + 12, 'a', 300);
+    path[312] = '\0';
+    assert_int_equal(route_match("GET", path, &t, &err), -1);
+    assert_int_equal(err.status, 400);
+    assert_non_null(strstr(err.message, "1-128"));
     memset(path + 12, 'a', 2000);
     path[2012] = '\0';
     assert_int_equal(route_match("GET", path, &t, &err), -1);
     assert_int_equal(err.status, 404);
     path[12 + 128] = '\0';
     assert_int_equal(route_match("GET", path, &t, &err), 0);
+}
+
+/* The 405 message quotes the method cut to 20 bytes; the cut must not
+ * leave half a character, since the message is sent as JSON. */
+static void method_quoted_in_an_error_stays_utf8(void **state)
+{
+    (void)state;
+    char method[1 + 2 * 10 + 1] = "x";
+    for (int i = 0; i < 10; i++)
+        memcpy(method + 1 + 2 * i, "\xc3\xa9", 2); /* U+00E9 */
+    method[sizeof(method) - 1] = '\0';
+    bty_target t;
+    bty_error err = {0};
+    assert_int_equal(route_match(method, "/get_status/wf1", &t, &err), -1);
+    assert_int_equal(err.status, 405);
+    assert_true(utf8_valid(err.message, strlen(err.message)));
+    assert_non_null(strstr(err.message, "method x\xc3\xa9"));
 }
 
 static void token_is_needed_only_where_state_changes(void **state)
@@ -146,6 +170,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routing_table_matches_paths_methods_and_formats),
         cmocka_unit_test(over_long_workflow_names_and_paths_are_refused),
+        cmocka_unit_test(method_quoted_in_an_error_stays_utf8),
         cmocka_unit_test(token_is_needed_only_where_state_changes),
         cmocka_unit_test(redis_urls_in_every_documented_form),
     };
