@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run every test of Batchy and Waitsy: install what is missing, build, then
+# Run every test of Batchy and Waitsy: install what is missing, build, lint
+# (cppcheck, clang-tidy), check the binaries' hardening, then
 #   1. unit tests (cmocka) and integration tests (a throw-away redis-server on
 #      a free port and a real batchy process per test module, over HTTP,
-#      and real waitsy processes against them);
+#      and real waitsy processes against them; two test processes at once);
+#      in between, each libFuzzer target of tests/fuzz/ for 10 s (make fuzz);
 #   2. the same with the ASan+UBSan build;
 #   3. unit and integration tests under valgrind (no leaks, no errors).
 # Ends with one line "total: N passed, N failed". Exit status 0 only when
@@ -39,16 +41,19 @@ unit() { # build-dir [valgrind]
 build() { make -s -j2 "$@" all; }
 
 step "build" build || true
+step "lint" make -s lint
+step "hardening" scripts/check-hardening.sh build/batchy build/waitsy
 step "unit" unit build
-step "integration" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy python3 tests/integration/run.py
+step "fuzz (10 s per target)" make -s fuzz FUZZ_SECONDS=10
+step "integration" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy python3 tests/integration/run.py -j 2
 if [ "${1:-}" != quick ]; then
     step "build (ASan+UBSan)" build SAN=1
     step "unit (ASan+UBSan)" unit build-san
     step "integration (ASan+UBSan)" env BATCHY_BIN=build-san/batchy WAITSY_BIN=build-san/waitsy \
-        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 python3 tests/integration/run.py
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 python3 tests/integration/run.py -j 2
     step "unit (valgrind)" unit build valgrind
     step "integration (valgrind)" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy BATCHY_VALGRIND=1 \
-        python3 tests/integration/run.py
+        python3 tests/integration/run.py -j 2
 fi
 
 # Sum what the runners reported: cmocka's "[  PASSED  ] N test(s)." and

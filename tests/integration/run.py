@@ -8,12 +8,20 @@ A FILTER is a module name (test_api), a class (test_api.IndexTest) or any part
 of a test name (open_after_failure); a test runs when its id contains any of
 them. With BATCHY_VALGRIND=1 batchy runs under valgrind.
 
+`-j N` (or BATCHY_TEST_JOBS=N) runs each test class in a process of its own,
+N at a time (every class has its own redis-server and batchy, so they do not
+meet). Most tests wait on processes and timeouts, so two at a time take
+about half as long even on two cores. The reports are printed in order when
+all are done, then the total.
+
 The last line is `N passed, N failed` (`, N skipped` when some were); the exit
 status is 1 when anything failed or errored (a class whose set-up failed
 counts all its tests as failed; a failed clean stop of batchy counts once).
 """
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -72,11 +80,100 @@ class Result(unittest.TextTestResult):
         self._mark(test, "fail")
 
 
+def option_value(argv, name):
+    """The value of `name N` or `nameN` in argv (and argv without it)."""
+    rest, value = [], None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == name and i + 1 < len(argv):
+            value = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith(name) and a != name:
+            value = a[len(name):]
+        else:
+            rest.append(a)
+        i += 1
+    return value, rest
+
+
+def run_sharded(tests, jobs, verbosity):
+    """Run each test class in a child process of its own, `jobs` at a time,
+    the classes with most tests first (a rough guess of the longest); print
+    the reports in order of discovery. Returns the exit status."""
+    classes = []
+    for t in tests:
+        cls = t.id().rsplit(".", 1)[0]
+        if not classes or classes[-1][0] != cls:
+            classes.append((cls, []))
+        classes[-1][1].append(t.id())
+    queue = sorted(range(len(classes)), key=lambda i: -len(classes[i][1]))
+    started = time.monotonic()
+    passed = failed = skipped = 0
+    status = 0
+    with tempfile.TemporaryDirectory(prefix="batchy-shards-") as tmp:
+        def path(kind, i):
+            return os.path.join(tmp, "%s.%d" % (kind, i))
+
+        running = {}
+        while queue or running:
+            while queue and len(running) < jobs:
+                i = queue.pop(0)
+                with open(path("ids", i), "w") as f:
+                    f.write("\n".join(classes[i][1]) + "\n")
+                cmd = [sys.executable, os.path.abspath(__file__), "--ids", path("ids", i)]
+                if verbosity < 2:
+                    cmd.append("-q")
+                with open(path("out", i), "w") as out, open(path("err", i), "w") as err:
+                    running[i] = subprocess.Popen(cmd, stdout=out, stderr=err,
+                                                  stdin=subprocess.DEVNULL)
+            for i, proc in list(running.items()):
+                if proc.poll() is not None:
+                    del running[i]
+                    if proc.returncode != 0:
+                        status = 1
+            time.sleep(0.02)
+        for i, (name, _) in enumerate(classes):
+            with open(path("err", i)) as f:
+                sys.stderr.write(f.read())
+            with open(path("out", i)) as f:
+                words = f.read().replace(",", "").split()
+            if len(words) >= 4 and words[1] == "passed":
+                passed += int(words[0])
+                failed += int(words[2])
+                if "skipped" in words:
+                    skipped += int(words[words.index("skipped") - 1])
+            else:  # the child died before its summary: count it
+                sys.stderr.write("%s: the test process ended without a summary\n" % name)
+                failed += 1
+    line = "%d passed, %d failed" % (passed, failed)
+    if skipped:
+        line += ", %d skipped" % skipped
+    sys.stderr.write("integration tests took %.1fs, %d classes in %d processes at a time\n"
+                     % (time.monotonic() - started, len(classes), jobs))
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return 1 if failed or status else 0
+
+
 def main(argv):
+    jobs, argv = option_value(argv, "-j")
+    jobs = int(jobs or os.environ.get("BATCHY_TEST_JOBS") or 1)
+    ids_file, argv = option_value(argv, "--ids")
     filters = [a for a in argv if not a.startswith("-")]
     verbosity = 1 if "-q" in argv else 2
     loader = unittest.TestLoader()
     suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+    if ids_file:  # one process of a -j run: exactly these tests
+        with open(ids_file) as f:
+            only = [line.strip() for line in f if line.strip()]
+        by_id = {t.id(): t for t in flatten(suite)}
+        missing = [i for i in only if i not in by_id]
+        if missing:
+            sys.stderr.write("unknown test ids: %s\n" % ", ".join(missing))
+            return 1
+        suite = [by_id[i] for i in only]
     modules = {f[:-3] for f in os.listdir(HERE) if f.startswith("test_") and f.endswith(".py")}
 
     def wanted(test_id):
@@ -91,6 +188,8 @@ def main(argv):
         return False
 
     tests = [t for t in flatten(suite) if wanted(t.id())]
+    if jobs > 1 and len({t.id().rsplit(".", 1)[0] for t in tests}) > 1:
+        return run_sharded(tests, jobs, verbosity)
     runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=verbosity, resultclass=Result)
     started = time.monotonic()
     result = runner.run(unittest.TestSuite(tests))
