@@ -79,13 +79,23 @@ static int compare_members(const void *a, const void *b)
  * one, as Python, jq and JavaScript read it. Sorting keeps this
  * O(n log n) for records of many fields. Returns 0, or -1 when out of
  * memory. */
+/* 1 when two members of a small record share a name (quadratic). */
+static int has_duplicate_key(const cJSON *record)
+{
+    for (const cJSON *a = record->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (strcmp(a->string, b->string) == 0)
+                return 1;
+    return 0;
+}
+
 static int drop_duplicate_keys(cJSON *record)
 {
     size_t n = 0, i = 0;
     cJSON *item;
     cJSON_ArrayForEach(item, record) n++;
-    if (n < 2)
-        return 0;
+    if (n < 2 || (n <= 32 && !has_duplicate_key(record)))
+        return 0; /* the usual case, read on every call: no allocation */
     member_ref *refs = malloc(n * sizeof(*refs));
     if (!refs)
         return -1;
