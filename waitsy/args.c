@@ -142,10 +142,9 @@ static void quote_arg(const char *arg, char *out, size_t out_len)
     out[j < out_len ? j : out_len - 1] = '\0';
 }
 
-/* Write the reason of a usage error into why; returns -1. Arguments from
- * the command line go through quote_arg first. */
-__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t why_len, const char *fmt,
-                                                      ...)
+/* Arguments from the command line quoted in a reason go through
+ * quote_arg first. */
+int wz_why(char *why, size_t why_len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -233,12 +232,12 @@ static int add_workflow(wz_options *o, const char *name, char *why, size_t why_l
 {
     bty_error err = {0};
     if (name_workflow_check(name, &err) != 0)
-        return fail(why, why_len, "-wf '%s': %s", show(name).text, err.message);
+        return wz_why(why, why_len, "-wf '%s': %s", show(name).text, err.message);
     for (size_t i = 0; i < o->nworkflows; i++)
         if (strcmp(o->workflows[i], name) == 0)
             return 0;
     if (o->nworkflows == WZ_MAX_WORKFLOWS)
-        return fail(why, why_len, "too many workflows: at most 256 -wf");
+        return wz_why(why, why_len, "too many workflows: at most 256 -wf");
     o->workflows[o->nworkflows++] = name;
     return 0;
 }
@@ -253,12 +252,12 @@ static int add_steps(wz_options *o, const char *list, char *why, size_t why_len)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char *name = strndup(p, len);
         if (!name)
-            return fail(why, why_len, "out of memory");
+            return wz_why(why, why_len, "out of memory");
         bty_error err = {0};
         if (len == 0 || name_step_check(name, &err) != 0) {
             free(name);
-            return fail(why, why_len, "--step '%s': %s", show(list).text,
-                        len == 0 ? "a step name is empty" : err.message);
+            return wz_why(why, why_len, "--step '%s': %s", show(list).text,
+                          len == 0 ? "a step name is empty" : err.message);
         }
         int seen = 0;
         for (size_t i = 0; i < o->nsteps && !seen; i++)
@@ -267,7 +266,7 @@ static int add_steps(wz_options *o, const char *list, char *why, size_t why_len)
             free(name);
         } else if (o->nsteps == WZ_MAX_STEPS) {
             free(name);
-            return fail(why, why_len, "too many steps: at most 1024 with --step");
+            return wz_why(why, why_len, "too many steps: at most 1024 with --step");
         } else {
             o->steps[o->nsteps++] = name;
         }
@@ -291,19 +290,20 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
         const char *arg = argv[i];
         if (strcmp(arg, "--") == 0) {
             if (i + 1 >= argc)
-                return fail(why, why_len, "'--' must be followed by a command to run");
+                return wz_why(why, why_len, "'--' must be followed by a command to run");
             o->command = &argv[i + 1];
             break;
         }
         if (arg[0] != '-' || arg[1] == '\0')
-            return fail(why, why_len, "unexpected argument '%s'; a command to run goes after '--'",
-                        show(arg).text);
+            return wz_why(why, why_len,
+                          "unexpected argument '%s'; a command to run goes after '--'",
+                          show(arg).text);
 
         const char *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
         const struct opt_row *row = find_option(arg, name_len);
         if (!row)
-            return fail(why, why_len, "unknown option '%s'", show(arg).text);
+            return wz_why(why, why_len, "unknown option '%s'", show(arg).text);
         /* Empty, not NULL, for an option without a value: a case below that
          * read it by mistake would refuse "" instead of crashing. */
         const char *value = "";
@@ -313,11 +313,11 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
             } else if (i + 1 < argc) {
                 value = argv[++i];
             } else {
-                return fail(why, why_len, "option %s needs a value", row->names[0]);
+                return wz_why(why, why_len, "option %s needs a value", row->names[0]);
             }
         } else if (eq) {
-            return fail(why, why_len, "option %s takes no value: '%s'", row->names[0],
-                        show(arg).text);
+            return wz_why(why, why_len, "option %s takes no value: '%s'", row->names[0],
+                          show(arg).text);
         }
 
         switch (row->id) {
@@ -334,8 +334,8 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
             break;
         case OPT_DATE:
             if (!valid_date(value))
-                return fail(why, why_len, "--date '%s': expected a day as YYYY-MM-DD",
-                            show(value).text);
+                return wz_why(why, why_len, "--date '%s': expected a day as YYYY-MM-DD",
+                              show(value).text);
             memcpy(o->date, value, 11);
             break;
         case OPT_LOCAL:
@@ -343,14 +343,14 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
             break;
         case OPT_INTERVAL:
             if (parse_seconds(value, WZ_MIN_INTERVAL, WZ_MAX_INTERVAL, &o->interval) != 0)
-                return fail(why, why_len, "--interval '%s': expected seconds from 0.1 to 86400",
-                            show(value).text);
+                return wz_why(why, why_len, "--interval '%s': expected seconds from 0.1 to 86400",
+                              show(value).text);
             break;
         case OPT_TIMEOUT:
             if (parse_seconds(value, 0, WZ_MAX_TIMEOUT, &o->timeout) != 0)
-                return fail(why, why_len,
-                            "--timeout '%s': expected seconds from 0 to 31622400 (366 days)",
-                            show(value).text);
+                return wz_why(why, why_len,
+                              "--timeout '%s': expected seconds from 0 to 31622400 (366 days)",
+                              show(value).text);
             break;
         case OPT_FAIL_FAST:
             o->fail_fast = 1;
@@ -360,7 +360,7 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
             break;
         case OPT_TOKEN:
             if (!valid_token(value))
-                return fail(why, why_len, "--token: expected 1 to 4096 visible ASCII characters");
+                return wz_why(why, why_len, "--token: expected 1 to 4096 visible ASCII characters");
             token = value;
             break;
         case OPT_QUIET:
@@ -379,25 +379,26 @@ int wz_parse_args(int argc, char *const argv[], const char *env_url, const char 
     }
 
     if (quiet && verbose)
-        return fail(why, why_len, "-q and -v contradict each other; choose one");
+        return wz_why(why, why_len, "-q and -v contradict each other; choose one");
     o->verbosity = quiet ? WZ_QUIET : verbose ? WZ_VERBOSE : WZ_NORMAL;
     if (o->nworkflows == 0)
-        return fail(why, why_len, "name at least one workflow: waitsy -wf NAME");
+        return wz_why(why, why_len, "name at least one workflow: waitsy -wf NAME");
 
     /* An empty variable is as good as unset: `BATCHY_TOKEN= waitsy ...`. */
     if (!url)
         url = env_url && *env_url ? env_url : WZ_DEFAULT_URL;
     if (!valid_url(url))
         /* Not echoed: a URL may hold a password. */
-        return fail(why, why_len,
-                    "%s: expected http://HOST[:PORT][/PREFIX] (or https://), "
-                    "without query or fragment",
-                    url == env_url ? "BATCHY_URL" : "--url");
+        return wz_why(why, why_len,
+                      "%s: expected http://HOST[:PORT][/PREFIX] (or https://), "
+                      "without query or fragment",
+                      url == env_url ? "BATCHY_URL" : "--url");
     o->url = url;
     o->url_from_env = url == env_url;
     if (!token && env_token && *env_token) {
         if (!valid_token(env_token))
-            return fail(why, why_len, "BATCHY_TOKEN: expected 1 to 4096 visible ASCII characters");
+            return wz_why(why, why_len,
+                          "BATCHY_TOKEN: expected 1 to 4096 visible ASCII characters");
         token = env_token;
     }
     o->token = token;

@@ -7,7 +7,6 @@
  * Timeouts are always set: a Batchy that accepts and never answers must
  * not hang a nightly pipeline.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,16 +67,6 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     return c->should_stop && c->should_stop();
 }
 
-__attribute__((format(printf, 3, 4))) static int say(char *why, size_t why_len, const char *fmt,
-                                                     ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 wz_client *wz_client_create(const char *url, const char *token, wz_should_stop should_stop,
                             char *why, size_t why_len, int *exit_code)
 {
@@ -85,20 +74,20 @@ wz_client *wz_client_create(const char *url, const char *token, wz_should_stop s
     char *scheme = NULL, *path = NULL, *display = NULL;
     *exit_code = WZ_EXIT_INTERNAL;
     if (!c) {
-        say(why, why_len, "out of memory");
+        wz_why(why, why_len, "out of memory");
         return NULL;
     }
     c->should_stop = should_stop;
     c->base = curl_url();
     if (!c->base) {
-        say(why, why_len, "out of memory");
+        wz_why(why, why_len, "out of memory");
         goto fail;
     }
     if (curl_url_set(c->base, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(c->base, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
         curl_url_get(c->base, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-        say(why, why_len, "not an http:// or https:// URL that libcurl can use");
+        wz_why(why, why_len, "not an http:// or https:// URL that libcurl can use");
         *exit_code = WZ_EXIT_USAGE;
         goto fail;
     }
@@ -141,7 +130,7 @@ wz_client *wz_client_create(const char *url, const char *token, wz_should_stop s
 
     c->curl = curl_easy_init();
     if (!c->base_path || !c->display || !c->headers || !c->curl) {
-        say(why, why_len, "out of memory");
+        wz_why(why, why_len, "out of memory");
         goto fail;
     }
     /* Proxy variables set for the outside world must not send requests
@@ -166,7 +155,7 @@ wz_client *wz_client_create(const char *url, const char *token, wz_should_stop s
         (rc = curl_easy_setopt(h, CURLOPT_XFERINFODATA, c)) != CURLE_OK ||
         (rc = curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L)) != CURLE_OK ||
         (rc = curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf)) != CURLE_OK) {
-        say(why, why_len, "libcurl: %s", curl_easy_strerror(rc));
+        wz_why(why, why_len, "libcurl: %s", curl_easy_strerror(rc));
         goto fail;
     }
     curl_free(scheme);
@@ -323,28 +312,28 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
 
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
         out->kind = WZ_ANSWER_INTERRUPTED;
-        say(out->message, sizeof(out->message), "interrupted");
+        wz_why(out->message, sizeof(out->message), "interrupted");
     } else if (c->too_large) {
         out->kind = WZ_ANSWER_REFUSED;
-        say(out->message, sizeof(out->message),
-            "get_status/%s at %s: the answer is larger than %d MiB; check --url", wf, shown,
-            WZ_MAX_BODY >> 20);
+        wz_why(out->message, sizeof(out->message),
+               "get_status/%s at %s: the answer is larger than %d MiB; check --url", wf, shown,
+               WZ_MAX_BODY >> 20);
     } else if (rc == CURLE_OUT_OF_MEMORY) {
         out->kind = WZ_ANSWER_RETRY;
-        say(out->message, sizeof(out->message), "get_status/%s: out of memory", wf);
+        wz_why(out->message, sizeof(out->message), "get_status/%s: out of memory", wf);
     } else if (rc != CURLE_OK) {
         out->kind = WZ_ANSWER_RETRY;
-        say(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
-            c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+        wz_why(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
+               c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
     } else if (out->status == 200) {
         if (json_values(c->body ? c->body : "", c->len) <= MAX_JSON_VALUES)
             out->doc = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
         out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_REFUSED;
         if (!out->doc)
-            say(out->message, sizeof(out->message),
-                "get_status/%s at %s answered 200 with %zu bytes that are not a Batchy "
-                "workflow document; check --url",
-                wf, shown, c->len);
+            wz_why(out->message, sizeof(out->message),
+                   "get_status/%s at %s answered 200 with %zu bytes that are not a Batchy "
+                   "workflow document; check --url",
+                   wf, shown, c->len);
     } else if (out->status == 404) {
         /* An unknown workflow, or no Batchy at this URL (a wrong path
          * prefix, a proxy's page)? Batchy's index tells. */
@@ -358,34 +347,35 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
             out->kind = WZ_ANSWER_INTERRUPTED;
         } else if (irc != CURLE_OK) {
             out->kind = WZ_ANSWER_RETRY;
-            say(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
-                c->errbuf[0] ? c->errbuf : curl_easy_strerror(irc));
+            wz_why(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
+                   c->errbuf[0] ? c->errbuf : curl_easy_strerror(irc));
         } else if (is_batchy && has_error) {
             out->kind = WZ_ANSWER_UNKNOWN;
-            say(out->message, sizeof(out->message), "get_status/%s: %s", wf, error);
+            wz_why(out->message, sizeof(out->message), "get_status/%s: %s", wf, error);
         } else {
             out->kind = WZ_ANSWER_REFUSED;
-            say(out->message, sizeof(out->message),
+            wz_why(
+                out->message, sizeof(out->message),
                 "no Batchy at %s: get_status/%s answered 404 and index answered %ld; check --url",
                 shown, wf, index_status);
         }
     } else if (is_retryable(out->status)) {
         out->kind = WZ_ANSWER_RETRY;
         int has_error = batchy_error(c->body, c->len, error);
-        say(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown, out->status,
-            has_error ? ": " : "", has_error ? error : "");
+        wz_why(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown,
+               out->status, has_error ? ": " : "", has_error ? error : "");
     } else if (out->status >= 300 && out->status <= 399) {
         redirect_target(c, error);
         out->kind = WZ_ANSWER_REFUSED;
-        say(out->message, sizeof(out->message),
-            "get_status/%s at %s redirects (%ld) to %s; point --url at Batchy itself", wf, shown,
-            out->status, error);
+        wz_why(out->message, sizeof(out->message),
+               "get_status/%s at %s redirects (%ld) to %s; point --url at Batchy itself", wf, shown,
+               out->status, error);
     } else {
         out->kind = WZ_ANSWER_REFUSED;
         int has_error = batchy_error(c->body, c->len, error);
-        say(out->message, sizeof(out->message), "Batchy at %s refused get_status/%s (%ld%s%s)%s",
-            shown, wf, out->status, has_error ? ": " : "", has_error ? error : "",
-            out->status == 401 || out->status == 403 ? "; check --token or BATCHY_TOKEN" : "");
+        wz_why(out->message, sizeof(out->message), "Batchy at %s refused get_status/%s (%ld%s%s)%s",
+               shown, wf, out->status, has_error ? ": " : "", has_error ? error : "",
+               out->status == 401 || out->status == 403 ? "; check --token or BATCHY_TOKEN" : "");
     }
     release_large_body(c);
 }

@@ -87,6 +87,10 @@ void wz_options_free(wz_options *o);
 /* The text of --help. */
 extern const char wz_help_text[];
 
+/* Write a one-line reason into why (printf-style); returns -1, so that
+ * callers can write `return wz_why(why, why_len, "...")`. */
+__attribute__((format(printf, 3, 4))) int wz_why(char *why, size_t why_len, const char *fmt, ...);
+
 /* ------------------------------------------------------------------ ready.c */
 
 /* Text from a server (step names, statuses, error messages, a redirect's
