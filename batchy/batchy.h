@@ -195,6 +195,32 @@ typedef struct bty_end_request {
     size_t nextra;
 } bty_end_request;
 
+/* The parameters of a close_batch or fail_batch call, read into a request:
+ * step= (repeated or comma-separated), batch_id=, error= (fail only), and
+ * every other one as an extra field. req points into the arrays here and
+ * into the caller's strings, which must outlive it. */
+#define BTY_MAX_PARAMS 256
+typedef struct bty_end_params {
+    bty_end_request req;
+    const char *steps[BTY_MAX_PARAMS * 4];
+    const char *extra_names[BTY_MAX_PARAMS];
+    const char *extra_values[BTY_MAX_PARAMS];
+    char *lists[BTY_MAX_PARAMS]; /* owned: copies of step= values, cut at commas */
+    size_t nlists;
+} bty_end_params;
+
+/* Read the n parameters names[i]=values[i] of a close (status "success")
+ * or fail ("failed") into p. With skip_token, token= is authentication and
+ * left out; without, it stays and rules_end refuses it as reserved. 0, or
+ * -1 with err set: 400 for a bad batch_id, step name or empty step=, 503
+ * out of memory. Call end_params_free either way. */
+int end_params_read(bty_end_params *p, const char *status, char *const *names, char *const *values,
+                    size_t n, int skip_token, bty_error *err);
+void end_params_free(bty_end_params *p);
+
+/* A batch_id= value: digits only, 16 at most. 0, or -1. */
+int batch_id_parse(const char *text, long long *out);
+
 /* Validate req against `state` and compute the change. A retry (every
  * affected step already has the target status in the current batch) gives
  * an empty plan and the current state. 400 for reserved extra

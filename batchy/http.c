@@ -30,7 +30,7 @@
 
 #include "shell.h"
 
-#define MAX_PARAMS      256
+#define MAX_PARAMS      BTY_MAX_PARAMS
 #define MAX_PARAM_NAME  256
 #define MAX_PARAM_VALUE 8192
 #define MAX_BODY        (64 * 1024)
@@ -300,15 +300,6 @@ static int handle_healthz(const server *srv, const request *req, const bty_targe
 }
 
 /* Strict decimal integer; -1 when text is not one. */
-static int parse_batch_id(const char *text, long long *out)
-{
-    char *end;
-    if (!text || text[0] < '0' || text[0] > '9' || strlen(text) > 16)
-        return -1;
-    *out = strtoll(text, &end, 10);
-    return *end ? -1 : 0;
-}
-
 static int handle_get_status(const server *srv, const request *req, const bty_target *t, reply *out,
                              bty_error *err)
 {
@@ -316,7 +307,7 @@ static int handle_get_status(const server *srv, const request *req, const bty_ta
     char key[200];
     const char *id_text = param(req, "batch_id");
     long long id = 0;
-    if (id_text && parse_batch_id(id_text, &id) != 0)
+    if (id_text && batch_id_parse(id_text, &id) != 0)
         return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", id_text);
     if (id_text)
         doc_snapshot_key(key, t->workflow, id);
@@ -446,68 +437,25 @@ static int handle_open_batch(const server *srv, const request *req, const bty_ta
     return 0;
 }
 
-/* close_batch and fail_batch: turn the parameters into a bty_end_request. */
+/* close_batch and fail_batch: the parameters read into a request, then
+ * the rule. */
 static int handle_end(const server *srv, const request *req, const bty_target *t,
                       const char *status, reply *out, bty_error *err)
 {
-    const char *steps[MAX_PARAMS * 4];
-    const char *extra_names[MAX_PARAMS], *extra_values[MAX_PARAMS];
-    char *step_lists[MAX_PARAMS];
-    size_t nlists = 0;
-    bty_end_request end = {
-        .status = status, .steps = steps, .extra_names = extra_names, .extra_values = extra_values};
-    int failing = strcmp(status, "failed") == 0;
+    bty_end_params params;
     int rc = -1;
-
-    for (size_t i = 0; i < req->nparams; i++) {
-        const char *name = req->names[i], *value = req->values[i];
-        if (strcmp(name, "token") == 0 && srv->opts.token[0])
-            continue; /* authentication, never stored; without a token
-                         configured it is refused like a special field */
-        if (strcmp(name, "step") == 0) {
-            /* step=a,b and step=a&step=b both work. */
-            char *list = step_lists[nlists++] = strdup(value);
-            if (!list)
-                goto oom;
-            char *save = NULL;
-            for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
-                if (end.nsteps == sizeof(steps) / sizeof(steps[0])) {
-                    bty_error_set(err, 400, "too many step= values");
-                    goto done;
-                }
-                if (name_step_check(s, err) != 0)
-                    goto done; /* not a name at all: 400, not "no such step" */
-                steps[end.nsteps++] = s;
-            }
-        } else if (strcmp(name, "batch_id") == 0) {
-            if (parse_batch_id(value, &end.batch_id) != 0) {
-                bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", value);
-                goto done;
-            }
-            end.has_batch_id = 1;
-        } else if (failing && strcmp(name, "error") == 0) {
-            end.error_message = value;
-        } else {
-            extra_names[end.nextra] = name;
-            extra_values[end.nextra++] = value;
+    /* token= is authentication when a token is configured, never stored;
+     * without one it is refused like a special field. */
+    if (end_params_read(&params, status, req->names, req->values, req->nparams,
+                        srv->opts.token[0] != '\0', err) == 0) {
+        bty_change change = {0};
+        if (apply_rule(t->workflow, end_rule, &params.req, &change, err) == 0) {
+            rc = reply_doc(out, change.state, err);
+            change_free(&change);
         }
     }
-    if (req->nparams && !end.nsteps && param(req, "step")) {
-        bty_error_set(err, 400, "step= is empty; name one or more steps, or leave it out");
-        goto done;
-    }
-    bty_change change = {0};
-    if (apply_rule(t->workflow, end_rule, &end, &change, err) == 0) {
-        rc = reply_doc(out, change.state, err);
-        change_free(&change);
-    }
-done:
-    for (size_t i = 0; i < nlists; i++)
-        free(step_lists[i]);
+    end_params_free(&params);
     return rc;
-oom:
-    bty_error_set(err, 503, "out of memory; try again");
-    goto done;
 }
 
 static int handle_close_batch(const server *srv, const request *req, const bty_target *t,

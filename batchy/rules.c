@@ -445,3 +445,64 @@ oom:
     change_free(out);
     return oom(err);
 }
+
+int batch_id_parse(const char *text, long long *out)
+{
+    char *end;
+    if (!text || text[0] < '0' || text[0] > '9' || strlen(text) > 16)
+        return -1;
+    *out = strtoll(text, &end, 10);
+    return *end ? -1 : 0;
+}
+
+int end_params_read(bty_end_params *p, const char *status, char *const *names, char *const *values,
+                    size_t n, int skip_token, bty_error *err)
+{
+    memset(p, 0, sizeof(*p));
+    p->req = (bty_end_request){.status = status,
+                               .steps = p->steps,
+                               .extra_names = p->extra_names,
+                               .extra_values = p->extra_values};
+    if (n > BTY_MAX_PARAMS)
+        return bty_error_set(err, 400, "too many parameters (%d at most)", BTY_MAX_PARAMS);
+    int failing = strcmp(status, "failed") == 0, has_step = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = names[i], *value = values[i];
+        if (skip_token && strcmp(name, "token") == 0)
+            continue;
+        if (strcmp(name, "step") == 0) {
+            has_step = 1;
+            char *list = p->lists[p->nlists++] = strdup(value);
+            if (!list)
+                return bty_error_set(err, 503, "out of memory; try again");
+            char *save = NULL;
+            for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+                if (p->req.nsteps == sizeof(p->steps) / sizeof(p->steps[0]))
+                    return bty_error_set(err, 400, "too many step= values");
+                if (name_step_check(s, err) != 0)
+                    return -1; /* not a name at all: 400, not "no such step" */
+                p->steps[p->req.nsteps++] = s;
+            }
+        } else if (strcmp(name, "batch_id") == 0) {
+            if (batch_id_parse(value, &p->req.batch_id) != 0)
+                return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'",
+                                     value);
+            p->req.has_batch_id = 1;
+        } else if (failing && strcmp(name, "error") == 0) {
+            p->req.error_message = value;
+        } else {
+            p->extra_names[p->req.nextra] = name;
+            p->extra_values[p->req.nextra++] = value;
+        }
+    }
+    if (has_step && !p->req.nsteps)
+        return bty_error_set(err, 400, "step= is empty; name one or more steps, or leave it out");
+    return 0;
+}
+
+void end_params_free(bty_end_params *p)
+{
+    for (size_t i = 0; i < p->nlists; i++)
+        free(p->lists[i]);
+    p->nlists = 0;
+}

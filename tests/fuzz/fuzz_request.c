@@ -166,16 +166,6 @@ static void unescape(char *s, int plus)
     *o = '\0';
 }
 
-/* http.c's strict decimal batch id. */
-static int parse_batch_id(const char *text, long long *out)
-{
-    char *end;
-    if (!text || text[0] < '0' || text[0] > '9' || strlen(text) > 16)
-        return -1;
-    *out = strtoll(text, &end, 10);
-    return *end ? -1 : 0;
-}
-
 typedef struct query {
     size_t n;
     char *names[MAX_PARAMS];
@@ -262,60 +252,33 @@ static void check_ended(const cJSON *before, const cJSON *after, const bty_end_r
     }
 }
 
-/* close_batch or fail_batch with the query, as handle_end builds it. */
+/* close_batch or fail_batch with the query, read as handle_end reads it. */
 static void run_end(const char *workflow, const char *status, const query *q)
 {
-    const char *steps[MAX_PARAMS * 4], *extra_names[MAX_PARAMS], *extra_values[MAX_PARAMS];
-    char *lists[MAX_PARAMS];
-    size_t nlists = 0;
-    bty_end_request req = {
-        .status = status, .steps = steps, .extra_names = extra_names, .extra_values = extra_values};
-    int failing = strcmp(status, "failed") == 0;
-    int has_step = 0;
-
-    for (size_t i = 0; i < q->n; i++) {
-        const char *name = q->names[i], *value = q->values[i];
-        if (strcmp(name, "step") == 0) {
-            has_step = 1;
-            char *list = lists[nlists++] = strdup(value);
-            FUZZ_ASSERT(list, "out of memory");
-            char *save = NULL;
-            for (char *s = strtok_r(list, ",", &save); s && req.nsteps < MAX_PARAMS * 4;
-                 s = strtok_r(NULL, ",", &save))
-                steps[req.nsteps++] = s;
-        } else if (strcmp(name, "batch_id") == 0) {
-            if (parse_batch_id(value, &req.batch_id) != 0)
-                goto done; /* the shell's 400 */
-            req.has_batch_id = 1;
-        } else if (failing && strcmp(name, "error") == 0) {
-            req.error_message = value;
-        } else {
-            extra_names[req.nextra] = name;
-            extra_values[req.nextra++] = value;
-        }
+    bty_end_params params;
+    bty_error err = {0};
+    if (end_params_read(&params, status, q->names, q->values, q->n, 0, &err) != 0) {
+        check_error(&err, "end_params_read");
+        FUZZ_ASSERT(err.status == 400 || err.status == 503, "end_params_read refused with %d: %s",
+                    err.status, err.message);
+        end_params_free(&params);
+        return;
     }
-    if (has_step && !req.nsteps)
-        goto done; /* the shell's 400 for "step=" */
-
     cJSON *state = cJSON_Parse(STATE);
     FUZZ_ASSERT(state, "fixture does not parse");
     bty_change out;
-    bty_error err = {0};
-    if (rules_end(workflow, state, &req, FUZZ_NOW, &out, &err) != 0) {
+    if (rules_end(workflow, state, &params.req, FUZZ_NOW, &out, &err) != 0) {
         check_error(&err, "rules_end");
         FUZZ_ASSERT(err.status == 400 || err.status == 404 || err.status == 409,
                     "rules_end refused with %d: %s", err.status, err.message);
-        cJSON_Delete(state);
-        goto done;
+    } else {
+        check_ended(state, out.state, &params.req, q);
+        check_plan(&out.plan, workflow);
+        check_formats(workflow, out.batch_id, out.state);
+        change_free(&out);
     }
-    check_ended(state, out.state, &req, q);
-    check_plan(&out.plan, workflow);
-    check_formats(workflow, out.batch_id, out.state);
-    change_free(&out);
     cJSON_Delete(state);
-done:
-    for (size_t i = 0; i < nlists; i++)
-        free(lists[i]);
+    end_params_free(&params);
 }
 
 /* ------------------------------------------------------------ route */

@@ -566,6 +566,51 @@ static void out_of_memory_never_plans_a_half_set_record(void **state)
     assert_true(successes > 0);
 }
 
+/* close/fail parameters: step= repeated and comma-separated, batch_id,
+ * error= only for fail, token= only skipped when it is authentication,
+ * and the 400s that must come before any rule runs. */
+static void end_params_read_sorts_out_the_parameters(void **state)
+{
+    (void)state;
+    char *names[] = {"step", "step", "batch_id", "error", "rows", "token"};
+    char *values[] = {"a,b", "c", "1795413600", "disk full", "12", "t0k"};
+    bty_end_params p;
+    bty_error err = {0};
+    assert_int_equal(end_params_read(&p, "failed", names, values, 6, 1, &err), 0);
+    assert_int_equal(p.req.nsteps, 3);
+    assert_string_equal(p.req.steps[2], "c");
+    assert_true(p.req.has_batch_id);
+    assert_true(p.req.batch_id == 1795413600LL);
+    assert_string_equal(p.req.error_message, "disk full");
+    assert_int_equal(p.req.nextra, 1); /* rows; the token is skipped */
+    assert_string_equal(p.req.extra_names[0], "rows");
+    end_params_free(&p);
+
+    /* a close stores error= and, without a configured token, token= as
+     * extras, for rules_end to judge */
+    assert_int_equal(end_params_read(&p, "success", names, values, 6, 0, &err), 0);
+    assert_null(p.req.error_message);
+    assert_int_equal(p.req.nextra, 3);
+    end_params_free(&p);
+
+    struct {
+        char *name, *value, *says;
+    } bad[] = {{"step", "", "step= is empty"},
+               {"step", ",", "step= is empty"},
+               {"step", "[x]", "step"},
+               {"batch_id", "12a", "batch_id must be a whole number"},
+               {"batch_id", "-1", "batch_id must be a whole number"},
+               {"batch_id", "12345678901234567", "batch_id must be a whole number"}};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err = (bty_error){0};
+        assert_int_equal(end_params_read(&p, "success", &bad[i].name, &bad[i].value, 1, 0, &err),
+                         -1);
+        assert_int_equal(err.status, 400);
+        assert_non_null(strstr(err.message, bad[i].says));
+        end_params_free(&p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +638,7 @@ int main(void)
         cmocka_unit_test(doc_from_hash_reads_original_service_records),
         cmocka_unit_test(doc_from_hash_keeps_the_last_copy_of_a_repeated_key),
         cmocka_unit_test(out_of_memory_never_plans_a_half_set_record),
+        cmocka_unit_test(end_params_read_sorts_out_the_parameters),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }
