@@ -136,8 +136,8 @@ typedef enum bty_write_mode {
 } bty_write_mode;
 
 /* What one call writes: each entry is one hash, written field by field
- * (HSET) as its mode says. Store executes a plan in one MULTI/EXEC;
- * building it is pure. */
+ * (HSET) as its mode says. store.c executes a plan in one script, which
+ * Redis runs atomically; building it is pure. */
 typedef struct bty_hash_write {
     char *key; /* owned */
     bty_write_mode mode;

@@ -7,7 +7,15 @@
  * A handler reads top to bottom: read the workflow (one round trip), apply
  * the pure rule with `now`, write the plan atomically (one round trip),
  * render. When a concurrent call changed the workflow between read and
- * write, the write is refused by Redis (WATCH) and the handler starts over.
+ * write, the write is refused by Redis (store.c) and the handler starts
+ * over.
+ *
+ * No worker waits for Redis. Where a handler needs a round trip it builds
+ * the call and returns HANDLER_WAIT; answer() suspends the connection and
+ * hands the call to the store, whose thread resumes the connection when
+ * the replies are in; libmicrohttpd then calls the handler again, which
+ * goes on from the stage it had reached. Meanwhile the worker serves its
+ * other connections.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -83,7 +91,25 @@ typedef struct request {
     int encoded_slash; /* the raw path held %2F */
     int bad_framing;   /* Content-Length headers that disagree */
     int not_a_form;    /* a POST body libmicrohttpd cannot read as a form */
+
+    /* Once the request is all in: its route, and how far its handler got.
+     * The handler runs again each time a round trip it asked for is done. */
+    int admitted; /* routed, checked and authorised (or answered an error) */
+    bty_target target;
+    struct MHD_Connection *conn;
+    int stage;       /* the handler's own; 0 at first */
+    int delay_us;    /* send the call no sooner than this from now */
+    store_call call; /* the round trip asked for; cleared in on_completed */
+    /* apply_rule's state (open, close, fail) */
+    int attempt;
+    long long min_batch_id;
+    bty_change change;      /* owned */
+    bty_end_params *params; /* close, fail; owned */
 } request;
+
+/* What a handler returns: its answer is in `out`, or it failed with `err`,
+ * or it built req->call and runs again once that round trip is done. */
+enum { HANDLER_FAILED = -1, HANDLER_DONE = 0, HANDLER_WAIT = 1 };
 
 /* What a handler answers with. body is malloc'd and owned. */
 typedef struct reply {
@@ -205,28 +231,46 @@ static void reply_error(reply *out, const bty_error *err)
 typedef int (*rule_fn)(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
                        const void *arg, bty_change *out, bty_error *err);
 
-/* Read <wf>, apply the rule, write the plan; start over when a concurrent
- * call wrote <wf> in between, or when the snapshot of the batch id chosen
- * exists already (a load_cfg reset the ids since that batch): then with a
- * higher id. On success *out holds the change. */
-static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_change *out,
-                      bty_error *err)
+/* apply_rule's stages, after 0 (start). */
+enum { RULE_READ = 1, RULE_WRITE, RULE_FREE_ID };
+
+/* Ask for (another) read of the workflow. After the first, back off a
+ * little, growing and jittered, so that racing writers (in this process
+ * and others) spread out. */
+static int read_again(request *req, bty_error *err)
 {
-    long long min_batch_id = 0;
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        if (attempt) {
-            /* Back off a little, growing and jittered, so racing writers
-             * (in this process and others) spread out. */
-            static __thread unsigned seed;
-            if (!seed)
-                seed = (unsigned)getpid() ^ (unsigned)(uintptr_t)pthread_self() ^
-                       (unsigned)now_utc().usec;
-            struct timespec pause = {0, (long)(attempt * 100000 + rand_r(&seed) % 100000)};
-            nanosleep(&pause, NULL);
-        }
+    if (req->attempt == MAX_ATTEMPTS)
+        return bty_error_set(err, 503,
+                             "workflow '%s' is changing too fast to apply this call; try again",
+                             req->target.workflow);
+    req->delay_us = 0;
+    if (req->attempt) {
+        static __thread unsigned seed;
+        if (!seed)
+            seed =
+                (unsigned)getpid() ^ (unsigned)(uintptr_t)pthread_self() ^ (unsigned)now_utc().usec;
+        req->delay_us = req->attempt * 100 + (int)(rand_r(&seed) % 100);
+    }
+    req->attempt++;
+    if (store_call_read(&req->call, req->target.workflow, err) != 0)
+        return HANDLER_FAILED;
+    req->stage = RULE_READ;
+    return HANDLER_WAIT;
+}
+
+/* Read <wf>, apply the rule, write the plan, as a handler's stages: start
+ * over when the workflow changed between read and write (another call
+ * wrote it), or when the snapshot of the batch id chosen exists already
+ * (a load_cfg reset the ids since that batch): then with a higher id. Done
+ * with req->change holding the change. */
+static int apply_rule(request *req, rule_fn rule, const void *arg, bty_error *err)
+{
+    const char *workflow = req->target.workflow;
+    switch (req->stage) {
+    case RULE_READ: {
         bty_hash hash;
-        if (store_read(workflow, 1, &hash, err) != 0)
-            return -1;
+        if (store_read_result(&req->call, &hash, err) != 0)
+            return HANDLER_FAILED;
         if (hash.n == 0) {
             store_hash_free(&hash);
             return bty_error_set(err, 404,
@@ -235,33 +279,48 @@ static int apply_rule(const char *workflow, rule_fn rule, const void *arg, bty_c
                                  workflow, workflow, workflow);
         }
         cJSON *doc = doc_from_hash(hash.fields, hash.n, workflow, err);
-        store_hash_free(&hash);
-        if (!doc)
-            return -1;
-        int rc = rule(workflow, doc, now_utc(), min_batch_id, arg, out, err);
+        int rc =
+            doc ? rule(workflow, doc, now_utc(), req->min_batch_id, arg, &req->change, err) : -1;
         cJSON_Delete(doc);
+        /* Written only if <wf> still holds what was read. */
+        if (rc == 0 && req->change.plan.n)
+            rc = store_call_commit(&req->call, workflow, &hash, &req->change.plan, err);
+        store_hash_free(&hash);
         if (rc != 0)
-            return -1;
-        if (out->plan.n == 0)
-            return 0; /* a retried close: nothing to write */
-        int written = store_commit(&out->plan, err);
-        if (written == 1)
-            return 0;
-        long long taken = out->batch_id;
-        change_free(out);
-        if (written == 2) {
-            /* Opens in one second take consecutive ids: find the end of
-             * the run in one round trip rather than one retry each. */
-            min_batch_id = store_first_free_batch(workflow, taken + 1, 64, err);
-            if (min_batch_id < 0)
-                return -1;
-            continue;
-        }
-        if (written < 0)
-            return -1;
+            return HANDLER_FAILED;
+        if (req->change.plan.n == 0)
+            return HANDLER_DONE; /* a retried close: nothing to write */
+        req->stage = RULE_WRITE;
+        return HANDLER_WAIT;
     }
-    return bty_error_set(
-        err, 503, "workflow '%s' is changing too fast to apply this call; try again", workflow);
+    case RULE_WRITE: {
+        int written = store_commit_result(&req->call, err);
+        if (written == 1)
+            return HANDLER_DONE;
+        if (written < 0)
+            return HANDLER_FAILED;
+        long long taken = req->change.batch_id;
+        change_free(&req->change);
+        if (written == 0)
+            return read_again(req, err);
+        /* Opens in one second take consecutive ids: find the end of the
+         * run in one round trip rather than one retry each. */
+        req->min_batch_id = taken + 1;
+        if (store_call_first_free(&req->call, workflow, req->min_batch_id, 64, err) != 0)
+            return HANDLER_FAILED;
+        req->stage = RULE_FREE_ID;
+        return HANDLER_WAIT;
+    }
+    case RULE_FREE_ID:
+        req->min_batch_id = store_first_free_result(&req->call, req->min_batch_id, err);
+        if (req->min_batch_id < 0)
+            return HANDLER_FAILED;
+        return read_again(req, err);
+    default:
+        req->attempt = 0;
+        req->min_batch_id = 0;
+        return read_again(req, err);
+    }
 }
 
 static int open_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
@@ -280,54 +339,71 @@ static int end_rule(const char *workflow, const cJSON *doc, bty_time now, long l
 
 /* ------------------------------------------------------------------ handlers */
 
-typedef int (*handler_fn)(const server *srv, const request *req, const bty_target *t, reply *out,
-                          bty_error *err);
+typedef int (*handler_fn)(const server *srv, request *req, reply *out, bty_error *err);
 
-static int handle_index(const server *srv, const request *req, const bty_target *t, reply *out,
-                        bty_error *err)
+static int handle_index(const server *srv, request *req, reply *out, bty_error *err)
 {
-    (void)srv, (void)req, (void)t, (void)err;
+    (void)srv, (void)req, (void)err;
     return reply_text(out, 200, TYPE_TEXT, strdup("Batchy " BATCHY_VERSION "\n"));
 }
 
-static int handle_healthz(const server *srv, const request *req, const bty_target *t, reply *out,
-                          bty_error *err)
+static int handle_healthz(const server *srv, request *req, reply *out, bty_error *err)
 {
-    (void)srv, (void)req, (void)t;
-    if (store_ping(err) != 0)
-        return -1;
+    (void)srv;
+    if (req->stage == 0) {
+        if (store_call_ping(&req->call, err) != 0)
+            return HANDLER_FAILED;
+        req->stage = 1;
+        return HANDLER_WAIT;
+    }
+    if (store_ping_result(&req->call, err) != 0)
+        return HANDLER_FAILED;
     return reply_text(out, 200, TYPE_JSON, strdup("{\"status\":\"ok\"}\n"));
 }
 
-/* Strict decimal integer; -1 when text is not one. */
-static int handle_get_status(const server *srv, const request *req, const bty_target *t, reply *out,
-                             bty_error *err)
+/* The key get_status reads: <wf>, or with ?batch_id=N the snapshot. */
+static int status_key(const request *req, char key[BTY_KEY_MAX], const char **id_text,
+                      long long *id, bty_error *err)
+{
+    *id_text = param(req, "batch_id");
+    *id = 0;
+    if (*id_text && batch_id_parse(*id_text, id) != 0)
+        return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", *id_text);
+    if (*id_text)
+        doc_snapshot_key(key, req->target.workflow, *id);
+    else
+        snprintf(key, BTY_KEY_MAX, "%s", req->target.workflow);
+    return 0;
+}
+
+static int handle_get_status(const server *srv, request *req, reply *out, bty_error *err)
 {
     (void)srv;
-    char key[200];
-    const char *id_text = param(req, "batch_id");
-    long long id = 0;
-    if (id_text && batch_id_parse(id_text, &id) != 0)
-        return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", id_text);
-    if (id_text)
-        doc_snapshot_key(key, t->workflow, id);
-    else
-        snprintf(key, sizeof(key), "%s", t->workflow);
-
+    const char *workflow = req->target.workflow, *id_text;
+    char key[BTY_KEY_MAX];
+    long long id;
+    if (status_key(req, key, &id_text, &id, err) != 0)
+        return HANDLER_FAILED;
+    if (req->stage == 0) {
+        if (store_call_read(&req->call, key, err) != 0)
+            return HANDLER_FAILED;
+        req->stage = 1;
+        return HANDLER_WAIT;
+    }
     bty_hash hash;
-    if (store_read(key, 0, &hash, err) != 0)
-        return -1;
+    if (store_read_result(&req->call, &hash, err) != 0)
+        return HANDLER_FAILED;
     if (hash.n == 0) {
         store_hash_free(&hash);
         if (id_text)
-            return bty_error_set(err, 404, "workflow '%s' has no batch %lld", t->workflow, id);
-        return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s", t->workflow,
-                             t->workflow);
+            return bty_error_set(err, 404, "workflow '%s' has no batch %lld", workflow, id);
+        return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s", workflow,
+                             workflow);
     }
     cJSON *doc = doc_from_hash(hash.fields, hash.n, key, err);
     store_hash_free(&hash);
     if (!doc)
-        return -1;
+        return HANDLER_FAILED;
     int rc = reply_doc(out, doc, err);
     cJSON_Delete(doc);
     return rc;
@@ -383,91 +459,90 @@ static char *read_cfg_file(const char *dir, const char *workflow, size_t *len, c
     return buf;
 }
 
-static int handle_load_cfg(const server *srv, const request *req, const bty_target *t, reply *out,
-                           bty_error *err)
+/* load_cfg: no read, so nothing to compare: a load replaces the workflow
+ * whatever it holds. The write is tried again (three times at most) only
+ * when Redis had lost the script (SCRIPT FLUSH), which the store loads
+ * again. */
+static int handle_load_cfg(const server *srv, request *req, reply *out, bty_error *err)
 {
-    (void)req;
-    char name[160];
-    size_t len = 0;
-    char *text = read_cfg_file(srv->opts.cfg_dir, t->workflow, &len, name, sizeof(name), err);
-    if (!text)
-        return -1;
-    cJSON *doc = cfg_parse(text, len, name, err);
-    free(text);
-    if (!doc)
-        return -1;
-    bty_change change;
-    if (rules_load(t->workflow, doc, now_utc(), &change, err) != 0)
-        return -1;
-    /* No read to watch: a load replaces the workflow whatever it holds. A
-     * refused EXEC can only be a stale WATCH of this connection's previous
-     * call, which EXEC clears, so trying again succeeds. */
-    int written = 0;
-    for (int attempt = 0; attempt < 3 && written == 0; attempt++)
-        written = store_commit(&change.plan, err);
-    int rc = written == 1 ? reply_doc(out, change.state, err) : -1;
-    if (written == 0)
-        bty_error_set(err, 503, "could not write workflow '%s'; try again", t->workflow);
-    change_free(&change);
-    return rc;
+    const char *workflow = req->target.workflow;
+    if (req->stage == 0) {
+        char name[160];
+        size_t len = 0;
+        char *text = read_cfg_file(srv->opts.cfg_dir, workflow, &len, name, sizeof(name), err);
+        if (!text)
+            return HANDLER_FAILED;
+        cJSON *doc = cfg_parse(text, len, name, err);
+        free(text);
+        if (!doc || rules_load(workflow, doc, now_utc(), &req->change, err) != 0)
+            return HANDLER_FAILED;
+    } else {
+        int written = store_commit_result(&req->call, err);
+        if (written == 1)
+            return reply_doc(out, req->change.state, err);
+        if (written < 0)
+            return HANDLER_FAILED;
+        if (req->stage == 3)
+            return bty_error_set(err, 503, "could not write workflow '%s'; try again", workflow);
+    }
+    if (store_call_commit(&req->call, workflow, NULL, &req->change.plan, err) != 0)
+        return HANDLER_FAILED;
+    req->stage++;
+    return HANDLER_WAIT;
 }
 
-static int handle_open_batch(const server *srv, const request *req, const bty_target *t, reply *out,
-                             bty_error *err)
+static int handle_open_batch(const server *srv, request *req, reply *out, bty_error *err)
 {
-    (void)srv, (void)req;
-    bty_change change;
-    if (apply_rule(t->workflow, open_rule, NULL, &change, err) != 0)
-        return -1;
-    int rc;
-    switch (t->format) {
+    (void)srv;
+    int rc = apply_rule(req, open_rule, NULL, err);
+    if (rc != HANDLER_DONE)
+        return rc;
+    const bty_change *change = &req->change;
+    switch (req->target.format) {
     case FMT_INFA:
-        rc = reply_text(out, 200, TYPE_TEXT, format_infa(change.state));
+        rc = reply_text(out, 200, TYPE_TEXT, format_infa(change->state));
         break;
     case FMT_SH:
-        rc = reply_text(out, 200, TYPE_TEXT, format_sh(t->workflow, change.batch_id, change.state));
+        rc = reply_text(out, 200, TYPE_TEXT,
+                        format_sh(req->target.workflow, change->batch_id, change->state));
         break;
     default:
-        rc = reply_text(out, 200, TYPE_JSON, format_json(change.state));
+        rc = reply_text(out, 200, TYPE_JSON, format_json(change->state));
         break;
     }
-    change_free(&change);
     if (rc != 0)
         return bty_error_set(err, 503, "out of memory rendering the answer; try again");
-    return 0;
+    return HANDLER_DONE;
 }
 
 /* close_batch and fail_batch: the parameters read into a request, then
  * the rule. */
-static int handle_end(const server *srv, const request *req, const bty_target *t,
-                      const char *status, reply *out, bty_error *err)
+static int handle_end(const server *srv, request *req, const char *status, reply *out,
+                      bty_error *err)
 {
-    bty_end_params params;
-    int rc = -1;
-    /* token= is authentication when a token is configured, never stored;
-     * without one it is refused like a special field. */
-    if (end_params_read(&params, status, req->names, req->values, req->nparams,
-                        srv->opts.token[0] != '\0', err) == 0) {
-        bty_change change = {0};
-        if (apply_rule(t->workflow, end_rule, &params.req, &change, err) == 0) {
-            rc = reply_doc(out, change.state, err);
-            change_free(&change);
-        }
+    if (req->stage == 0) {
+        if (!(req->params = calloc(1, sizeof(*req->params))))
+            return bty_error_set(err, 503, "out of memory; try again");
+        /* token= is authentication when a token is configured, never
+         * stored; without one it is refused like a special field. */
+        if (end_params_read(req->params, status, req->names, req->values, req->nparams,
+                            srv->opts.token[0] != '\0', err) != 0)
+            return HANDLER_FAILED;
     }
-    end_params_free(&params);
-    return rc;
+    int rc = apply_rule(req, end_rule, &req->params->req, err);
+    if (rc != HANDLER_DONE)
+        return rc;
+    return reply_doc(out, req->change.state, err);
 }
 
-static int handle_close_batch(const server *srv, const request *req, const bty_target *t,
-                              reply *out, bty_error *err)
+static int handle_close_batch(const server *srv, request *req, reply *out, bty_error *err)
 {
-    return handle_end(srv, req, t, "success", out, err);
+    return handle_end(srv, req, "success", out, err);
 }
 
-static int handle_fail_batch(const server *srv, const request *req, const bty_target *t, reply *out,
-                             bty_error *err)
+static int handle_fail_batch(const server *srv, request *req, reply *out, bty_error *err)
 {
-    return handle_end(srv, req, t, "failed", out, err);
+    return handle_end(srv, req, "failed", out, err);
 }
 
 /* Indexed by bty_endpoint: the routing table in route.c says which. */
@@ -511,34 +586,29 @@ static int check_params(const request *req, bty_error *err)
     return 0;
 }
 
-static void dispatch(const server *srv, struct MHD_Connection *conn, request *req, const char *url,
-                     const char *method, reply *out)
+/* Check, route and authorise a request that is all in. 0 with
+ * req->target set, or -1 with err set. */
+static int admit(const server *srv, struct MHD_Connection *conn, request *req, const char *url,
+                 const char *method, bty_error *err)
 {
-    bty_error err = {0};
-    bty_target target;
-    int rc = -1;
     if (req->body_bytes > MAX_BODY)
-        bty_error_set(&err, 413, "request body too large (64 KiB at most)");
-    else if (req->bad_framing)
-        bty_error_set(&err, 400, "Content-Length headers disagree; send one");
-    else if (req->encoded_slash)
-        bty_error_set(&err, 400, "a name cannot hold '/' (%%2F in the path)");
-    else if (!utf8_valid(url, strlen(url)))
-        bty_error_set(&err, 400, "the path must be UTF-8 text without NUL");
-    else if (check_params(req, &err) != 0 || route_match(method, url, &target, &err) != 0)
-        ; /* err is set */
-    else if (req->not_a_form)
-        bty_error_set(&err, 415,
-                      "a POST body must be a form (application/x-www-form-urlencoded or "
-                      "multipart/form-data), or put the parameters in the query string");
-    else if (target.route->needs_token && srv->opts.token[0] && !authorised(srv, conn, req))
-        bty_error_set(&err, 401, "missing or wrong token: send 'Authorization: Bearer <token>'");
-    else
-        rc = handlers[target.route->endpoint](srv, req, &target, out, &err);
-    if (rc != 0) {
-        free(out->body);
-        reply_error(out, &err);
-    }
+        return bty_error_set(err, 413, "request body too large (64 KiB at most)");
+    if (req->bad_framing)
+        return bty_error_set(err, 400, "Content-Length headers disagree; send one");
+    if (req->encoded_slash)
+        return bty_error_set(err, 400, "a name cannot hold '/' (%%2F in the path)");
+    if (!utf8_valid(url, strlen(url)))
+        return bty_error_set(err, 400, "the path must be UTF-8 text without NUL");
+    if (check_params(req, err) != 0 || route_match(method, url, &req->target, err) != 0)
+        return -1;
+    if (req->not_a_form)
+        return bty_error_set(err, 415,
+                             "a POST body must be a form (application/x-www-form-urlencoded or "
+                             "multipart/form-data), or put the parameters in the query string");
+    if (req->target.route->needs_token && srv->opts.token[0] && !authorised(srv, conn, req))
+        return bty_error_set(err, 401,
+                             "missing or wrong token: send 'Authorization: Bearer <token>'");
+    return 0;
 }
 
 /* Keep the logged path printable and short. */
@@ -720,7 +790,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (declared.in_doubt)
             req->bad_framing = 1;
         else if (declared.value > MAX_BODY)
-            req->body_bytes = SIZE_MAX; /* the 413 of dispatch */
+            req->body_bytes = SIZE_MAX; /* the 413 of admit */
         if (!req->bad_framing && req->body_bytes <= MAX_BODY)
             return MHD_YES; /* read the body, if any */
         return answer(srv, conn, req, url, method);
@@ -744,32 +814,62 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return answer(srv, conn, req, url, method);
 }
 
-/* Route, handle and queue the answer of a request. */
+/* The store's done callback, on its thread: the round trip a handler
+ * asked for is done; let the connection's worker run the handler again. */
+static void resume_request(void *arg)
+{
+    const request *req = arg;
+    MHD_resume_connection(req->conn);
+}
+
+/* Route and handle a request, or go on handling it after a round trip;
+ * then queue its answer, or suspend the connection while the store makes
+ * the round trip the handler asked for. */
 static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request *req,
                               const char *url, const char *method)
 {
-    watch_set(srv, conn, 0);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
     reply out = {0};
-    dispatch(srv, conn, req, url, method, &out);
+    bty_error err = {0};
+    int rc = 0;
+    if (!req->admitted) {
+        req->admitted = 1;
+        req->conn = conn;
+        watch_set(srv, conn, 0);
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
+        rc = admit(srv, conn, req, url, method, &err);
+    }
+    if (rc == 0)
+        rc = handlers[req->target.route->endpoint](srv, req, &out, &err);
+    if (rc == HANDLER_WAIT) {
+        /* Suspended first: the store may resume it at once. */
+        MHD_suspend_connection(conn);
+        store_submit(&req->call, req->delay_us, resume_request, req);
+        return MHD_YES;
+    }
+    if (rc != HANDLER_DONE) {
+        free(out.body);
+        reply_error(&out, &err);
+    }
     req->status = out.status;
     watch_set(srv, conn, 1); /* the client's turn: read the answer */
 
-    const char *body = out.body ? out.body : "";
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-    free(out.body);
-    if (!resp)
+        out.body
+            ? MHD_create_response_from_buffer(strlen(out.body), out.body, MHD_RESPMEM_MUST_FREE)
+            : NULL;
+    if (!resp) {
+        free(out.body);
         return MHD_NO;
+    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, out.content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (out.status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (out.status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, POST, HEAD");
-    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)out.status, resp);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)out.status, resp);
     MHD_destroy_response(resp);
-    return rc;
+    return ret;
 }
 
 /* Percent-decode a path or parameter in place, as libmicrohttpd does,
@@ -811,6 +911,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     }
     if (req->post)
         MHD_destroy_post_processor(req->post);
+    store_call_clear(&req->call);
+    change_free(&req->change);
+    if (req->params) {
+        end_params_free(req->params);
+        free(req->params);
+    }
     for (size_t i = 0; i < req->nparams; i++) {
         free(req->names[i]);
         free(req->values[i]);
@@ -876,8 +982,8 @@ void *http_start(const bty_options *opts)
     /* poll(), not epoll: with libmicrohttpd 0.9.75 in epoll mode a request
      * whose parameters overflow the connection's memory pool is left hanging
      * until the connection timeout; with poll it is closed at once. */
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
@@ -915,7 +1021,14 @@ void *http_start(const bty_options *opts)
     return srv;
 }
 
-void http_stop(void *handle)
+/* Wait (up to ms) until every request started has been answered. */
+static void wait_answered(server *srv, int ms)
+{
+    for (int waited_ms = 0; atomic_load(&srv->in_flight) > 0 && waited_ms < ms; waited_ms += 10)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+}
+
+void http_drain(void *handle)
 {
     server *srv = handle;
     if (!srv)
@@ -924,8 +1037,19 @@ void http_stop(void *handle)
     /* Let requests in flight be answered: MHD_stop_daemon closes every
      * connection, answered or not, and a client that got no answer to an
      * open would retry it and open a second batch. */
-    for (int waited_ms = 0; atomic_load(&srv->in_flight) > 0 && waited_ms < 10000; waited_ms += 10)
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    wait_answered(srv, 10000);
+}
+
+void http_stop(void *handle)
+{
+    server *srv = handle;
+    if (!srv)
+        return;
+    /* The store has stopped: the requests still waiting for it were
+     * resumed with a 503, which their workers now send. libmicrohttpd
+     * must not be stopped with a connection suspended, and none is: every
+     * suspended one was resumed by the store. */
+    wait_answered(srv, 1000);
     MHD_stop_daemon(srv->daemon); /* join workers; idle connections close */
     pthread_mutex_lock(&srv->watch_lock);
     srv->watch_stop = 1;

@@ -1,7 +1,9 @@
 /*
  * main.c - start and stop. Parse options, block the stop signals (so every
- * worker thread inherits the mask and only main sees them), start the HTTP
- * server, wait for SIGINT or SIGTERM, stop cleanly and exit 0.
+ * thread inherits the mask and only main sees them), start the store's
+ * thread and the HTTP server, wait for SIGINT or SIGTERM, stop cleanly
+ * (stop accepting, answer what is in flight, stop the store, then HTTP)
+ * and exit 0.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -24,10 +26,15 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-    store_init(&opts.redis, opts.redis_timeout_ms);
-    void *server = http_start(&opts);
-    if (!server)
+    if (store_start(&opts.redis, opts.redis_timeout_ms) != 0) {
+        fprintf(stderr, "batchy: cannot start a thread\n");
         return 1;
+    }
+    void *server = http_start(&opts);
+    if (!server) {
+        store_stop();
+        return 1;
+    }
     if (opts.redis.is_unix)
         fprintf(stderr,
                 "batchy %s listening on %s:%d, Redis at unix:%s db %d, cfg in %s, %d threads\n",
@@ -42,6 +49,8 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "batchy: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_drain(server);
+    store_stop();
     http_stop(server);
     return 0;
 }

@@ -44,11 +44,39 @@ int options_parse(int argc, char **argv, bty_options *opts);
 int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *err);
 
 /* ------------------------------------------------------------------ store.c
- * One Redis connection per worker thread, created on first use, dropped on
- * any connection error and created again by the next call. */
+ * One Redis connection, owned by the store's thread, which sends the calls
+ * of every worker together as one pipeline. A worker never waits on it:
+ * it builds a call (store_call_*), hands it over (store_submit), and is
+ * told through the call's done callback, on the store thread, when the
+ * replies are in; then it reads them (store_*_result) and clears the call
+ * or builds the next one. */
 
-void store_init(const bty_redis_target *target, int timeout_ms);
-void store_shutdown(void);
+/* Start the store thread; it connects on the first call. 0, or -1. */
+int store_start(const bty_redis_target *target, int timeout_ms);
+/* Fail every call under way or waiting (503, their done callbacks run),
+ * and end the thread. Calls submitted afterwards fail at once. */
+void store_stop(void);
+
+typedef void (*store_done_fn)(void *arg);
+
+/* One round trip. Lives in its owner's memory; between store_submit and
+ * its done callback it belongs to the store thread and must not be
+ * touched. Every field is private to store.c. */
+typedef struct store_call {
+    struct store_call *next;
+    int kind;
+    char *commands; /* RESP, owned */
+    size_t len;
+    int ncommands;
+    void **replies; /* redisReply *, owned, ncommands entries */
+    int nreplies;
+    int resent;
+    long long not_before_ms, deadline_ms;
+    bty_error err; /* set when the call failed as a whole */
+    char key[BTY_KEY_MAX];
+    store_done_fn done;
+    void *arg;
+} store_call;
 
 /* A hash as read; fields point into the reply, freed by store_hash_free. */
 typedef struct bty_hash {
@@ -59,30 +87,49 @@ typedef struct bty_hash {
 
 void store_hash_free(bty_hash *h);
 
-/* PING. 0 when Redis answers, else -1 with 503. */
-int store_ping(bty_error *err);
+/* Building a call replaces whatever the call held. Each returns 0, or -1
+ * with 503 on out of memory. */
+int store_call_read(store_call *c, const char *key, bty_error *err); /* HGETALL */
+int store_call_ping(store_call *c, bty_error *err);
+/* EXISTS of the snapshot keys of batches from..from+count-1. */
+int store_call_first_free(store_call *c, const char *workflow, long long from, int count,
+                          bty_error *err);
+/* Apply a write plan atomically, in one script. With expect (the hash
+ * read_key held when it was read), nothing is written if read_key holds
+ * anything else now. */
+int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect,
+                      const bty_write_plan *plan, bty_error *err);
+/* Free what a call holds; a cleared call is all zeros. */
+void store_call_clear(store_call *c);
 
-/* Read hash `key` in one round trip. With watch set, the key is WATCHed
- * first so that the next store_commit on this thread fails if another
- * client changed it in between. -1 with err (503 unreachable, 409 wrong
- * type). */
-int store_read(const char *key, int watch, bty_hash *out, bty_error *err);
+/* Hand a call to the store thread, to be sent no sooner than delay_us
+ * from now; done(arg) runs on the store thread once its replies are in
+ * or it failed (at once, on this thread, when the store is stopping). */
+void store_submit(store_call *c, int delay_us, store_done_fn done, void *arg);
 
-/* Apply a write plan atomically (MULTI, one EVALSHA of the plan script,
- * EXEC), one round trip. Returns 1 when written, 0 when a watched key
- * changed (nothing written: read again and retry), 2 when a WRITE_CREATE
- * key exists (nothing written), -1 with err. */
-int store_commit(const bty_write_plan *plan, bty_error *err);
-
-/* The first batch id from `from` on (of `count`) whose snapshot key does
- * not exist, in one round trip; from + count when all do. -1 with err. */
-long long store_first_free_batch(const char *workflow, long long from, int count, bty_error *err);
+/* What a finished call says. Each returns -1 with err set when the call
+ * failed (503: unreachable, timed out, stopping).
+ * read: 0 with the hash (empty when the key does not exist; out owns the
+ *   reply), -1 also for 409 when the key is not a hash;
+ * ping: 0 when Redis answered;
+ * first_free: the first batch id whose snapshot does not exist;
+ * commit: 1 written, 0 the read key changed since (read again and retry),
+ *   2 a WRITE_CREATE key exists (nothing written), -1 (409 when a key is
+ *   not a hash). */
+int store_read_result(store_call *c, bty_hash *out, bty_error *err);
+int store_ping_result(store_call *c, bty_error *err);
+long long store_first_free_result(store_call *c, long long from, bty_error *err);
+int store_commit_result(store_call *c, bty_error *err);
 
 /* ------------------------------------------------------------------ http.c */
 
 /* Start the HTTP server; returns an opaque handle or NULL (message on stderr). */
 void *http_start(const bty_options *opts);
-/* Stop accepting, finish requests in flight, free everything. */
+/* Stop accepting, and wait (10 s at most) for the requests in flight to be
+ * answered. */
+void http_drain(void *handle);
+/* Answer what is left (the store must be stopped: its calls have failed),
+ * stop, free everything. */
 void http_stop(void *handle);
 
 #endif

@@ -1,104 +1,130 @@
 /*
  * store.c - where Redis is touched. Nothing else in Batchy talks to Redis.
  *
- * Each worker thread has its own connection (a pthread key, so the
- * connection is closed when the thread ends), created on first use with
- * connect and command timeouts, and dropped after any error so that the
- * next call connects again: Redis going away costs a 503, not a restart.
+ * One thread, the store's, owns the one connection to Redis. Worker
+ * threads never wait on a socket: a worker builds a call (the commands of
+ * one round trip), suspends its HTTP connection and hands the call over
+ * with store_submit. The store thread sends every call it has, from every
+ * worker, as one pipeline, reads the replies in order, and gives each call
+ * back through its done callback, which resumes the HTTP connection. Under
+ * load one write and one read carry the commands of many requests, so
+ * Redis and batchy wake once per batch instead of once per call.
  *
- * A call is one read round trip (UNWATCH, WATCH key, HGETALL key) and one
- * write round trip (MULTI, EVALSHA plan-script, EXEC). The plan script
- * checks that every key it writes is a hash (or absent) before writing any,
- * so a write is never half applied; WATCH makes EXEC fail if a concurrent
- * call changed the workflow after we read it, and the caller retries.
+ * Calls of different requests share the connection, so no call may leave
+ * state on it: there is no WATCH and no MULTI. A call is one read round
+ * trip (HGETALL) and one write round trip (EVALSHA of the plan script). The
+ * script is given what the workflow held when it was read, and writes
+ * nothing when that changed since (compare and set): the caller reads
+ * again and retries. It checks that every key it writes is a hash (or
+ * absent) before writing any, so a write is never half applied.
+ *
+ * The connection is made on the first call, with connect and command
+ * timeouts, and dropped after any error or a reply overdue by the command
+ * timeout; the next call connects again. Redis going away costs a 503,
+ * never a restart.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "shell.h"
 
-/* KEYS: the hashes. ARGV: per key its bty_write_mode (0 merge, 1 replace,
- * 2 create), field count, then field/value pairs. Every key is checked
- * before any is written. HSET is called in chunks because Lua's unpack has
- * a limit on the number of values. */
+/* KEYS[1]: the hash the call read; ARGV[1]: how many fields it held, or -1
+ * when the write does not depend on it, then its field/value pairs as
+ * read. KEYS[2..]: the hashes to write; per hash, in ARGV: its
+ * bty_write_mode (0 merge, 1 replace, 2 create), field count, then
+ * field/value pairs. Every key is checked before any is written. HSET is
+ * called in chunks because Lua's unpack has a limit on the number of
+ * values. */
 static const char plan_script[] =
-    "local a = 1\n"
-    "for _, k in ipairs(KEYS) do\n"
+    "local types = {}\n"
+    "for i, k in ipairs(KEYS) do\n"
     "  local t = redis.call('TYPE', k).ok\n"
     "  if t ~= 'hash' and t ~= 'none' then\n"
     "    return redis.error_reply('WRONGTYPE key ' .. k .. ' is a ' .. t .. ', not a hash')\n"
     "  end\n"
-    "  if ARGV[a] == '2' and t ~= 'none' then\n"
-    "    return redis.error_reply('BATCHY_EXISTS ' .. k)\n"
-    "  end\n"
-    "  a = a + 2 + 2 * tonumber(ARGV[a + 1])\n"
+    "  types[i] = t\n"
     "end\n"
-    "a = 1\n"
-    "for _, k in ipairs(KEYS) do\n"
+    "local e = tonumber(ARGV[1])\n"
+    "local a = 2\n"
+    "if e >= 0 then\n"
+    "  if redis.call('HLEN', KEYS[1]) ~= e then\n"
+    "    return redis.error_reply('BATCHY_CHANGED ' .. KEYS[1])\n"
+    "  end\n"
+    "  for i = 0, e - 1 do\n"
+    "    if redis.call('HGET', KEYS[1], ARGV[a + 2 * i]) ~= ARGV[a + 2 * i + 1] then\n"
+    "      return redis.error_reply('BATCHY_CHANGED ' .. KEYS[1])\n"
+    "    end\n"
+    "  end\n"
+    "  a = a + 2 * e\n"
+    "end\n"
+    "local b = a\n"
+    "for i = 2, #KEYS do\n"
+    "  if ARGV[b] == '2' and types[i] ~= 'none' then\n"
+    "    return redis.error_reply('BATCHY_EXISTS ' .. KEYS[i])\n"
+    "  end\n"
+    "  b = b + 2 + 2 * tonumber(ARGV[b + 1])\n"
+    "end\n"
+    "for i = 2, #KEYS do\n"
+    "  local k = KEYS[i]\n"
     "  local n = tonumber(ARGV[a + 1])\n"
     "  if ARGV[a] == '1' then redis.call('DEL', k) end\n"
     "  a = a + 2\n"
-    "  local i = 0\n"
-    "  while i < n do\n"
-    "    local m = math.min(n - i, 500)\n"
-    "    redis.call('HSET', k, unpack(ARGV, a + 2 * i, a + 2 * (i + m) - 1))\n"
-    "    i = i + m\n"
+    "  local j = 0\n"
+    "  while j < n do\n"
+    "    local m = math.min(n - j, 500)\n"
+    "    redis.call('HSET', k, unpack(ARGV, a + 2 * j, a + 2 * (j + m) - 1))\n"
+    "    j = j + m\n"
     "  end\n"
     "  a = a + 2 * n\n"
     "end\n"
     "return 'OK'\n";
 
-static bty_redis_target store_target;
-static struct timeval store_timeout;
-static pthread_key_t conn_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+/* What a call is, for what the store does when its answer is lost. */
+enum call_kind {
+    CALL_READ,   /* no effect: sent again once if Redis closed the connection */
+    CALL_WRITE,  /* may have been applied: never sent twice */
+    CALL_SCRIPT, /* the store's own SCRIPT LOAD after a SCRIPT FLUSH */
+};
 
-/* A worker thread's connection and the SHA of the plan script as that
- * Redis loaded it. Owned by the thread (freed by conn_destroy). */
-typedef struct store_conn {
+/* The store: what workers hand over (under lock), and what only the store
+ * thread touches. */
+static struct {
+    bty_redis_target target;
+    int timeout_ms;
+    pthread_t thread;
+    int started;
+
+    pthread_mutex_t lock; /* guards queue, stopping, sleeping */
+    store_call *queue_head, *queue_tail;
+    int stopping;
+    int sleeping; /* the thread is (about to be) in poll: wake it */
+    int wake_fd;  /* eventfd */
+
+    /* The store thread's own. */
     redisContext *ctx;
     char plan_sha[41];
-} store_conn;
+    store_call *sent_head, *sent_tail; /* sent, in order of their replies */
+    store_call *delayed_head;          /* submitted with a delay, by time */
+    store_call script_call;            /* SCRIPT LOAD after NOSCRIPT */
+    int script_call_busy;
+} store;
 
-static void conn_destroy(void *p)
+static long long now_ms(void)
 {
-    store_conn *conn = p;
-    if (!conn)
-        return;
-    redisFree(conn->ctx);
-    free(conn);
-}
-
-static void make_key(void)
-{
-    pthread_key_create(&conn_key, conn_destroy);
-}
-
-void store_init(const bty_redis_target *target, int timeout_ms)
-{
-    pthread_once(&key_once, make_key);
-    store_target = *target;
-    store_timeout.tv_sec = timeout_ms / 1000;
-    store_timeout.tv_usec = (timeout_ms % 1000) * 1000;
-}
-
-/* Drop this thread's connection: the next call connects anew. */
-static void drop(void)
-{
-    conn_destroy(pthread_getspecific(conn_key));
-    pthread_setspecific(conn_key, NULL);
-}
-
-void store_shutdown(void)
-{
-    drop();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int unreachable(bty_error *err, const char *why)
@@ -109,140 +135,152 @@ static int unreachable(bty_error *err, const char *why)
                          why);
 }
 
-/* Run one setup command on a fresh connection; 0 when it answered OK. */
-static int setup_command(redisContext *c, bty_error *err, const char *what, int argc,
-                         const char **argv)
-{
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    if (!r)
-        return unreachable(err, c->errstr);
-    int bad = r->type == REDIS_REPLY_ERROR;
-    if (bad)
-        bty_error_set(err, 503, "Redis refused %s: %.200s", what, r->str);
-    freeReplyObject(r);
-    return bad ? -1 : 0;
-}
+/* ------------------------------------------------------------------ calls */
 
-/* This thread's connection, connected, authenticated and with the plan
- * script loaded; NULL with err set. *reused tells whether it served an
- * earlier call (and so may have died since, with a Redis restart). */
-/* 1 when Redis has closed this idle connection (a restart, a timeout of
- * idle clients): it has nothing to say between our commands, so anything
- * to read, or a hang-up, means it is gone. */
-static int closed_by_redis(const redisContext *c)
+/* Add commands (argv form) to a call. 0, or -1 with 503 on out of memory. */
+static int call_append(store_call *c, int argc, const char **argv, const size_t *argvlen,
+                       bty_error *err)
 {
-    struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
-    return poll(&p, 1, 0) != 0;
-}
-
-static store_conn *connection(bty_error *err, int *reused)
-{
-    store_conn *conn = pthread_getspecific(conn_key);
-    /* Checked before use, so that the first write after a Redis restart
-     * goes out on a new connection instead of being lost with the old one
-     * (an error that would have to say "may or may not have been
-     * applied"). A close racing this check is still caught by the reads'
-     * retry. */
-    if (conn && closed_by_redis(conn->ctx)) {
-        drop();
-        conn = NULL;
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    char *joined = len > 0 ? realloc(c->commands, c->len + (size_t)len) : NULL;
+    if (!joined) {
+        redisFreeCommand(cmd);
+        return bty_error_set(err, 503, "out of memory talking to Redis; try again");
     }
-    *reused = conn != NULL;
-    if (conn)
-        return conn;
-    redisContext *c;
-    if (store_target.is_unix)
-        c = redisConnectUnixWithTimeout(store_target.path, store_timeout);
+    memcpy(joined + c->len, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    c->commands = joined;
+    c->len += (size_t)len;
+    c->ncommands++;
+    return 0;
+}
+
+void store_call_clear(store_call *c)
+{
+    free(c->commands);
+    if (c->replies)
+        for (int i = 0; i < c->ncommands; i++)
+            freeReplyObject(c->replies[i]);
+    free(c->replies);
+    memset(c, 0, sizeof(*c));
+}
+
+int store_call_read(store_call *c, const char *key, bty_error *err)
+{
+    store_call_clear(c);
+    c->kind = CALL_READ;
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    const char *argv[] = {"HGETALL", key};
+    return call_append(c, 2, argv, NULL, err);
+}
+
+int store_call_ping(store_call *c, bty_error *err)
+{
+    store_call_clear(c);
+    c->kind = CALL_READ;
+    const char *argv[] = {"PING"};
+    return call_append(c, 1, argv, NULL, err);
+}
+
+int store_call_first_free(store_call *c, const char *workflow, long long from, int count,
+                          bty_error *err)
+{
+    store_call_clear(c);
+    c->kind = CALL_READ;
+    for (int i = 0; i < count; i++) {
+        char key[BTY_KEY_MAX];
+        doc_snapshot_key(key, workflow, from + i);
+        const char *argv[] = {"EXISTS", key};
+        if (call_append(c, 2, argv, NULL, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Add one argument to an argv under construction. */
+static void push(const char **argv, size_t *argvlen, size_t *a, const char *s, size_t len)
+{
+    argv[*a] = s;
+    argvlen[*a] = len;
+    (*a)++;
+}
+
+int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect,
+                      const bty_write_plan *plan, bty_error *err)
+{
+    store_call_clear(c);
+    c->kind = CALL_WRITE;
+    snprintf(c->key, sizeof(c->key), "%s", read_key);
+    /* EVALSHA sha numkeys read_key key... E (field value)*E (mode n (field value)*n)...
+     * The SHA is written in as the call is sent (call_set_sha). */
+    size_t e = expect ? expect->n : 0;
+    size_t argc = 5 + plan->n + 2 * e;
+    for (size_t i = 0; i < plan->n; i++)
+        argc += 2 + 2 * plan->hashes[i].n;
+    const char **argv = malloc(argc * sizeof(*argv));
+    size_t *argvlen = malloc(argc * sizeof(*argvlen));
+    char(*counts)[24] = malloc((plan->n + 2) * sizeof(*counts)); /* hashes, E, numkeys */
+    int rc = -1;
+    if (!argv || !argvlen || !counts) {
+        bty_error_set(err, 503, "out of memory writing the batch; try again");
+        goto out;
+    }
+    size_t a = 0;
+    char *numkeys = counts[plan->n + 1], *fields = counts[plan->n];
+    push(argv, argvlen, &a, "EVALSHA", 7);
+    push(argv, argvlen, &a, "0000000000000000000000000000000000000000", 40);
+    push(argv, argvlen, &a, numkeys, (size_t)snprintf(numkeys, 24, "%zu", plan->n + 1));
+    push(argv, argvlen, &a, read_key, strlen(read_key));
+    for (size_t i = 0; i < plan->n; i++)
+        push(argv, argvlen, &a, plan->hashes[i].key, strlen(plan->hashes[i].key));
+    if (expect)
+        push(argv, argvlen, &a, fields, (size_t)snprintf(fields, 24, "%zu", e));
     else
-        c = redisConnectWithTimeout(store_target.host, store_target.port, store_timeout);
-    if (!c || c->err) {
-        unreachable(err, c ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
+        push(argv, argvlen, &a, "-1", 2);
+    for (size_t i = 0; i < e; i++) {
+        push(argv, argvlen, &a, expect->fields[i].name, expect->fields[i].name_len);
+        push(argv, argvlen, &a, expect->fields[i].value, expect->fields[i].value_len);
     }
-    redisSetTimeout(c, store_timeout);
-    if (!store_target.is_unix)
-        redisEnableKeepAlive(c);
-
-    char db[16];
-    snprintf(db, sizeof(db), "%d", store_target.db);
-    const char *auth1[] = {"AUTH", store_target.password};
-    const char *auth2[] = {"AUTH", store_target.user, store_target.password};
-    const char *select[] = {"SELECT", db};
-    const char *load[] = {"SCRIPT", "LOAD", plan_script};
-    conn = calloc(1, sizeof(*conn));
-    int failed = !conn;
-    if (failed)
-        bty_error_set(err, 503, "out of memory connecting to Redis");
-    if (!failed && store_target.password[0]) {
-        if (store_target.user[0])
-            failed = setup_command(c, err, "AUTH", 3, auth2);
-        else
-            failed = setup_command(c, err, "AUTH", 2, auth1);
-    }
-    if (!failed && store_target.db)
-        failed = setup_command(c, err, "SELECT", 2, select);
-    if (!failed) {
-        redisReply *r = redisCommandArgv(c, 3, load, NULL);
-        if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
-            failed = r ? bty_error_set(err, 503, "Redis refused SCRIPT LOAD: %.200s",
-                                       r->type == REDIS_REPLY_ERROR ? r->str : "bad reply")
-                       : unreachable(err, c->errstr);
-        } else {
-            memcpy(conn->plan_sha, r->str, 40);
+    for (size_t i = 0; i < plan->n; i++) {
+        const bty_hash_write *h = &plan->hashes[i];
+        push(argv, argvlen, &a,
+             h->mode == WRITE_CREATE    ? "2"
+             : h->mode == WRITE_REPLACE ? "1"
+                                        : "0",
+             1);
+        push(argv, argvlen, &a, counts[i], (size_t)snprintf(counts[i], 24, "%zu", h->n));
+        for (size_t j = 0; j < h->n; j++) {
+            push(argv, argvlen, &a, h->names[j], strlen(h->names[j]));
+            push(argv, argvlen, &a, h->values[j], strlen(h->values[j]));
         }
-        freeReplyObject(r);
     }
-    if (failed) {
-        redisFree(c);
-        free(conn);
-        return NULL;
-    }
-    conn->ctx = c;
-    pthread_setspecific(conn_key, conn);
-    return conn;
+    rc = call_append(c, (int)a, argv, argvlen, err);
+out:
+    free(argv);
+    free(argvlen);
+    free(counts);
+    return rc;
 }
 
-/* Read one reply of a pipeline; on I/O error drop the connection. When
- * given, *closed tells whether Redis had closed the connection (as after a
- * restart) rather than timed out: only then is trying again cheap. */
-static redisReply *get_reply(redisContext *c, bty_error *err, int *closed)
+/* The SHA of a commit is written into its formatted command as it is
+ * sent: "*N\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>", the second argument. */
+static void call_set_sha(store_call *c)
 {
-    void *r = NULL;
-    if (redisGetReply(c, &r) != REDIS_OK || !r) {
-        int saved = errno;
-        if (closed)
-            *closed = c->err == REDIS_ERR_EOF ||
-                      (c->err == REDIS_ERR_IO && (saved == ECONNRESET || saved == EPIPE));
-        unreachable(err, c->errstr[0] ? c->errstr : "connection lost");
-        drop();
-        return NULL;
-    }
-    return r;
+    static const char evalsha[] = "\r\n$7\r\nEVALSHA\r\n$40\r\n";
+    char *at = c->commands ? memmem(c->commands, c->len, evalsha, sizeof(evalsha) - 1) : NULL;
+    if (at)
+        memcpy(at + sizeof(evalsha) - 1, store.plan_sha, 40);
 }
 
-int store_ping(bty_error *err)
+/* ------------------------------------------------------------------ results */
+
+/* The call's error if it failed as a whole; 0 when it has its replies. */
+static int call_failed(const store_call *c, bty_error *err)
 {
-    /* A connection kept from before a Redis restart fails on first use:
-     * then once more on a new one. */
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int reused;
-        store_conn *conn = connection(err, &reused);
-        if (!conn)
-            return -1;
-        const char *ping[] = {"PING"};
-        redisAppendCommandArgv(conn->ctx, 1, ping, NULL);
-        int closed = 0;
-        redisReply *r = get_reply(conn->ctx, err, &closed);
-        if (!r) {
-            if (reused && closed)
-                continue;
-            return -1;
-        }
-        int ok = r->type == REDIS_REPLY_STATUS;
-        freeReplyObject(r);
-        return ok ? 0 : unreachable(err, "PING refused");
-    }
+    if (!c->err.status)
+        return 0;
+    *err = c->err;
     return -1;
 }
 
@@ -253,64 +291,26 @@ void store_hash_free(bty_hash *h)
     memset(h, 0, sizeof(*h));
 }
 
-/* One try of store_read; *stale is set when a reused connection failed
- * before anything was read, so that a retry on a new one is safe. */
-static int read_once(const char *key, int watch, bty_hash *out, bty_error *err, int *stale)
+int store_read_result(store_call *c, bty_hash *out, bty_error *err)
 {
-    int reused;
-    *stale = 0;
-    store_conn *conn = connection(err, &reused);
-    if (!conn)
+    memset(out, 0, sizeof(*out));
+    if (call_failed(c, err))
         return -1;
-    redisContext *c = conn->ctx;
-    const char *unwatch[] = {"UNWATCH"};
-    const char *watch_cmd[] = {"WATCH", key};
-    const char *hgetall[] = {"HGETALL", key};
-    int sent = 1;
-    if (watch) {
-        redisAppendCommandArgv(c, 1, unwatch, NULL);
-        redisAppendCommandArgv(c, 2, watch_cmd, NULL);
-        sent += 2;
-    }
-    redisAppendCommandArgv(c, 2, hgetall, NULL);
-
-    redisReply *r = NULL;
-    for (int i = 0; i < sent; i++) {
-        freeReplyObject(r);
-        int closed = 0;
-        r = get_reply(c, err, &closed);
-        if (!r) {
-            *stale = reused && closed && i == 0;
-            return -1;
-        }
-        if (i + 1 < sent && r->type == REDIS_REPLY_ERROR) {
-            /* The rest of the pipeline is unread: drop the connection. */
-            bty_error_set(err, 503, "Redis refused WATCH: %.200s", r->str);
-            freeReplyObject(r);
-            drop();
-            return -1;
-        }
-    }
+    redisReply *r = c->replies[0];
     if (r->type == REDIS_REPLY_ERROR) {
         int wrongtype = strncmp(r->str, "WRONGTYPE", 9) == 0;
-        bty_error_set(err, wrongtype ? 409 : 503, "Redis key '%.140s': %.200s%s", key, r->str,
-                      wrongtype ? "; it must be a hash of steps: delete it or use another name"
-                                : "");
-        freeReplyObject(r);
-        return -1;
+        return bty_error_set(
+            err, wrongtype ? 409 : 503, "Redis key '%.140s': %.200s%s", c->key, r->str,
+            wrongtype ? "; it must be a hash of steps: delete it or use another name" : "");
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
-        freeReplyObject(r);
-        drop();
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
         return unreachable(err, "unexpected reply to HGETALL");
-    }
     out->n = r->elements / 2;
     out->fields = calloc(out->n ? out->n : 1, sizeof(bty_field));
+    if (!out->fields)
+        return bty_error_set(err, 503, "out of memory reading '%.140s'", c->key);
+    c->replies[0] = NULL; /* now the hash's */
     out->reply = r;
-    if (!out->fields) {
-        store_hash_free(out);
-        return bty_error_set(err, 503, "out of memory reading '%.140s'", key);
-    }
     for (size_t i = 0; i < out->n; i++) {
         const redisReply *name = r->element[2 * i], *value = r->element[2 * i + 1];
         out->fields[i] = (bty_field){name->str, name->len, value->str, value->len};
@@ -318,133 +318,496 @@ static int read_once(const char *key, int watch, bty_hash *out, bty_error *err, 
     return 0;
 }
 
-int store_read(const char *key, int watch, bty_hash *out, bty_error *err)
+int store_ping_result(store_call *c, bty_error *err)
 {
-    memset(out, 0, sizeof(*out));
-    int stale;
-    int rc = read_once(key, watch, out, err, &stale);
-    if (rc != 0 && stale)
-        rc = read_once(key, watch, out, err, &stale);
-    return rc;
+    if (call_failed(c, err))
+        return -1;
+    const redisReply *r = c->replies[0];
+    return r->type == REDIS_REPLY_STATUS ? 0 : unreachable(err, "PING refused");
 }
 
-long long store_first_free_batch(const char *workflow, long long from, int count, bty_error *err)
+long long store_first_free_result(store_call *c, long long from, bty_error *err)
 {
-    int reused;
-    store_conn *conn = connection(err, &reused);
-    if (!conn)
+    if (call_failed(c, err))
         return -1;
-    for (int i = 0; i < count; i++) {
-        char key[BTY_KEY_MAX];
-        doc_snapshot_key(key, workflow, from + i);
-        const char *exists[] = {"EXISTS", key};
-        redisAppendCommandArgv(conn->ctx, 2, exists, NULL);
+    for (int i = 0; i < c->ncommands; i++) {
+        const redisReply *r = c->replies[i];
+        if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+            return from + i;
     }
-    long long free_id = from + count;
-    for (int i = 0; i < count; i++) {
-        redisReply *r = get_reply(conn->ctx, err, NULL);
-        if (!r)
-            return -1; /* the connection is dropped with the rest unread */
-        if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && free_id == from + count)
-            free_id = from + i;
-        freeReplyObject(r);
-    }
-    return free_id;
+    return from + c->ncommands;
 }
 
-int store_commit(const bty_write_plan *plan, bty_error *err)
+int store_commit_result(store_call *c, bty_error *err)
 {
-    /* Never retried here: the WATCH was on this connection, and a write
-     * whose answer was lost may have been applied. */
-    int reused;
-    store_conn *conn = connection(err, &reused);
-    if (!conn)
+    if (call_failed(c, err))
         return -1;
-    redisContext *c = conn->ctx;
+    const redisReply *r = c->replies[0];
+    if (r->type != REDIS_REPLY_ERROR)
+        return 1;
+    if (strncmp(r->str, "BATCHY_CHANGED", 14) == 0)
+        return 0; /* the workflow changed since it was read */
+    if (strncmp(r->str, "BATCHY_EXISTS", 13) == 0)
+        return 2; /* a key to create exists: nothing written */
+    if (strncmp(r->str, "NOSCRIPT", 8) == 0)
+        return 0; /* scripts were flushed: the store loads it again */
+    int wrongtype = strncmp(r->str, "WRONGTYPE", 9) == 0;
+    return bty_error_set(err, wrongtype ? 409 : 503, "Redis refused the write: %.200s", r->str);
+}
 
-    /* EVALSHA sha numkeys key... (mode n field value ...)... */
-    size_t argc = 3 + plan->n;
-    for (size_t i = 0; i < plan->n; i++)
-        argc += 2 + 2 * plan->hashes[i].n;
-    const char **argv = malloc(argc * sizeof(*argv));
-    size_t *argvlen = malloc(argc * sizeof(*argvlen));
-    char(*counts)[24] = malloc((plan->n ? plan->n : 1) * sizeof(*counts));
-    char numkeys[24];
-    if (!argv || !argvlen || !counts) {
-        free(argv);
-        free(argvlen);
-        free(counts);
-        return bty_error_set(err, 503, "out of memory writing the batch; try again");
+/* ------------------------------------------------------------------ handing over */
+
+static void wake_store(void)
+{
+    uint64_t one = 1;
+    if (write(store.wake_fd, &one, sizeof(one)) < 0) {
+        /* the counter is full: the thread is being woken anyway */
     }
-    size_t a = 0;
-    snprintf(numkeys, sizeof(numkeys), "%zu", plan->n);
-    argv[a++] = "EVALSHA";
-    argv[a++] = conn->plan_sha;
-    argv[a++] = numkeys;
-    for (size_t i = 0; i < plan->n; i++)
-        argv[a++] = plan->hashes[i].key;
-    for (size_t i = 0; i < plan->n; i++) {
-        const bty_hash_write *h = &plan->hashes[i];
-        snprintf(counts[i], sizeof(counts[i]), "%zu", h->n);
-        argv[a++] = h->mode == WRITE_CREATE ? "2" : h->mode == WRITE_REPLACE ? "1" : "0";
-        argv[a++] = counts[i];
-        for (size_t j = 0; j < h->n; j++) {
-            argv[a++] = h->names[j];
-            argv[a++] = h->values[j];
-        }
+}
+
+void store_submit(store_call *c, int delay_us, store_done_fn done, void *arg)
+{
+    c->done = done;
+    c->arg = arg;
+    c->next = NULL;
+    c->resent = 0;
+    memset(&c->err, 0, sizeof(c->err));
+    c->not_before_ms = delay_us > 0 ? now_ms() + (delay_us + 999) / 1000 : 0;
+    pthread_mutex_lock(&store.lock);
+    if (store.stopping || !store.started) {
+        pthread_mutex_unlock(&store.lock);
+        bty_error_set(&c->err, 503, "Batchy is stopping; try again in a moment");
+        done(arg);
+        return;
     }
-    for (size_t i = 0; i < argc; i++)
-        argvlen[i] = strlen(argv[i]);
+    if (store.queue_tail)
+        store.queue_tail->next = c;
+    else
+        store.queue_head = c;
+    store.queue_tail = c;
+    int wake = store.sleeping;
+    store.sleeping = 0;
+    pthread_mutex_unlock(&store.lock);
+    if (wake)
+        wake_store();
+}
 
-    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-    redisAppendCommandArgv(c, 1, multi, NULL);
-    redisAppendCommandArgv(c, (int)argc, argv, argvlen);
-    redisAppendCommandArgv(c, 1, exec, NULL);
-    free(argv);
-    free(argvlen);
-    free(counts);
+/* ------------------------------------------------------------------ the store thread */
 
-    int result = -1;
-    redisReply *r;
-    for (int i = 0; i < 3; i++) {
-        r = get_reply(c, err, NULL);
-        if (!r)
-            /* The three commands went out together: Redis may have run
-             * them and its answer been lost. */
-            return bty_error_set(err, 503,
-                                 "Redis did not confirm the write, which may or may not have "
-                                 "been applied: check get_status before calling again");
-        if (i < 2) {
-            /* MULTI answers OK, EVALSHA answers QUEUED; an error here means
-             * the transaction is discarded at EXEC. */
-            if (r->type == REDIS_REPLY_ERROR)
-                bty_error_set(err, 503, "Redis refused the write: %.200s", r->str);
-            freeReplyObject(r);
-            continue;
-        }
-        if (r->type == REDIS_REPLY_NIL) {
-            result = 0; /* a watched key changed */
-        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-            const redisReply *e = r->element[0];
-            if (e->type != REDIS_REPLY_ERROR) {
-                result = 1;
-            } else if (strncmp(e->str, "BATCHY_EXISTS", 13) == 0) {
-                result = 2; /* a key to create exists: nothing written */
-            } else if (strncmp(e->str, "NOSCRIPT", 8) == 0) {
-                /* Scripts were flushed: reconnect (loads it) and retry. */
-                drop();
-                result = 0;
-            } else {
-                int wrongtype = strncmp(e->str, "WRONGTYPE", 9) == 0;
-                bty_error_set(err, wrongtype ? 409 : 503, "Redis refused the write: %.200s",
-                              e->str);
+/* Hand a call back with its replies, or with an error. */
+static void call_finish(store_call *c)
+{
+    c->next = NULL;
+    if (c->kind == CALL_SCRIPT) {
+        store.script_call_busy = 0;
+        return;
+    }
+    c->done(c->arg);
+}
+
+static void call_fail(store_call *c, int status, const char *message)
+{
+    bty_error_set(&c->err, status, "%s", message);
+    call_finish(c);
+}
+
+/* The messages of calls that fail as a whole. */
+static void lost_message(char *buf, size_t size, const store_call *c, const char *why)
+{
+    if (c->kind == CALL_WRITE)
+        snprintf(buf, size,
+                 "Redis did not confirm the write (%.200s), which may or may not have been "
+                 "applied: check get_status before calling again",
+                 why);
+    else
+        snprintf(buf, size,
+                 "Redis is unreachable (%.200s); Batchy retries by itself, try again shortly", why);
+}
+
+/* Fail a call that was not sent, or whose answer was lost. */
+static void call_lost(store_call *c, const char *why)
+{
+    char message[480];
+    if (c->kind == CALL_SCRIPT) {
+        call_finish(c);
+        return;
+    }
+    lost_message(message, sizeof(message), c, why);
+    call_fail(c, 503, message);
+}
+
+/* Drop the connection; the calls sent on it fail, except reads that Redis
+ * had not answered when it closed the connection (a restart), which are
+ * sent again once on a new one. */
+static void drop(const char *why, int closed_by_redis, store_call **resend)
+{
+    redisFree(store.ctx);
+    store.ctx = NULL;
+    store_call *c = store.sent_head;
+    store.sent_head = store.sent_tail = NULL;
+    while (c) {
+        store_call *next = c->next;
+        if (c->replies)
+            for (int i = 0; i < c->ncommands; i++) {
+                freeReplyObject(c->replies[i]);
+                c->replies[i] = NULL;
             }
-        } else if (r->type == REDIS_REPLY_ERROR) {
-            bty_error_set(err, 503, "Redis refused the write: %.200s", r->str);
+        c->nreplies = 0;
+        if (c->kind == CALL_READ && closed_by_redis && !c->resent && resend) {
+            c->resent = 1;
+            c->next = *resend;
+            *resend = c;
         } else {
-            bty_error_set(err, 503, "unexpected reply from Redis to EXEC");
+            call_lost(c, why);
         }
-        freeReplyObject(r);
+        c = next;
     }
-    return result;
+}
+
+/* Run one setup command on a fresh (blocking) connection; 0 when it
+ * answered as expected, else -1 with why set. */
+static int setup_command(redisContext *c, int argc, const char **argv, char *why, size_t size)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (!r) {
+        snprintf(why, size, "%s", c->errstr);
+        return -1;
+    }
+    int bad = r->type == REDIS_REPLY_ERROR;
+    if (bad)
+        snprintf(why, size, "%s refused: %.200s", argv[0], r->str);
+    else if (strcmp(argv[0], "SCRIPT") == 0) {
+        if (r->type == REDIS_REPLY_STRING && r->len == 40)
+            memcpy(store.plan_sha, r->str, 40);
+        else
+            bad = snprintf(why, size, "SCRIPT LOAD: unexpected reply") > 0;
+    }
+    freeReplyObject(r);
+    return bad ? -1 : 0;
+}
+
+/* Connect, authenticate, select the database and load the plan script,
+ * each bounded by the timeout; then make the socket non-blocking for the
+ * pipeline. 0, or -1 with why set. */
+static int connect_redis(char *why, size_t size)
+{
+    struct timeval tv = {store.timeout_ms / 1000, (store.timeout_ms % 1000) * 1000};
+    redisContext *c = store.target.is_unix
+                          ? redisConnectUnixWithTimeout(store.target.path, tv)
+                          : redisConnectWithTimeout(store.target.host, store.target.port, tv);
+    if (!c || c->err) {
+        snprintf(why, size, "%s", c ? c->errstr : "out of memory");
+        redisFree(c);
+        return -1;
+    }
+    redisSetTimeout(c, tv);
+    if (!store.target.is_unix)
+        redisEnableKeepAlive(c);
+    char db[16];
+    snprintf(db, sizeof(db), "%d", store.target.db);
+    const char *auth1[] = {"AUTH", store.target.password};
+    const char *auth2[] = {"AUTH", store.target.user, store.target.password};
+    const char *select[] = {"SELECT", db};
+    const char *load[] = {"SCRIPT", "LOAD", plan_script};
+    int failed = 0;
+    if (store.target.password[0])
+        failed = store.target.user[0] ? setup_command(c, 3, auth2, why, size)
+                                      : setup_command(c, 2, auth1, why, size);
+    if (!failed && store.target.db)
+        failed = setup_command(c, 2, select, why, size);
+    if (!failed)
+        failed = setup_command(c, 3, load, why, size);
+    int flags = failed ? 0 : fcntl(c->fd, F_GETFL);
+    if (!failed && (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0))
+        failed = snprintf(why, size, "cannot make the socket non-blocking") > 0;
+    if (failed) {
+        redisFree(c);
+        return -1;
+    }
+    c->flags &= ~REDIS_BLOCK; /* hiredis: EAGAIN means "later", not an error */
+    store.ctx = c;
+    return 0;
+}
+
+/* Put c into the pipeline. */
+static void send_call(store_call *c)
+{
+    if (c->kind == CALL_WRITE)
+        call_set_sha(c);
+    if (!c->replies)
+        c->replies = calloc((size_t)c->ncommands, sizeof(*c->replies));
+    if (!c->replies || redisAppendFormattedCommand(store.ctx, c->commands, c->len) != REDIS_OK) {
+        call_fail(c, 503, "out of memory talking to Redis; try again");
+        return;
+    }
+    c->nreplies = 0;
+    c->deadline_ms = now_ms() + store.timeout_ms;
+    c->next = NULL;
+    if (store.sent_tail)
+        store.sent_tail->next = c;
+    else
+        store.sent_head = c;
+    store.sent_tail = c;
+}
+
+/* Send a list of calls, connecting first if need be. */
+static void send_calls(store_call *list)
+{
+    if (!list)
+        return;
+    char why[300];
+    if (!store.ctx && connect_redis(why, sizeof(why)) != 0) {
+        while (list) {
+            store_call *next = list->next;
+            call_lost(list, why);
+            list = next;
+        }
+        return;
+    }
+    while (list) {
+        store_call *next = list->next;
+        send_call(list);
+        list = next;
+    }
+}
+
+/* Hand out the replies that have come in; 0, or -1 when the connection is
+ * lost (dropped here). */
+static int take_replies(store_call **resend)
+{
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(store.ctx, &reply) != REDIS_OK) {
+            drop(store.ctx->errstr, 0, NULL);
+            return -1;
+        }
+        if (!reply)
+            return 0;
+        store_call *c = store.sent_head;
+        if (!c) { /* Redis said something unasked: the stream is not ours */
+            freeReplyObject(reply);
+            drop("unexpected reply", 0, NULL);
+            return -1;
+        }
+        c->replies[c->nreplies++] = reply;
+        if (c->nreplies < c->ncommands)
+            continue;
+        store.sent_head = c->next;
+        if (!store.sent_head)
+            store.sent_tail = NULL;
+        const redisReply *r = reply;
+        if (c->kind == CALL_WRITE && r->type == REDIS_REPLY_ERROR &&
+            strncmp(r->str, "NOSCRIPT", 8) == 0 && !store.script_call_busy) {
+            /* Someone ran SCRIPT FLUSH: load it again ahead of what
+             * follows; the caller sees a conflict and retries. */
+            const char *load[] = {"SCRIPT", "LOAD", plan_script};
+            bty_error ignored;
+            store_call_clear(&store.script_call);
+            if (call_append(&store.script_call, 3, load, NULL, &ignored) == 0) {
+                store.script_call.kind = CALL_SCRIPT;
+                store.script_call_busy = 1;
+                store.script_call.next = *resend;
+                *resend = &store.script_call;
+            }
+        }
+        if (c->kind == CALL_SCRIPT) {
+            if (r->type == REDIS_REPLY_STRING && r->len == 40)
+                memcpy(store.plan_sha, r->str, 40);
+        }
+        call_finish(c);
+    }
+}
+
+/* Fail every call waiting or sent: the store is stopping. */
+static void fail_everything(store_call *resend)
+{
+    store_call *lists[3] = {store.delayed_head, resend, NULL};
+    store.delayed_head = NULL;
+    pthread_mutex_lock(&store.lock);
+    lists[2] = store.queue_head;
+    store.queue_head = store.queue_tail = NULL;
+    pthread_mutex_unlock(&store.lock);
+    drop("Batchy is stopping", 0, NULL);
+    for (int i = 0; i < 3; i++)
+        for (store_call *c = lists[i], *next; c; c = next) {
+            next = c->next;
+            if (c->kind == CALL_SCRIPT)
+                call_finish(c);
+            else
+                call_fail(c, 503, "Batchy is stopping; try again in a moment");
+        }
+}
+
+/* Move the calls whose delay is over from the delayed list to *ready;
+ * return the time the next one is due, or -1. */
+static long long due_delayed(long long now, store_call **ready)
+{
+    while (store.delayed_head && store.delayed_head->not_before_ms <= now) {
+        store_call *c = store.delayed_head;
+        store.delayed_head = c->next;
+        c->next = *ready;
+        *ready = c;
+    }
+    return store.delayed_head ? store.delayed_head->not_before_ms : -1;
+}
+
+static void add_delayed(store_call *c)
+{
+    store_call **at = &store.delayed_head;
+    while (*at && (*at)->not_before_ms <= c->not_before_ms)
+        at = &(*at)->next;
+    c->next = *at;
+    *at = c;
+}
+
+/* Reverse a list taken from a LIFO so that calls go out in the order
+ * they came. */
+static store_call *reversed(store_call *list)
+{
+    store_call *out = NULL;
+    while (list) {
+        store_call *next = list->next;
+        list->next = out;
+        out = list;
+        list = next;
+    }
+    return out;
+}
+
+static void *store_main(void *arg)
+{
+    (void)arg;
+    store_call *resend = NULL;
+    for (;;) {
+        /* What the workers handed over. */
+        pthread_mutex_lock(&store.lock);
+        store_call *incoming = store.queue_head;
+        store.queue_head = store.queue_tail = NULL;
+        int stopping = store.stopping;
+        pthread_mutex_unlock(&store.lock);
+        if (stopping)
+            break;
+
+        long long now = now_ms();
+        store_call *ready = NULL;
+        while (incoming) {
+            store_call *next = incoming->next;
+            if (incoming->not_before_ms > now) {
+                add_delayed(incoming);
+            } else {
+                incoming->next = ready;
+                ready = incoming;
+            }
+            incoming = next;
+        }
+        long long next_due = due_delayed(now, &ready);
+        /* Resent reads and the script go first, then the rest in order. */
+        store_call *batch = reversed(ready);
+        if (resend) {
+            store_call *tail = resend;
+            while (tail->next)
+                tail = tail->next;
+            tail->next = batch;
+            batch = resend;
+            resend = NULL;
+        }
+        send_calls(batch);
+
+        /* Write what is pending, then wait for replies, hand-overs or a
+         * deadline. */
+        int want_out = 0;
+        if (store.ctx) {
+            int done = 0;
+            if (redisBufferWrite(store.ctx, &done) != REDIS_OK) {
+                drop(store.ctx->errstr, 1, &resend);
+                continue;
+            }
+            want_out = !done;
+        }
+        long long wait = -1;
+        if (store.sent_head)
+            wait = store.sent_head->deadline_ms;
+        if (next_due >= 0 && (wait < 0 || next_due < wait))
+            wait = next_due;
+        int timeout = -1;
+        if (wait >= 0) {
+            long long left = wait - now_ms();
+            timeout = left < 0 ? 0 : left > 60000 ? 60000 : (int)left;
+        }
+
+        struct pollfd fds[2] = {{.fd = store.wake_fd, .events = POLLIN}, {.fd = -1}};
+        if (store.ctx) {
+            fds[1].fd = store.ctx->fd;
+            fds[1].events = POLLIN | POLLRDHUP | (want_out ? POLLOUT : 0);
+        }
+        pthread_mutex_lock(&store.lock);
+        int asleep = !store.queue_head && !store.stopping;
+        store.sleeping = asleep;
+        pthread_mutex_unlock(&store.lock);
+        int n = asleep ? poll(fds, 2, timeout) : poll(fds, 2, 0);
+        pthread_mutex_lock(&store.lock);
+        store.sleeping = 0;
+        pthread_mutex_unlock(&store.lock);
+        if (n < 0)
+            continue; /* EINTR */
+        if (fds[0].revents & POLLIN) {
+            uint64_t count;
+            if (read(store.wake_fd, &count, sizeof(count)) < 0) {
+                /* nothing to clear */
+            }
+        }
+        if (store.ctx && (fds[1].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) {
+            if (redisBufferRead(store.ctx) != REDIS_OK) {
+                int saved = errno;
+                int closed =
+                    store.ctx->err == REDIS_ERR_EOF ||
+                    (store.ctx->err == REDIS_ERR_IO && (saved == ECONNRESET || saved == EPIPE));
+                /* Replies that came before the end still count. */
+                char why[128];
+                snprintf(why, sizeof(why), "%s", store.ctx->errstr);
+                drop(why[0] ? why : "connection lost", closed, &resend);
+                continue;
+            }
+            if (take_replies(&resend) != 0)
+                continue;
+        }
+        if (store.sent_head && store.sent_head->deadline_ms <= now_ms()) {
+            char why[64];
+            snprintf(why, sizeof(why), "no answer within %d ms", store.timeout_ms);
+            drop(why, 0, NULL);
+        }
+    }
+    fail_everything(resend);
+    return NULL;
+}
+
+int store_start(const bty_redis_target *target, int timeout_ms)
+{
+    store.target = *target;
+    store.timeout_ms = timeout_ms;
+    store.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (store.wake_fd < 0)
+        return -1;
+    pthread_mutex_init(&store.lock, NULL);
+    /* Started with the stop signals blocked (main), like the workers. */
+    if (pthread_create(&store.thread, NULL, store_main, NULL) != 0) {
+        close(store.wake_fd);
+        pthread_mutex_destroy(&store.lock);
+        return -1;
+    }
+    store.started = 1;
+    return 0;
+}
+
+void store_stop(void)
+{
+    if (!store.started)
+        return;
+    pthread_mutex_lock(&store.lock);
+    store.stopping = 1;
+    pthread_mutex_unlock(&store.lock);
+    wake_store();
+    pthread_join(store.thread, NULL);
+    /* Calls submitted from now on fail at once (store_submit). */
+    store_call_clear(&store.script_call);
 }

@@ -148,9 +148,9 @@ if __name__ == "__main__":
 
 
 class RedisRestartOneWorkerTest(ServiceTestCase):
-    """One worker thread, so its Redis connection is surely reused: after a
-    Redis restart the first call, even a write with no read before it
-    (load_cfg), goes out on a new connection and succeeds."""
+    """After a Redis restart the first call, even a write with no read
+    before it (load_cfg), goes out on a new connection and succeeds: the
+    store notices the old one closed while it sits idle."""
     batchy_args = ("--threads", "1")
 
     def test_first_write_after_a_redis_restart_succeeds(self):

@@ -1,0 +1,142 @@
+"""
+test_store.py - how batchy talks to Redis (batchy/store.c): the calls of
+every worker share one pipelined connection, so each answer must be the one
+of its own request; a write is applied only if the workflow still holds what
+the call computed from (compare and set, no WATCH); edits made with redis-cli
+between calls are seen by the next call; a SCRIPT FLUSH costs nothing.
+"""
+import json
+import threading
+import unittest
+
+from harness import ServiceTestCase, http_request
+
+
+def steps_yaml(prefix, n):
+    return "".join("%s_%d:\n  p: %d\n" % (prefix, i, i) for i in range(n))
+
+
+class SharedConnectionTest(ServiceTestCase):
+    batchy_args = ("--threads", "4")
+    CLIENTS = 24
+    ROUNDS = 15
+
+    def run_clients(self, work):
+        """Run work(index, failures) in CLIENTS threads; fail with what they
+        reported."""
+        failures = []
+        threads = [threading.Thread(target=work, args=(i, failures)) for i in range(self.CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertFalse(any(t.is_alive() for t in threads), "a client is stuck")
+        self.assertEqual(failures, [])
+
+    def test_concurrent_get_status_each_answer_is_its_own_workflow(self):
+        wfs = [self.unique("own") for _ in range(self.CLIENTS)]
+        for i, wf in enumerate(wfs):
+            self.load(wf, steps_yaml("s%d" % i, 1 + i % 4))
+
+        def work(index, failures):
+            wf = wfs[index]
+            expected = sorted("s%d_%d" % (index, k) for k in range(1 + index % 4))
+            for _ in range(self.ROUNDS):
+                r = http_request(self.batchy.port, "GET", "/get_status/" + wf)
+                if r.status != 200 or sorted(r.json()) != expected:
+                    failures.append((wf, r.status, r.text[:200]))
+                    return
+
+        self.run_clients(work)
+
+    def test_concurrent_open_close_each_answer_is_its_own_batch(self):
+        wfs = [self.unique("cyc") for _ in range(self.CLIENTS)]
+        for i, wf in enumerate(wfs):
+            self.load(wf, steps_yaml("c%d" % i, 2))
+
+        def work(index, failures):
+            wf, last_id = wfs[index], 0
+            for _ in range(self.ROUNDS):
+                for op in ("open_batch", "close_batch"):
+                    r = http_request(self.batchy.port, "GET", "/%s/%s" % (op, wf))
+                    doc = r.json() if r.status == 200 else None
+                    if not doc or sorted(doc) != ["c%d_0" % index, "c%d_1" % index]:
+                        failures.append((wf, op, r.status, r.text[:200]))
+                        return
+                    ids = {rec["batch_id"] for rec in doc.values()}
+                    status = {rec["status"] for rec in doc.values()}
+                    want = "open" if op == "open_batch" else "success"
+                    if len(ids) != 1 or status != {want} or min(ids) < last_id:
+                        failures.append((wf, op, doc))
+                        return
+                    last_id = min(ids)
+
+        self.run_clients(work)
+        for wf in wfs:
+            latest = self.redis.hash_json(wf)
+            self.assertEqual({rec["status"] for rec in latest.values()}, {"success"}, wf)
+            self.assert_latest_matches_snapshot(wf)
+
+
+class RedisEditsBetweenCallsTest(ServiceTestCase):
+    """What an operator changes with redis-cli is what the next call works
+    on: a write computed from anything else is refused by Redis and the call
+    starts over from what Redis holds."""
+
+    def edit(self, wf, step, **changes):
+        for key in (wf, "%s-%d" % (wf, self.assert_latest_matches_snapshot(wf))):
+            record = self.redis.hash_json(key)[step]
+            record.update(changes)
+            self.redis.cli("HSET", key, step, json.dumps(record))
+
+    def test_close_after_a_field_added_by_hand_keeps_it(self):
+        wf = self.unique("edit")
+        self.load(wf, "job1:\n  p: 1\njob2:\n")
+        self.open_batch(wf)
+        self.edit(wf, "job1", note="set by hand")
+        doc = self.close_batch(wf)
+        self.assertEqual(doc["job1"]["note"], "set by hand")
+        self.assertEqual(doc["job1"]["status"], "success")
+
+    def test_close_after_a_step_was_failed_by_hand_is_409_and_changes_nothing(self):
+        wf = self.unique("edit")
+        self.load(wf, "job1:\n  p: 1\njob2:\n")
+        self.open_batch(wf)
+        self.edit(wf, "job1", status="failed")
+        before = self.redis.dump()
+        self.assert_error(self.call("close_batch", wf), 409, "job1")
+        self.assertEqual(self.redis.dump(), before)
+
+    def test_open_after_the_workflow_was_deleted_by_hand_is_404(self):
+        wf = self.unique("edit")
+        self.load(wf, "job1:\n")
+        self.open_batch(wf)
+        self.redis.cli("DEL", wf)
+        self.assert_error(self.call("open_batch", wf), 404, "load_cfg")
+        self.assertEqual(self.redis.keys(wf), [])
+
+    def test_open_after_a_step_was_added_by_hand_opens_it_too(self):
+        wf = self.unique("edit")
+        self.load(wf, "job1:\n")
+        self.open_batch(wf)
+        self.close_batch(wf)
+        self.redis.cli("HSET", wf, "job9", json.dumps({"status": "new", "p": 9}))
+        doc = self.open_batch(wf)
+        self.assertEqual(sorted(doc), ["job1", "job9"])
+        self.assertEqual(doc["job9"]["status"], "open")
+
+
+class ScriptFlushTest(ServiceTestCase):
+    def test_calls_succeed_after_script_flush(self):
+        wf = self.unique("flush")
+        self.load(wf, "job1:\n  p: 1\n")
+        self.open_batch(wf)
+        self.redis.cli("SCRIPT", "FLUSH")
+        self.close_batch(wf)
+        self.redis.cli("SCRIPT", "FLUSH")
+        self.load(wf)
+        self.open_batch(wf)
+
+
+if __name__ == "__main__":
+    unittest.main()
