@@ -47,7 +47,7 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
 
 CORE_SRC  = error times names cfgload doc rules format route
-SHELL_SRC = options store http main
+SHELL_SRC = options store cache http main
 # Waitsy: a pure core (args, ready) and a shell (fetch, main); it shares
 # Batchy's times and name checks through batchy-core.a.
 WAITSY_CORE_SRC  = args ready

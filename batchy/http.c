@@ -103,8 +103,9 @@ typedef struct request {
     /* apply_rule's state (open, close, fail) */
     int attempt;
     long long min_batch_id;
-    bty_change change;      /* owned */
-    bty_end_params *params; /* close, fail; owned */
+    bty_change change;       /* owned */
+    cache_entry *next_known; /* what <wf> holds once change is written; owned */
+    bty_end_params *params;  /* close, fail; owned */
 } request;
 
 /* What a handler returns: its answer is in `out`, or it failed with `err`,
@@ -258,53 +259,88 @@ static int read_again(request *req, bty_error *err)
     return HANDLER_WAIT;
 }
 
-/* Read <wf>, apply the rule, write the plan, as a handler's stages: start
- * over when the workflow changed between read and write (another call
- * wrote it), or when the snapshot of the batch id chosen exists already
- * (a load_cfg reset the ids since that batch): then with a higher id. Done
- * with req->change holding the change. */
+/* Apply the rule to `base` (what <wf> holds, as read, as the store said
+ * when it refused a write, or as cached; consumed) and ask for the write,
+ * which Redis applies only if <wf> still holds base. */
+static int rule_then_write(request *req, rule_fn rule, const void *arg, bty_hash *base,
+                           bty_error *err)
+{
+    const char *workflow = req->target.workflow;
+    int from_cache = base->cached != NULL;
+    if (base->n == 0) {
+        store_hash_free(base);
+        return bty_error_set(err, 404,
+                             "workflow '%s' is not loaded; put cfg/%s.yaml in place and "
+                             "call load_cfg/%s",
+                             workflow, workflow, workflow);
+    }
+    cJSON *doc = doc_from_hash(base->fields, base->n, workflow, err);
+    int rc = doc ? rule(workflow, doc, now_utc(), req->min_batch_id, arg, &req->change, err) : -1;
+    cJSON_Delete(doc);
+    if (from_cache && (rc != 0 || req->change.plan.n == 0)) {
+        /* Only a write checks the cache; an answer without one (an error,
+         * a retried close) comes from what Redis holds. */
+        store_hash_free(base);
+        change_free(&req->change);
+        return read_again(req, err);
+    }
+    if (rc == 0 && req->change.plan.n) {
+        rc = store_call_commit(&req->call, workflow, base, &req->change.plan, err);
+        req->next_known =
+            rc ? NULL : cache_entry_after(workflow, base->fields, base->n, &req->change.plan);
+    }
+    store_hash_free(base);
+    if (rc != 0)
+        return HANDLER_FAILED;
+    if (req->change.plan.n == 0)
+        return HANDLER_DONE; /* a retried close: nothing to write */
+    req->stage = RULE_WRITE;
+    return HANDLER_WAIT;
+}
+
+/* Read <wf>, apply the rule, write the plan, as a handler's stages; done
+ * with req->change holding the change. The read is skipped when this
+ * process knows what <wf> holds (cache.c). Start over when the workflow
+ * changed between read and write (another call wrote it: the store says
+ * what it holds now), or when the snapshot of the batch id chosen exists
+ * already (a load_cfg reset the ids since that batch): then with a higher
+ * id. */
 static int apply_rule(request *req, rule_fn rule, const void *arg, bty_error *err)
 {
     const char *workflow = req->target.workflow;
+    bty_hash hash;
     switch (req->stage) {
-    case RULE_READ: {
-        bty_hash hash;
+    case RULE_READ:
         if (store_read_result(&req->call, &hash, err) != 0)
             return HANDLER_FAILED;
-        if (hash.n == 0) {
-            store_hash_free(&hash);
-            return bty_error_set(err, 404,
-                                 "workflow '%s' is not loaded; put cfg/%s.yaml in place and "
-                                 "call load_cfg/%s",
-                                 workflow, workflow, workflow);
-        }
-        cJSON *doc = doc_from_hash(hash.fields, hash.n, workflow, err);
-        int rc =
-            doc ? rule(workflow, doc, now_utc(), req->min_batch_id, arg, &req->change, err) : -1;
-        cJSON_Delete(doc);
-        /* Written only if <wf> still holds what was read. */
-        if (rc == 0 && req->change.plan.n)
-            rc = store_call_commit(&req->call, workflow, &hash, &req->change.plan, err);
-        store_hash_free(&hash);
-        if (rc != 0)
-            return HANDLER_FAILED;
-        if (req->change.plan.n == 0)
-            return HANDLER_DONE; /* a retried close: nothing to write */
-        req->stage = RULE_WRITE;
-        return HANDLER_WAIT;
-    }
+        return rule_then_write(req, rule, arg, &hash, err);
     case RULE_WRITE: {
-        int written = store_commit_result(&req->call, err);
-        if (written == 1)
+        int outcome = store_commit_result(&req->call, &hash, err);
+        if (outcome == COMMIT_WRITTEN) {
+            cache_put(req->next_known);
+            req->next_known = NULL;
             return HANDLER_DONE;
-        if (written < 0)
+        }
+        cache_release(req->next_known);
+        req->next_known = NULL;
+        cache_forget(workflow);
+        if (outcome == COMMIT_FAILED)
             return HANDLER_FAILED;
         long long taken = req->change.batch_id;
         change_free(&req->change);
-        if (written == 0)
+        if (outcome == COMMIT_CHANGED) {
+            if (req->attempt++ == MAX_ATTEMPTS) {
+                store_hash_free(&hash);
+                return bty_error_set(
+                    err, 503, "workflow '%s' is changing too fast to apply this call; try again",
+                    workflow);
+            }
+            return rule_then_write(req, rule, arg, &hash, err);
+        }
+        if (outcome == COMMIT_AGAIN)
             return read_again(req, err);
-        /* Opens in one second take consecutive ids: find the end of the
-         * run in one round trip rather than one retry each. */
+        /* COMMIT_EXISTS. Opens in one second take consecutive ids: find
+         * the end of the run in one round trip rather than one retry each. */
         req->min_batch_id = taken + 1;
         if (store_call_first_free(&req->call, workflow, req->min_batch_id, 64, err) != 0)
             return HANDLER_FAILED;
@@ -319,6 +355,8 @@ static int apply_rule(request *req, rule_fn rule, const void *arg, bty_error *er
     default:
         req->attempt = 0;
         req->min_batch_id = 0;
+        if (cache_get(workflow, &hash))
+            return rule_then_write(req, rule, arg, &hash, err);
         return read_again(req, err);
     }
 }
@@ -477,10 +515,13 @@ static int handle_load_cfg(const server *srv, request *req, reply *out, bty_erro
         if (!doc || rules_load(workflow, doc, now_utc(), &req->change, err) != 0)
             return HANDLER_FAILED;
     } else {
-        int written = store_commit_result(&req->call, err);
-        if (written == 1)
+        int outcome = store_commit_result(&req->call, NULL, err);
+        if (outcome == COMMIT_WRITTEN) {
+            cache_put(cache_entry_after(workflow, NULL, 0, &req->change.plan));
             return reply_doc(out, req->change.state, err);
-        if (written < 0)
+        }
+        cache_forget(workflow);
+        if (outcome != COMMIT_AGAIN)
             return HANDLER_FAILED;
         if (req->stage == 3)
             return bty_error_set(err, 503, "could not write workflow '%s'; try again", workflow);
@@ -913,6 +954,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         MHD_destroy_post_processor(req->post);
     store_call_clear(&req->call);
     change_free(&req->change);
+    cache_release(req->next_known);
     if (req->params) {
         end_params_free(req->params);
         free(req->params);

@@ -52,5 +52,6 @@ int main(int argc, char **argv)
     http_drain(server);
     store_stop();
     http_stop(server);
+    cache_clear();
     return 0;
 }

@@ -78,11 +78,14 @@ typedef struct store_call {
     void *arg;
 } store_call;
 
-/* A hash as read; fields point into the reply, freed by store_hash_free. */
+/* A hash as read, or as cached (cache.c); fields point into the reply or
+ * the cache entry, both released by store_hash_free. */
+typedef struct cache_entry cache_entry;
 typedef struct bty_hash {
     bty_field *fields;
     size_t n;
-    void *reply; /* redisReply *, owned */
+    void *reply;         /* redisReply *, owned */
+    cache_entry *cached; /* a reference, owned */
 } bty_hash;
 
 void store_hash_free(bty_hash *h);
@@ -107,19 +110,46 @@ void store_call_clear(store_call *c);
  * or it failed (at once, on this thread, when the store is stopping). */
 void store_submit(store_call *c, int delay_us, store_done_fn done, void *arg);
 
+/* What a commit did. */
+enum store_commit_outcome {
+    COMMIT_FAILED = -1, /* err set; 409 when a key is not a hash */
+    COMMIT_WRITTEN,
+    COMMIT_CHANGED, /* the read key holds something else: *current */
+    COMMIT_EXISTS,  /* a WRITE_CREATE key exists */
+    COMMIT_AGAIN,   /* Redis had lost the script: read again and retry */
+};
+
 /* What a finished call says. Each returns -1 with err set when the call
  * failed (503: unreachable, timed out, stopping).
  * read: 0 with the hash (empty when the key does not exist; out owns the
  *   reply), -1 also for 409 when the key is not a hash;
  * ping: 0 when Redis answered;
  * first_free: the first batch id whose snapshot does not exist;
- * commit: 1 written, 0 the read key changed since (read again and retry),
- *   2 a WRITE_CREATE key exists (nothing written), -1 (409 when a key is
- *   not a hash). */
+ * commit: a store_commit_outcome; nothing was written unless
+ *   COMMIT_WRITTEN. On COMMIT_CHANGED, *current (when given) holds what
+ *   the read key holds now, to be freed with store_hash_free. */
 int store_read_result(store_call *c, bty_hash *out, bty_error *err);
 int store_ping_result(store_call *c, bty_error *err);
 long long store_first_free_result(store_call *c, long long from, bty_error *err);
-int store_commit_result(store_call *c, bty_error *err);
+int store_commit_result(store_call *c, bty_hash *current, bty_error *err);
+
+/* ------------------------------------------------------------------ cache.c
+ * What this process last wrote to each workflow's hash: a guess at what
+ * Redis holds, that a write with it as its expectation checks (store.c).
+ * Thread-safe; bounded in bytes. */
+
+/* The hash of workflow after plan is applied to base (n fields): a new
+ * entry, or NULL when the plan does not write the workflow, the entry
+ * would be too large, or memory ran out. */
+cache_entry *cache_entry_after(const char *workflow, const bty_field *base, size_t n,
+                               const bty_write_plan *plan);
+/* Store e (taking the reference) as workflow's, replacing any older. */
+void cache_put(cache_entry *e);
+/* 1 with out referencing the cached hash of workflow, else 0. */
+int cache_get(const char *workflow, bty_hash *out);
+void cache_forget(const char *workflow);
+void cache_release(cache_entry *e); /* NULL is fine */
+void cache_clear(void);
 
 /* ------------------------------------------------------------------ http.c */
 

@@ -41,15 +41,18 @@
 
 /* KEYS[1]: the hash the call read; ARGV[1]: how many fields it held, or -1
  * when the write does not depend on it, then its field/value pairs as
- * read. KEYS[2..]: the hashes to write; per hash, in ARGV: its
+ * read. When KEYS[1] holds anything else, nothing is written and the
+ * answer is {"BATCHY_CHANGED", what it holds}, so that the caller can
+ * start over without reading it again. KEYS[2..]: the hashes to write; per hash, in ARGV: its
  * bty_write_mode (0 merge, 1 replace, 2 create), field count, then
  * field/value pairs. Every key is checked before any is written. HSET is
  * called in chunks because Lua's unpack has a limit on the number of
  * values. */
 static const char plan_script[] =
-    "local types = {}\n"
+    "local types, seen = {}, {}\n"
     "for i, k in ipairs(KEYS) do\n"
-    "  local t = redis.call('TYPE', k).ok\n"
+    "  local t = seen[k] or redis.call('TYPE', k).ok\n"
+    "  seen[k] = t\n"
     "  if t ~= 'hash' and t ~= 'none' then\n"
     "    return redis.error_reply('WRONGTYPE key ' .. k .. ' is a ' .. t .. ', not a hash')\n"
     "  end\n"
@@ -58,13 +61,14 @@ static const char plan_script[] =
     "local e = tonumber(ARGV[1])\n"
     "local a = 2\n"
     "if e >= 0 then\n"
-    "  if redis.call('HLEN', KEYS[1]) ~= e then\n"
-    "    return redis.error_reply('BATCHY_CHANGED ' .. KEYS[1])\n"
+    "  local changed = redis.call('HLEN', KEYS[1]) ~= e\n"
+    "  local i = 0\n"
+    "  while not changed and i < e do\n"
+    "    changed = redis.call('HGET', KEYS[1], ARGV[a + 2 * i]) ~= ARGV[a + 2 * i + 1]\n"
+    "    i = i + 1\n"
     "  end\n"
-    "  for i = 0, e - 1 do\n"
-    "    if redis.call('HGET', KEYS[1], ARGV[a + 2 * i]) ~= ARGV[a + 2 * i + 1] then\n"
-    "      return redis.error_reply('BATCHY_CHANGED ' .. KEYS[1])\n"
-    "    end\n"
+    "  if changed then\n"
+    "    return {'BATCHY_CHANGED', redis.call('HGETALL', KEYS[1])}\n"
     "  end\n"
     "  a = a + 2 * e\n"
     "end\n"
@@ -286,9 +290,27 @@ static int call_failed(const store_call *c, bty_error *err)
 
 void store_hash_free(bty_hash *h)
 {
-    free(h->fields);
+    if (h->cached)
+        cache_release(h->cached);
+    else
+        free(h->fields);
     freeReplyObject(h->reply);
     memset(h, 0, sizeof(*h));
+}
+
+/* A hash from an HGETALL reply r (reply_owner is what to free with it). */
+static int hash_from_reply(bty_hash *out, redisReply *r, redisReply *reply_owner)
+{
+    out->n = r->elements / 2;
+    out->fields = calloc(out->n ? out->n : 1, sizeof(bty_field));
+    if (!out->fields)
+        return -1;
+    out->reply = reply_owner;
+    for (size_t i = 0; i < out->n; i++) {
+        const redisReply *name = r->element[2 * i], *value = r->element[2 * i + 1];
+        out->fields[i] = (bty_field){name->str, name->len, value->str, value->len};
+    }
+    return 0;
 }
 
 int store_read_result(store_call *c, bty_hash *out, bty_error *err)
@@ -305,16 +327,9 @@ int store_read_result(store_call *c, bty_hash *out, bty_error *err)
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
         return unreachable(err, "unexpected reply to HGETALL");
-    out->n = r->elements / 2;
-    out->fields = calloc(out->n ? out->n : 1, sizeof(bty_field));
-    if (!out->fields)
+    if (hash_from_reply(out, r, r) != 0)
         return bty_error_set(err, 503, "out of memory reading '%.140s'", c->key);
     c->replies[0] = NULL; /* now the hash's */
-    out->reply = r;
-    for (size_t i = 0; i < out->n; i++) {
-        const redisReply *name = r->element[2 * i], *value = r->element[2 * i + 1];
-        out->fields[i] = (bty_field){name->str, name->len, value->str, value->len};
-    }
     return 0;
 }
 
@@ -338,21 +353,34 @@ long long store_first_free_result(store_call *c, long long from, bty_error *err)
     return from + c->ncommands;
 }
 
-int store_commit_result(store_call *c, bty_error *err)
+int store_commit_result(store_call *c, bty_hash *current, bty_error *err)
 {
+    if (current)
+        memset(current, 0, sizeof(*current));
     if (call_failed(c, err))
-        return -1;
-    const redisReply *r = c->replies[0];
+        return COMMIT_FAILED;
+    redisReply *r = c->replies[0];
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(r->element[0]->str, "BATCHY_CHANGED") == 0 &&
+        r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements % 2 == 0) {
+        /* The read key changed since it was read: here is what it holds. */
+        if (current) {
+            if (hash_from_reply(current, r->element[1], r) != 0)
+                return COMMIT_AGAIN; /* out of memory: read it instead */
+            c->replies[0] = NULL;    /* now the hash's */
+        }
+        return COMMIT_CHANGED;
+    }
     if (r->type != REDIS_REPLY_ERROR)
-        return 1;
-    if (strncmp(r->str, "BATCHY_CHANGED", 14) == 0)
-        return 0; /* the workflow changed since it was read */
+        return COMMIT_WRITTEN;
     if (strncmp(r->str, "BATCHY_EXISTS", 13) == 0)
-        return 2; /* a key to create exists: nothing written */
+        return COMMIT_EXISTS;
     if (strncmp(r->str, "NOSCRIPT", 8) == 0)
-        return 0; /* scripts were flushed: the store loads it again */
+        return COMMIT_AGAIN; /* scripts were flushed: the store loads it again */
     int wrongtype = strncmp(r->str, "WRONGTYPE", 9) == 0;
-    return bty_error_set(err, wrongtype ? 409 : 503, "Redis refused the write: %.200s", r->str);
+    bty_error_set(err, wrongtype ? 409 : 503, "Redis refused the write: %.200s", r->str);
+    return COMMIT_FAILED;
 }
 
 /* ------------------------------------------------------------------ handing over */

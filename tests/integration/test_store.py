@@ -1,15 +1,17 @@
 """
-test_store.py - how batchy talks to Redis (batchy/store.c): the calls of
-every worker share one pipelined connection, so each answer must be the one
-of its own request; a write is applied only if the workflow still holds what
-the call computed from (compare and set, no WATCH); edits made with redis-cli
-between calls are seen by the next call; a SCRIPT FLUSH costs nothing.
+test_store.py - how batchy talks to Redis (batchy/store.c, cache.c): the
+calls of every worker share one pipelined connection, so each answer must be
+the one of its own request; a write is applied only if the workflow still
+holds what the call computed from (compare and set, no WATCH), whether that
+was read or remembered from this process's last write; edits made with
+redis-cli, and calls of another batchy, between two calls are seen by the
+next call; a SCRIPT FLUSH costs nothing.
 """
 import json
 import threading
 import unittest
 
-from harness import ServiceTestCase, http_request
+from harness import Batchy, ServiceTestCase, http_request
 
 
 def steps_yaml(prefix, n):
@@ -115,6 +117,20 @@ class RedisEditsBetweenCallsTest(ServiceTestCase):
         self.assert_error(self.call("open_batch", wf), 404, "load_cfg")
         self.assertEqual(self.redis.keys(wf), [])
 
+    def test_close_again_after_a_step_was_reopened_by_hand_closes_it(self):
+        # This process last wrote job1 as closed; a close of a closed batch
+        # is a retry that writes nothing, but Redis says open again: the
+        # answer must come from Redis, and close it.
+        wf = self.unique("edit")
+        self.load(wf, "job1:\n")
+        self.open_batch(wf)
+        first = self.close_batch(wf)
+        self.edit(wf, "job1", status="open", batch_end=None)
+        doc = self.close_batch(wf, {"rows": "7"})
+        self.assertEqual(doc["job1"]["status"], "success")
+        self.assertEqual(doc["job1"]["rows"], "7")
+        self.assertEqual(doc["job1"]["batch_id"], first["job1"]["batch_id"])
+
     def test_open_after_a_step_was_added_by_hand_opens_it_too(self):
         wf = self.unique("edit")
         self.load(wf, "job1:\n")
@@ -124,6 +140,36 @@ class RedisEditsBetweenCallsTest(ServiceTestCase):
         doc = self.open_batch(wf)
         self.assertEqual(sorted(doc), ["job1", "job9"])
         self.assertEqual(doc["job9"]["status"], "open")
+
+
+class TwoProcessesTakingTurnsTest(ServiceTestCase):
+    """Each call goes to the other process, so each process's memory of the
+    workflow is always one write behind what Redis holds."""
+
+    def test_alternating_processes_open_and_close_in_turn(self):
+        second = Batchy(self.redis.url, self.cfg_dir, workdir=None)
+        second.start()
+        try:
+            wf = self.unique("turns")
+            self.load(wf, "a:\n  p: 1\nb:\n")
+            last_id = 0
+            for i in range(6):
+                for op, status in (("open_batch", "open"), ("close_batch", "success")):
+                    port = (self.batchy if (i + len(op)) % 2 else second).port
+                    r = http_request(port, "GET", "/%s/%s" % (op, wf))
+                    self.assertEqual(r.status, 200, r)
+                    doc = r.json()
+                    self.assertEqual({rec["status"] for rec in doc.values()}, {status}, doc)
+                    self.assertEqual(self.redis.hash_json(wf), doc)
+                    ids = {rec["batch_id"] for rec in doc.values()}
+                    self.assertEqual(len(ids), 1, doc)
+                    if op == "open_batch":
+                        self.assertGreater(min(ids), last_id)
+                        last_id = min(ids)
+                    self.assert_latest_matches_snapshot(wf)
+        finally:
+            second.stop_checked()
+            second.cleanup()
 
 
 class ScriptFlushTest(ServiceTestCase):
