@@ -154,6 +154,11 @@ typedef struct bty_write_plan {
 /* Add hash `key` with every step of `steps` ({step: record}) as a field,
  * the record encoded as compact JSON. Returns 0, or -1 on out of memory. */
 int plan_add_hash(bty_write_plan *plan, const char *key, bty_write_mode mode, const cJSON *steps);
+/* The same, for steps whose records equal those of the same names in
+ * plan->hashes[like] (both in document order): their text is copied from
+ * there instead of printed again. */
+int plan_add_same(bty_write_plan *plan, const char *key, bty_write_mode mode, const cJSON *steps,
+                  size_t like);
 void plan_free(bty_write_plan *plan);
 
 /* ------------------------------------------------------------------ rules.c
@@ -228,10 +233,21 @@ int batch_id_parse(const char *text, long long *out);
 int rules_end(const char *workflow, const cJSON *state, const bty_end_request *req, bty_time now,
               bty_change *out, bty_error *err);
 
-/* Numbers that are whole and beyond 1e15 become raw JSON of every digit:
- * cJSON prints them with 15 significant digits, losing the last ones of
- * integers up to 2^53 that YAML files and hand-written state may hold. */
+/* Whole numbers become raw JSON of their digits. cJSON prints a number
+ * with sprintf to 15 significant digits, then reads it back with sscanf:
+ * that loses the last digits of integers past 1e15 (YAML files and
+ * hand-written state may hold them up to 2^53), and for the batch ids and
+ * hours of every record it cost more than the rest of an open. Raw items
+ * print as they are; read them with doc_number. */
 void doc_exact_integers(cJSON *item);
+
+/* A new item for integer v, raw as doc_exact_integers makes them (a plain
+ * number if memory runs short); NULL on out of memory. */
+cJSON *doc_create_integer(long long v);
+
+/* The value of a number item, raw integer or numeric text (state edited
+ * by hand). 1 with *out set, -1 when v is none of these or not finite. */
+int doc_number(const cJSON *v, double *out);
 
 /* The current batch of a document: the largest batch_id of its steps, or 0. */
 long long rules_current_batch(const cJSON *doc);

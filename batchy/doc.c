@@ -153,28 +153,78 @@ oom:
     return NULL;
 }
 
+/* The decimal digits of a whole number, as a new string; NULL when d is
+ * not whole, not finite or -0 (left to cJSON), or out of memory. */
+static char *integer_text(double d)
+{
+    char buf[400];
+    if (!(d == floor(d)) || fabs(d) >= 1e300 || (d == 0 && signbit(d)))
+        return NULL;
+    if (fabs(d) >= 9e18) {
+        snprintf(buf, sizeof(buf), "%.0f", d);
+        return strdup(buf);
+    }
+    long long v = (long long)d;
+    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+    char *p = buf + sizeof(buf);
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return strdup(p);
+}
+
 void doc_exact_integers(cJSON *item)
 {
     for (cJSON *child = item ? item->child : NULL; child; child = child->next) {
         if (child->child) {
             doc_exact_integers(child);
-        } else if (cJSON_IsNumber(child) && fabs(child->valuedouble) >= 1e15 &&
-                   fabs(child->valuedouble) < 1e300 &&
-                   child->valuedouble == floor(child->valuedouble)) {
-            char digits[400];
-            snprintf(digits, sizeof(digits), "%.0f", child->valuedouble);
+        } else if (cJSON_IsNumber(child)) {
             /* Turn the item into a raw one in place: its place in the
-             * parent and its key stay as they are. */
-            char *raw = strdup(digits);
-            if (!raw)
-                continue; /* printing 15 digits is still valid JSON */
-            child->type = cJSON_Raw;
-            child->valuestring = raw;
+             * parent and its key stay as they are. Left a number when
+             * memory runs out: cJSON prints it all the same. */
+            char *raw = integer_text(child->valuedouble);
+            if (raw) {
+                child->type = cJSON_Raw;
+                child->valuestring = raw;
+            }
         }
     }
 }
 
-int plan_add_hash(bty_write_plan *plan, const char *key, bty_write_mode mode, const cJSON *steps)
+cJSON *doc_create_integer(long long v)
+{
+    cJSON *item = cJSON_CreateNumber((double)v);
+    char *raw = item ? integer_text((double)v) : NULL;
+    if (raw) {
+        item->type = cJSON_Raw;
+        item->valuestring = raw;
+    }
+    return item;
+}
+
+int doc_number(const cJSON *v, double *out)
+{
+    if (cJSON_IsNumber(v)) {
+        *out = v->valuedouble;
+        return isfinite(*out) ? 1 : -1;
+    }
+    if ((cJSON_IsString(v) || cJSON_IsRaw(v)) && v->valuestring && v->valuestring[0]) {
+        char *end;
+        *out = strtod(v->valuestring, &end);
+        return *end == '\0' && isfinite(*out) ? 1 : -1;
+    }
+    return -1;
+}
+
+/* Add hash `key` to the plan with the names of `steps` and no values yet
+ * (NULL). 0, or -1 on out of memory (the half-built entry is counted, so
+ * plan_free releases it). */
+static int plan_add_hash_names(bty_write_plan *plan, const char *key, bty_write_mode mode,
+                               const cJSON *steps)
 {
     bty_hash_write *grown = realloc(plan->hashes, (plan->n + 1) * sizeof(*grown));
     if (!grown)
@@ -187,16 +237,56 @@ int plan_add_hash(bty_write_plan *plan, const char *key, bty_write_mode mode, co
     size_t n = (size_t)cJSON_GetArraySize(steps);
     h->names = calloc(n ? n : 1, sizeof(char *));
     h->values = calloc(n ? n : 1, sizeof(char *));
-    plan->n++; /* counted now so plan_free releases a half-built entry */
+    plan->n++;
     if (!h->key || !h->names || !h->values)
         return -1;
     const cJSON *step;
     cJSON_ArrayForEach(step, steps)
     {
-        h->names[h->n] = strdup(step->string);
-        h->values[h->n] = cJSON_PrintUnformatted(step);
+        if (!(h->names[h->n] = strdup(step->string)))
+            return -1;
         h->n++;
-        if (!h->names[h->n - 1] || !h->values[h->n - 1])
+    }
+    return 0;
+}
+
+int plan_add_hash(bty_write_plan *plan, const char *key, bty_write_mode mode, const cJSON *steps)
+{
+    if (plan_add_hash_names(plan, key, mode, steps) != 0)
+        return -1;
+    bty_hash_write *h = &plan->hashes[plan->n - 1];
+    size_t i = 0;
+    const cJSON *step;
+    cJSON_ArrayForEach(step, steps)
+    {
+        if (!(h->values[i++] = cJSON_PrintUnformatted(step)))
+            return -1;
+    }
+    return 0;
+}
+
+int plan_add_same(bty_write_plan *plan, const char *key, bty_write_mode mode, const cJSON *steps,
+                  size_t like)
+{
+    if (plan_add_hash_names(plan, key, mode, steps) != 0)
+        return -1;
+    const bty_hash_write *src = &plan->hashes[like];
+    bty_hash_write *h = &plan->hashes[plan->n - 1];
+    size_t i = 0, j = 0;
+    const cJSON *step;
+    cJSON_ArrayForEach(step, steps)
+    {
+        /* Both in document order: the twin, if any, is further on. */
+        size_t k = j;
+        while (k < src->n && strcmp(src->names[k], step->string) != 0)
+            k++;
+        if (k < src->n) {
+            h->values[i] = strdup(src->values[k]);
+            j = k + 1;
+        } else {
+            h->values[i] = cJSON_PrintUnformatted(step);
+        }
+        if (!h->values[i++])
             return -1;
     }
     return 0;

@@ -90,16 +90,7 @@ static int number_field(const cJSON *record, const char *name, double *out)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, name);
     if (!v || cJSON_IsNull(v))
         return 0;
-    if (cJSON_IsNumber(v)) {
-        *out = v->valuedouble;
-        return isfinite(*out) ? 1 : -1;
-    }
-    if (cJSON_IsString(v) && v->valuestring[0]) {
-        char *end;
-        *out = strtod(v->valuestring, &end);
-        return *end == '\0' && isfinite(*out) ? 1 : -1;
-    }
-    return -1;
+    return doc_number(v, out);
 }
 
 /* A step's batch id: 0 when it never had one. -1 when unreadable. */
@@ -206,7 +197,7 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
     char key[BTY_KEY_MAX];
     snprintf(key, sizeof(key), "%s-%lld-init", workflow, (long long)now.sec);
     if (plan_add_hash(&out->plan, workflow, WRITE_REPLACE, doc) != 0 ||
-        plan_add_hash(&out->plan, key, WRITE_REPLACE, doc) != 0) {
+        plan_add_same(&out->plan, key, WRITE_REPLACE, doc, 0) != 0) {
         change_free(out);
         return oom(err);
     }
@@ -284,7 +275,7 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
             set_time(record, "to_date", now) != 0 || set_time(record, "batch_start", now) != 0 ||
             set_field(record, "batch_end", cJSON_CreateNull()) != 0 ||
             set_field(record, "status", cJSON_CreateString("open")) != 0 ||
-            set_field(record, "batch_id", cJSON_CreateNumber((double)batch_id)) != 0)
+            set_field(record, "batch_id", doc_create_integer(batch_id)) != 0)
             goto oom;
         cJSON_DeleteItemFromObjectCaseSensitive(record, "error_message");
 
@@ -305,7 +296,7 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
     /* The new snapshot must be new: after a load_cfg reset the batch ids,
      * an earlier batch may have had this id, and its history must stay. */
     if (plan_add_hash(&out->plan, workflow, WRITE_MERGE, state) != 0 ||
-        plan_add_hash(&out->plan, key, WRITE_CREATE, state) != 0)
+        plan_add_same(&out->plan, key, WRITE_CREATE, state, 0) != 0)
         goto oom_out;
     cJSON *group;
     cJSON_ArrayForEach(group, abandoned)
@@ -433,7 +424,7 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
     {
         char key[BTY_KEY_MAX];
         doc_snapshot_key(key, workflow, strtoll(group->string, NULL, 10));
-        if (plan_add_hash(&out->plan, key, WRITE_MERGE, group) != 0)
+        if (plan_add_same(&out->plan, key, WRITE_MERGE, group, 0) != 0)
             goto oom;
     }
     cJSON_Delete(latest);

@@ -440,7 +440,8 @@ static inline void check_opened(const char *workflow, const cJSON *prev, const b
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(step, "batch_id");
         FUZZ_ASSERT(cJSON_IsString(status) && strcmp(status->valuestring, "open") == 0,
                     "step '%s' not open after open", step->string);
-        FUZZ_ASSERT(cJSON_IsNumber(id) && id->valuedouble == (double)c->batch_id,
+        double id_value = 0;
+        FUZZ_ASSERT(doc_number(id, &id_value) == 1 && id_value == (double)c->batch_id,
                     "step '%s' has another batch id", step->string);
         check_canonical_time(step, "from_date");
         check_canonical_time(step, "to_date");

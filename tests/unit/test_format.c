@@ -316,6 +316,53 @@ static void formats_do_not_truncate_long_values(void **state)
     free(big);
 }
 
+/* Whole numbers read from Redis are raw digits (doc_exact_integers): they
+ * must print exactly as cJSON prints them, in every format, every digit
+ * kept past 1e15, while fractions, -0 and huge values stay numbers. */
+static void whole_numbers_print_as_cjson_prints_them(void **state)
+{
+    (void)state;
+    static const char json[] = "{\"s\":{\"a\":1763981234,\"b\":-7,\"c\":0,\"d\":1.5,"
+                               "\"e\":-0.0,\"f\":9007199254740993,\"g\":[2,{\"h\":3}],"
+                               "\"i\":1e300,\"j\":100000000000000}}";
+    cJSON *plain = doc_parse(json), *raw = doc_parse(json);
+    cJSON *record = cJSON_GetObjectItem(raw, "s");
+    doc_exact_integers(record);
+    assert_true(cJSON_IsRaw(cJSON_GetObjectItem(record, "a")));
+    assert_true(cJSON_IsRaw(cJSON_GetObjectItem(record, "b")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(record, "d")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(record, "e")));
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(record, "i")));
+    double value = 0;
+    assert_int_equal(doc_number(cJSON_GetObjectItem(record, "a"), &value), 1);
+    assert_true(value == 1763981234.0);
+
+    /* Apart from "f", where cJSON would print 9.00719925474099e+15 (the
+     * double nearest 9007199254740993 is ...992), the text is cJSON's. */
+    char *got = format_json(raw);
+    assert_non_null(strstr(got, "9007199254740992"));
+    free(got);
+    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(plain, "s"), "f");
+    cJSON_DeleteItemFromObject(record, "f");
+    char *want = format_json(plain);
+    got = format_json(raw);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    want = format_infa(plain), got = format_infa(raw);
+    assert_string_equal(got, want);
+    free(want);
+    free(got);
+    cJSON_Delete(plain);
+    cJSON_Delete(raw);
+
+    cJSON *id = doc_create_integer(-1234567890123LL);
+    char *text = cJSON_PrintUnformatted(id);
+    assert_string_equal(text, "-1234567890123");
+    cJSON_free(text);
+    cJSON_Delete(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +384,7 @@ int main(void)
         cmocka_unit_test(sh_quotes_workflow_and_prints_negative_batch_id),
         cmocka_unit_test(formats_survive_documents_of_unusual_shape),
         cmocka_unit_test(formats_do_not_truncate_long_values),
+        cmocka_unit_test(whole_numbers_print_as_cjson_prints_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,8 +39,9 @@ static double number(const cJSON *d, const char *step, const char *name)
 {
     const cJSON *v =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, step), name);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
+    double value = 0;
+    assert_int_equal(doc_number(v, &value), 1); /* a number, or raw digits */
+    return value;
 }
 
 /* Open `json` at NOW and return the new state's from_date of `step`. */
