@@ -65,7 +65,7 @@ typedef void (*store_done_fn)(void *arg);
 typedef struct store_call {
     struct store_call *next;
     int kind;
-    char *commands; /* RESP, owned */
+    char *commands; /* RESP, an sds string, owned */
     size_t len;
     int ncommands;
     void **replies; /* redisReply *, owned, ncommands entries */

@@ -141,28 +141,32 @@ static int unreachable(bty_error *err, const char *why)
 
 /* ------------------------------------------------------------------ calls */
 
-/* Add commands (argv form) to a call. 0, or -1 with 503 on out of memory. */
+/* Add a command (argv form) to a call. 0, or -1 with 503 on out of memory.
+ * hiredis's sds formatter, not redisFormatCommandArgv: that one calls
+ * sprintf for every argument, a fifth of the cost of building a write. */
 static int call_append(store_call *c, int argc, const char **argv, const size_t *argvlen,
                        bty_error *err)
 {
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
-    char *joined = len > 0 ? realloc(c->commands, c->len + (size_t)len) : NULL;
-    if (!joined) {
-        redisFreeCommand(cmd);
+    sds cmd = NULL;
+    if (redisFormatSdsCommandArgv(&cmd, argc, argv, argvlen) < 0)
         return bty_error_set(err, 503, "out of memory talking to Redis; try again");
+    if (!c->commands) {
+        c->commands = cmd;
+    } else {
+        sds joined = sdscatsds(c->commands, cmd);
+        sdsfree(cmd);
+        if (!joined)
+            return bty_error_set(err, 503, "out of memory talking to Redis; try again");
+        c->commands = joined;
     }
-    memcpy(joined + c->len, cmd, (size_t)len);
-    redisFreeCommand(cmd);
-    c->commands = joined;
-    c->len += (size_t)len;
+    c->len = sdslen(c->commands);
     c->ncommands++;
     return 0;
 }
 
 void store_call_clear(store_call *c)
 {
-    free(c->commands);
+    sdsfree(c->commands);
     if (c->replies)
         for (int i = 0; i < c->ncommands; i++)
             freeReplyObject(c->replies[i]);
