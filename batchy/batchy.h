@@ -204,13 +204,14 @@ typedef struct bty_end_request {
  * step= (repeated or comma-separated), batch_id=, error= (fail only), and
  * every other one as an extra field. req points into the arrays here and
  * into the caller's strings, which must outlive it. */
-#define BTY_MAX_PARAMS 256
+#define BTY_MAX_PARAMS     256
+#define BTY_MAX_STEP_NAMES (BTY_MAX_PARAMS * 4) /* in all step= values of a call */
 typedef struct bty_end_params {
     bty_end_request req;
-    const char *steps[BTY_MAX_PARAMS * 4];
-    const char *extra_names[BTY_MAX_PARAMS];
-    const char *extra_values[BTY_MAX_PARAMS];
-    char *lists[BTY_MAX_PARAMS]; /* owned: copies of step= values, cut at commas */
+    const char **steps; /* owned arrays, sized for this call */
+    const char **extra_names;
+    const char **extra_values;
+    char **lists; /* owned: copies of step= values, cut at commas */
     size_t nlists;
 } bty_end_params;
 

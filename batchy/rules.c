@@ -411,10 +411,12 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
         for (size_t i = 0; i < req->nextra; i++)
             if (set_field(record, req->extra_names[i], cJSON_CreateString(req->extra_values[i])))
                 goto oom;
-        if (add_new(latest, record->string, cJSON_Duplicate(record, 1)) != 0)
+        /* References, not copies: these only say what to write. */
+        if (add_new(latest, record->string, cJSON_CreateObjectReference(record->child)) != 0)
             goto oom;
         long long id = batch_id_of(record);
-        if (id > 0 && group_add(by_batch, id, record->string, cJSON_Duplicate(record, 1)) != 0)
+        if (id > 0 && group_add(by_batch, id, record->string,
+                                cJSON_CreateObjectReference(record->child)) != 0)
             goto oom; /* id 0: opened by hand without a batch, no snapshot */
     }
     if (plan_add_hash(&out->plan, workflow, WRITE_MERGE, latest) != 0)
@@ -450,12 +452,30 @@ int end_params_read(bty_end_params *p, const char *status, char *const *names, c
                     size_t n, int skip_token, bty_error *err)
 {
     memset(p, 0, sizeof(*p));
-    p->req = (bty_end_request){.status = status,
-                               .steps = p->steps,
-                               .extra_names = p->extra_names,
-                               .extra_values = p->extra_values};
+    p->req.status = status;
     if (n > BTY_MAX_PARAMS)
         return bty_error_set(err, 400, "too many parameters (%d at most)", BTY_MAX_PARAMS);
+    /* Room for every name the step= values may hold (one more than their
+     * commas), up to the limit. */
+    size_t most_steps = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], "step") != 0)
+            continue;
+        most_steps++;
+        for (const char *c = values[i]; (c = strchr(c, ',')); c++)
+            most_steps++;
+    }
+    if (most_steps > BTY_MAX_STEP_NAMES)
+        most_steps = BTY_MAX_STEP_NAMES;
+    p->steps = malloc((most_steps ? most_steps : 1) * sizeof(*p->steps));
+    p->extra_names = malloc((n ? n : 1) * sizeof(*p->extra_names));
+    p->extra_values = malloc((n ? n : 1) * sizeof(*p->extra_values));
+    p->lists = malloc((n ? n : 1) * sizeof(*p->lists));
+    if (!p->steps || !p->extra_names || !p->extra_values || !p->lists)
+        return bty_error_set(err, 503, "out of memory; try again");
+    p->req.steps = p->steps;
+    p->req.extra_names = p->extra_names;
+    p->req.extra_values = p->extra_values;
     int failing = strcmp(status, "failed") == 0, has_step = 0;
     for (size_t i = 0; i < n; i++) {
         const char *name = names[i], *value = values[i];
@@ -468,7 +488,7 @@ int end_params_read(bty_end_params *p, const char *status, char *const *names, c
                 return bty_error_set(err, 503, "out of memory; try again");
             char *save = NULL;
             for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
-                if (p->req.nsteps == sizeof(p->steps) / sizeof(p->steps[0]))
+                if (p->req.nsteps == most_steps)
                     return bty_error_set(err, 400, "too many step= values");
                 if (name_step_check(s, err) != 0)
                     return -1; /* not a name at all: 400, not "no such step" */
@@ -495,5 +515,9 @@ void end_params_free(bty_end_params *p)
 {
     for (size_t i = 0; i < p->nlists; i++)
         free(p->lists[i]);
-    p->nlists = 0;
+    free(p->lists);
+    free(p->steps);
+    free(p->extra_names);
+    free(p->extra_values);
+    memset(p, 0, sizeof(*p));
 }
