@@ -72,7 +72,7 @@ typedef struct store_call {
     int nreplies;
     int resent;
     long long not_before_ms, deadline_ms;
-    bty_error err; /* set when the call failed as a whole */
+    bty_error *failure; /* set when the call failed as a whole; owned */
     char key[BTY_KEY_MAX];
     store_done_fn done;
     void *arg;

@@ -164,8 +164,27 @@ static int call_append(store_call *c, int argc, const char **argv, const size_t 
     return 0;
 }
 
+/* What a call says when there was no memory to say why it failed. */
+static bty_error out_of_memory = {503, "out of memory talking to Redis; try again"};
+
+static void failure_set(store_call *c, int status, const char *message)
+{
+    bty_error *e = malloc(sizeof(*e));
+    if (e)
+        bty_error_set(e, status, "%s", message);
+    c->failure = e ? e : &out_of_memory;
+}
+
+static void failure_clear(store_call *c)
+{
+    if (c->failure != &out_of_memory)
+        free(c->failure);
+    c->failure = NULL;
+}
+
 void store_call_clear(store_call *c)
 {
+    failure_clear(c);
     sdsfree(c->commands);
     if (c->replies)
         for (int i = 0; i < c->ncommands; i++)
@@ -286,9 +305,9 @@ static void call_set_sha(store_call *c)
 /* The call's error if it failed as a whole; 0 when it has its replies. */
 static int call_failed(const store_call *c, bty_error *err)
 {
-    if (!c->err.status)
+    if (!c->failure)
         return 0;
-    *err = c->err;
+    *err = *c->failure;
     return -1;
 }
 
@@ -403,12 +422,12 @@ void store_submit(store_call *c, int delay_us, store_done_fn done, void *arg)
     c->arg = arg;
     c->next = NULL;
     c->resent = 0;
-    memset(&c->err, 0, sizeof(c->err));
+    failure_clear(c);
     c->not_before_ms = delay_us > 0 ? now_ms() + (delay_us + 999) / 1000 : 0;
     pthread_mutex_lock(&store.lock);
     if (store.stopping || !store.started) {
         pthread_mutex_unlock(&store.lock);
-        bty_error_set(&c->err, 503, "Batchy is stopping; try again in a moment");
+        failure_set(c, 503, "Batchy is stopping; try again in a moment");
         done(arg);
         return;
     }
@@ -439,7 +458,7 @@ static void call_finish(store_call *c)
 
 static void call_fail(store_call *c, int status, const char *message)
 {
-    bty_error_set(&c->err, status, "%s", message);
+    failure_set(c, status, message);
     call_finish(c);
 }
 
