@@ -11,8 +11,12 @@
  * answers without writing (an error, a retried close) is never taken from
  * here.
  *
- * Entries are immutable and reference-counted: a reader holds one while it
- * works, a newer entry replaces it in the table meanwhile. The table holds
+ * An entry holds the hash as Redis holds it (the expectation) and, when it
+ * fits, the same as a parsed document, which the rules read as it is: a
+ * hit costs no read, no parse and no copy. Entries are immutable (cJSON
+ * items are only read, from any thread) and reference-counted: a reader
+ * holds one while it works, a newer entry replaces it in the table
+ * meanwhile. The table holds
  * CACHE_BUDGET bytes at most and drops the least recently used entries
  * beyond that. One mutex guards the table; it is held only to look up,
  * insert or unlink, never to copy a hash.
@@ -35,6 +39,7 @@ struct cache_entry {
     char *name; /* the workflow, in block */
     bty_field *fields;
     size_t n;
+    cJSON *doc; /* the fields as a document, or NULL; owned */
     /* the block: this struct, the fields, then their texts */
 };
 
@@ -70,22 +75,40 @@ static int by_name(const void *a, const void *b)
     return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
-/* An entry of fields fs (n of them) for workflow, in one block; NULL when
- * over the size an entry may have, or out of memory. */
-static cache_entry *entry_create(const char *workflow, const pending *fs, size_t n)
+static void entry_free(cache_entry *e)
+{
+    if (e)
+        cJSON_Delete(e->doc);
+    free(e);
+}
+
+/* An entry of fields fs (n of them) for workflow, in one block, with doc
+ * (consumed) when it fits too; NULL when over the size an entry may have,
+ * or out of memory. */
+static cache_entry *entry_create(const char *workflow, const pending *fs, size_t n, cJSON *doc)
 {
     size_t name_len = strlen(workflow);
     size_t bytes = sizeof(cache_entry) + n * sizeof(bty_field) + name_len + 1;
     for (size_t i = 0; i < n; i++)
         bytes += fs[i].name_len + fs[i].value_len + 2;
+    /* A parsed document takes about three times its text. */
+    size_t doc_bytes = 3 * (bytes - sizeof(cache_entry));
+    if (bytes + doc_bytes > CACHE_BUDGET / 4) {
+        cJSON_Delete(doc);
+        doc = NULL;
+        doc_bytes = 0;
+    }
     if (bytes > CACHE_BUDGET / 4)
         return NULL;
     cache_entry *e = malloc(bytes);
-    if (!e)
+    if (!e) {
+        cJSON_Delete(doc);
         return NULL;
+    }
     memset(e, 0, sizeof(*e));
     e->refs = 1;
-    e->bytes = bytes;
+    e->bytes = bytes + doc_bytes;
+    e->doc = doc;
     e->hash = name_hash(workflow);
     e->fields = (bty_field *)(e + 1);
     e->n = n;
@@ -107,19 +130,19 @@ static cache_entry *entry_create(const char *workflow, const pending *fs, size_t
 }
 
 cache_entry *cache_entry_after(const char *workflow, const bty_field *base, size_t nbase,
-                               const bty_write_plan *plan)
+                               const bty_write_plan *plan, cJSON *doc)
 {
     const bty_hash_write *w = NULL;
     for (size_t i = 0; i < plan->n; i++)
         if (strcmp(plan->hashes[i].key, workflow) == 0)
             w = &plan->hashes[i];
-    if (!w)
+    pending *fs = w ? malloc((w->n + nbase + 1) * sizeof(*fs)) : NULL;
+    if (!fs) {
+        cJSON_Delete(doc);
         return NULL; /* not a write of the workflow: nothing to learn */
+    }
     if (w->mode != WRITE_MERGE)
         nbase = 0; /* replaced (or created): only what the plan writes */
-    pending *fs = malloc((w->n + nbase + 1) * sizeof(*fs));
-    if (!fs)
-        return NULL;
     for (size_t i = 0; i < w->n; i++)
         fs[i] = (pending){w->names[i], w->values[i], strlen(w->names[i]), strlen(w->values[i])};
     /* The plan's fields, sorted, win over the base's of the same name. */
@@ -130,7 +153,7 @@ cache_entry *cache_entry_after(const char *workflow, const bty_field *base, size
         if (!bsearch(&key, fs, w->n, sizeof(*fs), by_name))
             fs[n++] = key;
     }
-    cache_entry *e = entry_create(workflow, fs, n);
+    cache_entry *e = entry_create(workflow, fs, n, doc);
     free(fs);
     return e;
 }
@@ -145,7 +168,7 @@ void cache_release(cache_entry *e)
     int last = --e->refs == 0;
     pthread_mutex_unlock(&cache.lock);
     if (last)
-        free(e);
+        entry_free(e);
 }
 
 /* The entry of workflow in the table, or NULL. Under the lock. */
@@ -198,7 +221,7 @@ static void free_all(cache_entry *unused)
 {
     while (unused) {
         cache_entry *next = unused->chain;
-        free(unused);
+        entry_free(unused);
         unused = next;
     }
 }
@@ -220,6 +243,11 @@ int cache_get(const char *workflow, bty_hash *out)
     out->n = e->n;
     out->cached = e;
     return 1;
+}
+
+const cJSON *cache_doc(const cache_entry *e)
+{
+    return e ? e->doc : NULL;
 }
 
 void cache_put(cache_entry *e)

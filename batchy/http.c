@@ -109,9 +109,9 @@ typedef struct request {
     /* apply_rule's state (open, close, fail) */
     int attempt;
     long long min_batch_id;
-    bty_change change;       /* owned */
-    cache_entry *next_known; /* what <wf> holds once change is written; owned */
-    bty_end_params *params;  /* close, fail; owned */
+    bty_change change;      /* owned */
+    bty_hash base;          /* the <wf> change was computed from, until written */
+    bty_end_params *params; /* close, fail; owned */
 } request;
 
 /* What a handler returns: its answer is in `out`, or it failed with `err`,
@@ -293,9 +293,13 @@ static int rule_then_write(request *req, rule_fn rule, const void *arg, bty_hash
                              "call load_cfg/%s",
                              workflow, workflow, workflow);
     }
-    cJSON *doc = doc_from_hash(base->fields, base->n, workflow, err);
+    /* A cached document is read as it is; any other is parsed. */
+    const cJSON *doc = cache_doc(base->cached);
+    cJSON *parsed = doc ? NULL : doc_from_hash(base->fields, base->n, workflow, err);
+    if (parsed)
+        doc = parsed;
     int rc = doc ? rule(workflow, doc, now_utc(), req->min_batch_id, arg, &req->change, err) : -1;
-    cJSON_Delete(doc);
+    cJSON_Delete(parsed);
     if (from_cache && (rc != 0 || req->change.plan.n == 0)) {
         /* Only a write checks the cache; an answer without one (an error,
          * a retried close) comes from what Redis holds. */
@@ -303,18 +307,25 @@ static int rule_then_write(request *req, rule_fn rule, const void *arg, bty_hash
         change_free(&req->change);
         return read_again(req, err);
     }
-    if (rc == 0 && req->change.plan.n) {
+    if (rc == 0 && req->change.plan.n)
         rc = store_call_commit(&req->call, workflow, base, &req->change.plan, err);
-        req->next_known =
-            rc ? NULL : cache_entry_after(workflow, base->fields, base->n, &req->change.plan);
+    if (rc != 0 || req->change.plan.n == 0) {
+        store_hash_free(base);
+        return rc ? HANDLER_FAILED : HANDLER_DONE; /* done: a retried close, nothing to write */
     }
-    store_hash_free(base);
-    if (rc != 0)
-        return HANDLER_FAILED;
-    if (req->change.plan.n == 0)
-        return HANDLER_DONE; /* a retried close: nothing to write */
+    req->base = *base; /* kept to learn what <wf> holds once written */
     req->stage = RULE_WRITE;
     return HANDLER_WAIT;
+}
+
+/* After an answer that wrote <wf>: remember what it holds now, the base
+ * with the plan applied, and the answer's document, which is taken. */
+static void remember_written(request *req)
+{
+    cache_put(cache_entry_after(req->target.workflow, req->base.fields, req->base.n,
+                                &req->change.plan, req->change.state));
+    req->change.state = NULL;
+    store_hash_free(&req->base);
 }
 
 /* Read <wf>, apply the rule, write the plan, as a handler's stages; done
@@ -335,13 +346,9 @@ static int apply_rule(request *req, rule_fn rule, const void *arg, bty_error *er
         return rule_then_write(req, rule, arg, &hash, err);
     case RULE_WRITE: {
         int outcome = store_commit_result(&req->call, &hash, err);
-        if (outcome == COMMIT_WRITTEN) {
-            cache_put(req->next_known);
-            req->next_known = NULL;
-            return HANDLER_DONE;
-        }
-        cache_release(req->next_known);
-        req->next_known = NULL;
+        if (outcome == COMMIT_WRITTEN)
+            return HANDLER_DONE; /* the handler renders, then remember_written */
+        store_hash_free(&req->base);
         cache_forget(workflow);
         if (outcome == COMMIT_FAILED)
             return HANDLER_FAILED;
@@ -536,8 +543,9 @@ static int handle_load_cfg(const server *srv, request *req, reply *out, bty_erro
     } else {
         int outcome = store_commit_result(&req->call, NULL, err);
         if (outcome == COMMIT_WRITTEN) {
-            cache_put(cache_entry_after(workflow, NULL, 0, &req->change.plan));
-            return reply_doc(out, req->change.state, err);
+            int rc = reply_doc(out, req->change.state, err);
+            remember_written(req);
+            return rc;
         }
         cache_forget(workflow);
         if (outcome != COMMIT_AGAIN)
@@ -570,6 +578,8 @@ static int handle_open_batch(const server *srv, request *req, reply *out, bty_er
         rc = reply_text(out, 200, TYPE_JSON, format_json(change->state));
         break;
     }
+    if (req->change.plan.n)
+        remember_written(req);
     if (rc != 0)
         return bty_error_set(err, 503, "out of memory rendering the answer; try again");
     return HANDLER_DONE;
@@ -592,7 +602,10 @@ static int handle_end(const server *srv, request *req, const char *status, reply
     int rc = apply_rule(req, end_rule, &req->params->req, err);
     if (rc != HANDLER_DONE)
         return rc;
-    return reply_doc(out, req->change.state, err);
+    rc = reply_doc(out, req->change.state, err);
+    if (req->change.plan.n)
+        remember_written(req);
+    return rc;
 }
 
 static int handle_close_batch(const server *srv, request *req, reply *out, bty_error *err)
@@ -1024,7 +1037,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         MHD_destroy_post_processor(req->post);
     store_call_clear(&req->call);
     change_free(&req->change);
-    cache_release(req->next_known);
+    store_hash_free(&req->base);
     if (req->params) {
         end_params_free(req->params);
         free(req->params);

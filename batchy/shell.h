@@ -140,9 +140,12 @@ int store_commit_result(store_call *c, bty_hash *current, bty_error *err);
 
 /* The hash of workflow after plan is applied to base (n fields): a new
  * entry, or NULL when the plan does not write the workflow, the entry
- * would be too large, or memory ran out. */
+ * would be too large, or memory ran out. doc (consumed; may be NULL) is
+ * the same hash as a document (doc_from_hash's form), kept if it fits. */
 cache_entry *cache_entry_after(const char *workflow, const bty_field *base, size_t n,
-                               const bty_write_plan *plan);
+                               const bty_write_plan *plan, cJSON *doc);
+/* An entry's document, read-only, or NULL. */
+const cJSON *cache_doc(const cache_entry *e);
 /* Store e (taking the reference) as workflow's, replacing any older. */
 void cache_put(cache_entry *e);
 /* 1 with out referencing the cached hash of workflow, else 0. */
