@@ -149,14 +149,38 @@ static void redis_urls_in_every_documented_form(void **state)
     assert_int_equal(r.port, 6379);
     assert_int_equal(options_parse_redis_url("redis://[::1]:7000", &r, &err), 0);
     assert_string_equal(r.host, "::1");
+    assert_int_equal(r.port, 7000);
+    assert_int_equal(options_parse_redis_url("redis://[::1]/", &r, &err), 0);
+    assert_string_equal(r.host, "::1");
+    assert_int_equal(r.port, 6379);
+    assert_int_equal(r.db, 0);
+    /* The first ':' of the user info ends the user; an encoded one does not. */
+    assert_int_equal(options_parse_redis_url("redis://u%3Av:a:b%3Ac@h:1/2", &r, &err), 0);
+    assert_string_equal(r.user, "u:v");
+    assert_string_equal(r.password, "a:b:c");
+    assert_string_equal(r.host, "h");
+    assert_int_equal(r.port, 1);
+    assert_int_equal(r.db, 2);
+    assert_int_equal(options_parse_redis_url("redis://", &r, &err), 0);
+    assert_string_equal(r.host, "127.0.0.1");
     assert_int_equal(options_parse_redis_url("unix:///run/redis/redis.sock?db=2", &r, &err), 0);
     assert_true(r.is_unix);
     assert_string_equal(r.path, "/run/redis/redis.sock");
     assert_int_equal(r.db, 2);
 
-    const char *bad[] = {"http://x", "redis://h:99999", "redis://h/abc",
-                         "unix://",  "unix:///s?db=x",  "nonsense",
-                         ""};
+    const char *bad[] = {"http://x",
+                         "redis://h:99999",
+                         "redis://h/abc",
+                         "unix://",
+                         "unix:///s?db=x",
+                         "nonsense",
+                         "",
+                         "redis://:p%00w@h",
+                         "redis://h/1/2",
+                         "redis://h:-1",
+                         "redis://:p@ss@h",
+                         "redis://h:1x",
+                         "redis://h/99999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err.status = 0;
         if (options_parse_redis_url(bad[i], &r, &err) != -1)
