@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-dev
-          libcjson-dev liburiparser-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
+          libcjson-dev libjemalloc-dev liburiparser-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
           python3 curl valgrind faketime
           clang libclang-rt-14-dev cppcheck clang-tidy)
 # `scripts/deps.sh bench`: also the load generator of scripts/bench.sh.

@@ -313,7 +313,9 @@ class Batchy:
             cmd += ["--cfg-dir", self.cfg_dir]
         cmd += self.args
         if VALGRIND:
-            cmd = ["valgrind", "--leak-check=full",
+            # batchy is linked with jemalloc: valgrind must replace that
+            # malloc, not only libc's, to see the heap.
+            cmd = ["valgrind", "--soname-synonyms=somalloc=*jemalloc*", "--leak-check=full",
                    "--show-leak-kinds=definite,indirect",
                    "--errors-for-leak-kinds=definite,indirect",
                    "--error-exitcode=99",
