@@ -3,22 +3,24 @@
 bench.py - how fast Batchy is on this machine, next to what HTTP and Redis
 allow here. Run by scripts/bench.sh (which installs wrk and builds first):
 
-    scripts/bench.sh                 # the whole run, about 5 minutes
-    BENCH_SECONDS=2 scripts/bench.sh # shorter runs, rougher numbers
+    scripts/bench.sh                 # the whole run, about 6 minutes
+    BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh  # shorter, rougher
     BENCH_LONG=0 scripts/bench.sh    # without the 1-million-request run
     python3 tests/bench/bench.py --report var/bench/<run>.json   # a table again
 
 It starts its own redis-server (unix socket, no persistence, in a temp dir),
-one batchy (4 worker threads per core, access log on, to a file)
-and the minimal libmicrohttpd server of tests/bench/minimal.c, then uses
-wrk at several concurrencies (keep-alive connections):
+one batchy (its default of one worker thread per core, access log on, to a
+file) and the minimal libmicrohttpd server of tests/bench/minimal.c with as
+many threads, then uses wrk at several concurrencies (keep-alive
+connections), each run BENCH_ROUNDS times, the scenarios taking turns, and
+reports the median run (the machine is shared: single runs move by 20%):
 
   get_status on a 3-step and a 100-step workflow, open_batch+close_batch
   cycles over many workflows, index, and the minimal server (HTTP limit);
   redis-benchmark of the Redis commands one call needs (Redis limit);
-  batchy's CPU time per request and its RSS, idle, peak and over a long run;
-  time and Redis round trips per open_batch and load_cfg on workflows of
-  1 to 10,000 steps.
+  batchy's and Redis' CPU time per request, batchy's RSS, idle, peak and
+  over a long run; time and Redis round trips per open_batch and load_cfg
+  on workflows of 1 to 10,000 steps.
 
 It prints one table and writes every figure as JSON to var/bench/ (the file
 name is printed), for comparing runs. Nothing here asserts a speed: the
@@ -43,14 +45,15 @@ BUILD = os.environ.get("BENCH_BUILD", os.path.join(ROOT, "build"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 LONG = os.environ.get("BENCH_LONG", "1") != "0"
 LONG_REQUESTS = int(os.environ.get("BENCH_LONG_REQUESTS", "1000000"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
 CONCURRENCIES = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,16,64,256").split(",")]
 CYCLE_WORKFLOWS = 1000  # per wrk thread
 TICK = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
-# batchy's worker threads: 4 per core, which a busy service wants (its
-# default is one per core; BATCHY_THREADS=N to measure another count). The
-# minimal server gets the same.
-THREADS = int(os.environ.get("BATCHY_THREADS") or 4 * CORES)
+# batchy's worker threads: its default, one per core (no worker waits for
+# Redis, so more do not pay); BATCHY_THREADS=N to measure another count.
+# The minimal server gets the same.
+THREADS = int(os.environ.get("BATCHY_THREADS") or CORES)
 
 
 def free_port():
@@ -104,16 +107,22 @@ class Servers:
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock) and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.batchy_port = free_port()
-        self.batchy = self._spawn([os.path.join(BUILD, "batchy"), "--listen",
-                                   "127.0.0.1:%d" % self.batchy_port, "--redis",
-                                   "unix://" + self.sock, "--cfg-dir", self.cfg,
-                                   "--threads", str(THREADS)], "batchy")
-        wait_port(self.batchy_port, self.batchy, "batchy")
+        self.batchy_port, self.batchy = self._batchy("batchy")
+        # A second batchy on the same Redis, for calls where another process
+        # wrote the workflow last (cost_growth).
+        self.other_port, self.other = self._batchy("batchy2")
         self.minimal_port = free_port()
         self.minimal = self._spawn([os.path.join(BUILD, "bench", "minimal"),
                                     str(self.minimal_port), str(THREADS)], "minimal")
         wait_port(self.minimal_port, self.minimal, "minimal server")
+
+    def _batchy(self, name):
+        port = free_port()
+        proc = self._spawn([os.path.join(BUILD, "batchy"), "--listen", "127.0.0.1:%d" % port,
+                            "--redis", "unix://" + self.sock, "--cfg-dir", self.cfg,
+                            "--threads", str(THREADS)], name)
+        wait_port(port, proc, name)
+        return port, proc
 
     def _spawn(self, argv, name):
         log = open(os.path.join(self.dir, name + ".log"), "wb")
@@ -205,7 +214,7 @@ end
 """
 
 
-def wrk(url, connections, seconds, script=None, pid=None):
+def wrk(url, connections, seconds, script=None, pid=None, redis_pid=None):
     threads = min(2, connections)
     # wrk takes whole seconds only.
     argv = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % max(1, round(seconds)),
@@ -214,9 +223,11 @@ def wrk(url, connections, seconds, script=None, pid=None):
     if script:
         argv += ["-s", script]
     cpu0 = proc_cpu_seconds(pid) if pid else 0
+    rcpu0 = proc_cpu_seconds(redis_pid) if redis_pid else 0
     out = subprocess.run(argv + [url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          check=True).stdout.decode()
     cpu1 = proc_cpu_seconds(pid) if pid else 0
+    rcpu1 = proc_cpu_seconds(redis_pid) if redis_pid else 0
     res = {"connections": connections}
     m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
     res["requests"] = int(m.group(1))
@@ -230,7 +241,17 @@ def wrk(url, connections, seconds, script=None, pid=None):
     res["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
     if pid and res["requests"]:
         res["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / res["requests"]
+    if redis_pid and res["requests"]:
+        res["redis_cpu_us_per_req"] = (rcpu1 - rcpu0) * 1e6 / res["requests"]
     return res
+
+
+def median_run(runs):
+    """The run with the median requests per second, with every run's rate."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["rps_runs"] = [r["rps"] for r in runs]
+    return chosen
 
 
 # ---------------------------------------------------------------- redis-benchmark
@@ -267,44 +288,54 @@ def delta(after, before):
             if v != before.get(k, 0) and k != "info"}
 
 
-def timed_calls(client, path, n):
+def timed_calls(clients, path, n):
+    """n calls of path, taking turns among clients; the median in ms."""
     times = []
-    for _ in range(n):
+    for i in range(n):
         t0 = time.perf_counter()
-        client.get(path)
+        clients[i % len(clients)].get(path)
         times.append(time.perf_counter() - t0)
     times.sort()
     return times[len(times) // 2] * 1e3  # median, ms
 
 
 def cost_growth(servers, client):
+    """Per size: load_cfg calls; open_batch calls in a row on one batchy,
+    which knows what it wrote last (the usual case: no read); and open_batch
+    calls taking turns between two batchy processes, so that each finds the
+    workflow written by the other (its write is refused with what the
+    workflow holds, and made again)."""
+    other = Client(servers.other_port)
     rows = []
     for steps in (1, 100, 1000, 10000):
         wf = "size%d" % steps
-        calls = 20 if steps <= 1000 else 5
+        calls = 20 if steps <= 1000 else 6
         load(servers, client, wf, steps)
         before = commandstats(servers)
-        load_ms = timed_calls(client, "/load_cfg/" + wf, calls)
+        load_ms = timed_calls([client], "/load_cfg/" + wf, calls)
         load_cmds = delta(commandstats(servers), before)
         before = commandstats(servers)
-        open_ms = timed_calls(client, "/open_batch/" + wf, calls)
+        open_ms = timed_calls([client], "/open_batch/" + wf, calls)
         open_cmds = delta(commandstats(servers), before)
+        before = commandstats(servers)
+        turns_ms = timed_calls([client, other], "/open_batch/" + wf, calls)
+        turns_cmds = delta(commandstats(servers), before)
         doc = len(client.get("/get_status/" + wf))
         rows.append({
             "steps": steps, "document_bytes": doc,
-            "load_cfg_ms": load_ms, "open_batch_ms": open_ms,
+            "load_cfg_ms": load_ms, "open_batch_ms": open_ms, "open_turns_ms": turns_ms,
             "load_cfg_redis": {k: v / calls for k, v in load_cmds.items()},
             "open_batch_redis": {k: v / calls for k, v in open_cmds.items()},
+            "open_turns_redis": {k: v / calls for k, v in turns_cmds.items()},
         })
     return rows
 
 
 def round_trips(cmds):
-    """Round trips of one call, from the commands Redis counted: batchy
-    sends its read (UNWATCH, WATCH, HGETALL) as one pipeline ending in
-    HGETALL, and its write (MULTI, EVALSHA, EXEC) as one ending in EXEC;
-    EXISTS is the one-off probe for a free batch id."""
-    return cmds.get("hgetall", 0) + cmds.get("exec", 0) + cmds.get("exists", 0)
+    """Round trips of one call, from the commands Redis counted: a read is
+    one HGETALL, a write one EVALSHA of the write script; EXISTS is the
+    one-off probe for a free batch id."""
+    return cmds.get("hgetall", 0) + cmds.get("evalsha", 0) + cmds.get("exists", 0)
 
 
 # ---------------------------------------------------------------- main
@@ -344,23 +375,28 @@ def run(servers):
 
     base = "http://127.0.0.1:%d" % servers.batchy_port
     minimal = "http://127.0.0.1:%d/get_status/x" % servers.minimal_port
+    rpid = servers.redis.pid
     scenarios = [
-        ("minimal server (HTTP limit)", minimal, None, servers.minimal.pid),
-        ("get_status, 3 steps", base + "/get_status/get3", None, bpid),
-        ("get_status, 100 steps", base + "/get_status/get100", None, bpid),
-        ("open_batch + close_batch", base, lua, bpid),
-        ("index", base + "/index", None, bpid),
+        ("minimal server (HTTP limit)", minimal, None, servers.minimal.pid, None),
+        ("get_status, 3 steps", base + "/get_status/get3", None, bpid, rpid),
+        ("get_status, 100 steps", base + "/get_status/get100", None, bpid, rpid),
+        ("open_batch + close_batch", base, lua, bpid, rpid),
+        ("index", base + "/index", None, bpid, None),
     ]
-    results = {name: [] for name, _, _, _ in scenarios}
+    results = {name: [] for name, _, _, _, _ in scenarios}
     for c in CONCURRENCIES:
-        for name, url, script, pid in scenarios:
-            r = wrk(url, c, SECONDS, script, pid)
-            results[name].append(r)
-            print("  %-30s c=%-4d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms%s%s" % (
-                name, c, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
-                "  non-2xx %d" % r["errors"] if r["errors"] else "",
-                "  socket errors %d" % r["socket_errors"] if r["socket_errors"] else ""),
-                file=sys.stderr)
+        runs = {name: [] for name, _, _, _, _ in scenarios}
+        for _ in range(ROUNDS):  # the scenarios take turns: noise hits all alike
+            for name, url, script, pid, redis_pid in scenarios:
+                r = wrk(url, c, SECONDS, script, pid, redis_pid)
+                runs[name].append(r)
+                print("  %-30s c=%-4d %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms%s%s" % (
+                    name, c, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
+                    "  non-2xx %d" % r["errors"] if r["errors"] else "",
+                    "  socket errors %d" % r["socket_errors"] if r["socket_errors"] else ""),
+                    file=sys.stderr)
+        for name in runs:
+            results[name].append(median_run(runs[name]))
 
     redis = {"hgetall_3": [], "hgetall_100": [], "write_script": []}
     for c in CONCURRENCIES:
@@ -381,7 +417,8 @@ def run(servers):
     report = {
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cores": CORES, "kernel": os.uname().release,
-                    "batchy_threads": THREADS, "seconds_per_run": SECONDS},
+                    "batchy_threads": THREADS, "seconds_per_run": SECONDS,
+                    "rounds": ROUNDS},
         "http": results, "redis": redis,
         "batchy_rss_kb": {"idle": idle_rss, "peak": peak_rss},
         "cost_growth": growth, "long_run": long_run,
@@ -427,18 +464,18 @@ def print_report(rep):
         if name == "get_status, 100 steps":
             return hg100[c]["rps"]
         if name == "open_batch + close_batch":
-            # Per call: one read round trip and one write round trip.
-            return 1 / (1 / hg3[c]["rps"] + 1 / write[c]["rps"])
+            # Per call: one write round trip (batchy knows what it wrote).
+            return write[c]["rps"]
         return None
 
     print("Batchy benchmark, %s, %d cores, %d threads (batchy and minimal server), "
-          "wrk on the same machine, %gs per run"
+          "wrk on the same machine, median of %d runs of %gs"
           % (rep["started"], rep["machine"]["cores"], rep["machine"]["batchy_threads"],
-             rep["machine"]["seconds_per_run"]))
+             rep["machine"].get("rounds", 1), rep["machine"]["seconds_per_run"]))
     print()
-    head = ("%-28s %5s %9s %8s %8s %8s %9s %8s %9s %8s" % (
-        "", "conns", "req/s", "p50 ms", "p99 ms", "cpu us", "HTTP lim", "x HTTP", "Redis lim",
-        "x Redis"))
+    head = ("%-28s %5s %9s %8s %8s %7s %7s %9s %7s %9s %7s" % (
+        "", "conns", "req/s", "p50 ms", "p99 ms", "cpu us", "rds us", "HTTP lim", "x HTTP",
+        "Redis lim", "x Redis"))
     print(head)
     print("-" * len(head))
     for name, rows in http_.items():
@@ -447,9 +484,10 @@ def print_report(rep):
             m = minimal[c]
             lim = redis_limit(name, c)
             is_base = name.startswith("minimal")
-            print(("%-28s %5d %9.0f %8.2f %8.2f %8s %9s %8s %9s %8s%s" % (
+            print(("%-28s %5d %9.0f %8.2f %8.2f %7s %7s %9s %7s %9s %7s%s" % (
                 name, c, r["rps"], r["p50_ms"] or 0, r["p99_ms"] or 0,
                 "%.0f" % r["cpu_us_per_req"] if "cpu_us_per_req" in r else "",
+                "%.1f" % r["redis_cpu_us_per_req"] if "redis_cpu_us_per_req" in r else "",
                 "" if is_base else "%.0f" % m["rps"],
                 "" if is_base else "%.2f" % ratio(r["rps"], m["rps"]),
                 "%.0f" % lim if lim else "", "%.2f" % ratio(r["rps"], lim) if lim else "",
@@ -479,17 +517,22 @@ def print_report(rep):
               "first slice %+d kB" % (lr["requests"], " ".join(
                   "%.1f" % (s["rss_kb"] / 1024) for s in lr["samples"]), lr["growth_kb"]))
     print()
-    print("Cost with the workflow's size (median of sequential calls):")
-    print("  %7s %11s %12s %14s %13s %14s" % ("steps", "doc bytes", "load_cfg ms",
-                                             "load_cfg trips", "open ms", "open trips"))
+    print("Cost with the workflow's size (median of sequential calls; Redis round trips")
+    print("per call; 'turns': open_batch taking turns between two batchy processes):")
+    print("  %7s %10s %9s %6s %9s %6s %9s %6s" % (
+        "steps", "doc bytes", "load ms", "trips", "open ms", "trips", "turns ms", "trips"))
     for g in rep["cost_growth"]:
-        print("  %7d %11d %12.2f %14s %13.2f %14s" % (
+        print("  %7d %10d %9.2f %6s %9.2f %6s %9s %6s" % (
             g["steps"], g["document_bytes"], g["load_cfg_ms"],
             "%g" % round_trips(g["load_cfg_redis"]), g["open_batch_ms"],
-            "%g" % round_trips(g["open_batch_redis"])))
-    cmds = rep["cost_growth"][-1]["open_batch_redis"]
-    print("  Redis commands per open_batch (10,000 steps): %s" % ", ".join(
-        "%s %g" % (k.upper(), v) for k, v in sorted(cmds.items())))
+            "%g" % round_trips(g["open_batch_redis"]),
+            "%.2f" % g["open_turns_ms"] if "open_turns_ms" in g else "",
+            "%g" % round_trips(g["open_turns_redis"]) if "open_turns_redis" in g else ""))
+    for key, what in (("open_batch_redis", "open_batch"), ("open_turns_redis", "turns")):
+        cmds = rep["cost_growth"][-1].get(key)
+        if cmds:
+            print("  Redis commands per %s (10,000 steps): %s" % (what, ", ".join(
+                "%s %g" % (k.upper(), v) for k, v in sorted(cmds.items()))))
 
 
 if __name__ == "__main__":
