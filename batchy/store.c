@@ -11,11 +11,12 @@
  * Redis and batchy wake once per batch instead of once per call.
  *
  * Calls of different requests share the connection, so no call may leave
- * state on it: there is no WATCH and no MULTI. A call is one read round
- * trip (HGETALL) and one write round trip (EVALSHA of the plan script). The
- * script is given what the workflow held when it was read, and writes
- * nothing when that changed since (compare and set): the caller reads
- * again and retries. It checks that every key it writes is a hash (or
+ * state on it: there is no WATCH and no MULTI. A read is one round trip
+ * (HGETALL), a write another (EVALSHA of the plan script). The script is
+ * given what the workflow held when the call computed its change (as read,
+ * or as cache.c remembers it), and writes nothing when it holds anything
+ * else now (compare and set), answering with what it holds: the caller
+ * starts over from that. It checks that every key it writes is a hash (or
  * absent) before writing any, so a write is never half applied.
  *
  * The connection is made on the first call, with connect and command
