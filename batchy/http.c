@@ -254,15 +254,21 @@ typedef int (*rule_fn)(const char *workflow, const cJSON *doc, bty_time now, lon
 /* apply_rule's stages, after 0 (start). */
 enum { RULE_READ = 1, RULE_WRITE, RULE_FREE_ID };
 
+/* Every try found the workflow changed by another call. */
+static int too_fast(const request *req, bty_error *err)
+{
+    return bty_error_set(err, 503,
+                         "workflow '%s' is changing too fast to apply this call; try again",
+                         req->target.workflow);
+}
+
 /* Ask for (another) read of the workflow. After the first, back off a
  * little, growing and jittered, so that racing writers (in this process
  * and others) spread out. */
 static int read_again(request *req, bty_error *err)
 {
     if (req->attempt == MAX_ATTEMPTS)
-        return bty_error_set(err, 503,
-                             "workflow '%s' is changing too fast to apply this call; try again",
-                             req->target.workflow);
+        return too_fast(req, err);
     req->delay_us = 0;
     if (req->attempt) {
         static __thread unsigned seed;
@@ -357,9 +363,7 @@ static int apply_rule(request *req, rule_fn rule, const void *arg, bty_error *er
         if (outcome == COMMIT_CHANGED) {
             if (req->attempt++ == MAX_ATTEMPTS) {
                 store_hash_free(&hash);
-                return bty_error_set(
-                    err, 503, "workflow '%s' is changing too fast to apply this call; try again",
-                    workflow);
+                return too_fast(req, err);
             }
             return rule_then_write(req, rule, arg, &hash, err);
         }

@@ -83,7 +83,8 @@ static const char *status_of(const cJSON *record)
     return cJSON_IsString(s) ? s->valuestring : "";
 }
 
-/* A number stored as JSON number or, by hand, as numeric text. Returns 1 and
+/* A number stored as JSON number (raw digits once read, doc_number) or, by
+ * hand, as numeric text. Returns 1 and
  * sets *out when present, 0 when absent or null, -1 when not a number. */
 static int number_field(const cJSON *record, const char *name, double *out)
 {
