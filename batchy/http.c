@@ -361,11 +361,18 @@ static int apply_rule(request *req, rule_fn rule, const void *arg, bty_error *er
         long long taken = req->change.batch_id;
         change_free(&req->change);
         if (outcome == COMMIT_CHANGED) {
-            if (req->attempt++ == MAX_ATTEMPTS) {
-                store_hash_free(&hash);
-                return too_fast(req, err);
+            /* Go on at once from what the workflow holds now: the usual
+             * case is another process having written it since this one
+             * did. Refused again, calls are racing on this workflow: back
+             * off and read, as after a conflict, so that they spread out
+             * (an immediate retry each time let a slow call lose fifty
+             * times in a row). */
+            if (req->attempt < 2) {
+                req->attempt++;
+                return rule_then_write(req, rule, arg, &hash, err);
             }
-            return rule_then_write(req, rule, arg, &hash, err);
+            store_hash_free(&hash);
+            return read_again(req, err);
         }
         if (outcome == COMMIT_AGAIN)
             return read_again(req, err);
