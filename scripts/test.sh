@@ -64,6 +64,11 @@ read -r passed failed < <(awk '
     /^[0-9]+ passed, [0-9]+ failed/ { p += $1; f += $3 }
     END { print p + 0, f + 0 }' "$log")
 if [ ${#failed_steps[@]} -gt 0 ]; then
+    # Each failed test's report above holds its traceback, what it printed,
+    # how long it took under what load, and the tails of the batchy and
+    # redis-server logs: enough to tell a slow machine from a real defect.
+    echo "failed tests (reports above):"
+    grep -E '^(FAIL|ERROR): |^\[  FAILED  \] [a-z_]' "$log" | sort -u | sed 's/^/    /'
     echo "failed steps: ${failed_steps[*]}"
     [ "$failed" -eq 0 ] && failed=1
 fi

@@ -33,6 +33,13 @@ REPO_CFG_DIR = os.path.join(REPO_ROOT, "cfg")
 VALGRIND = os.environ.get("BATCHY_VALGRIND") == "1"
 # Everything that waits for batchy waits this many times longer under valgrind.
 SLOW = 5 if VALGRIND else 1
+# The bound for "at once" (a signal obeyed, a timeout kept, an answer while
+# Redis is down): generous for the slowest build (valgrind) on a machine
+# whose cores are all busy. Tests that use it make the wrong behaviour take
+# far longer (a 60 s hang, an hour-long interval), so the bound still tells
+# right from wrong. No test counts how many things happen in a wall-clock
+# window: tests wait for an event with a long deadline instead.
+PROMPT = 5 * SLOW
 START_TIMEOUT = 30 if VALGRIND else 10
 STOP_TIMEOUT = 60 if VALGRIND else 10
 VERSION = "1.0.0"
@@ -286,11 +293,19 @@ class RedisServer:
 
 # ---------------------------------------------------------------- batchy
 
+# Every Batchy made in this process, in order: a failed test's report shows
+# the log tails of those it made and of its class's batchy.
+ALL_BATCHY = []
+LOG_TAIL_LINES = 40
+
+
 class Batchy:
     """One batchy process. stderr goes to a file (the access log)."""
 
     def __init__(self, redis_url=None, cfg_dir=None, args=(), env=None, port=None,
                  workdir=None, listen=True):
+        ALL_BATCHY.append(self)
+        self.saved_tail = ""  # the log's tail, kept when cleanup removes the file
         self.port = port or free_port()
         self.workdir = workdir or tempfile.mkdtemp(prefix="batchy-run-")
         self.own_workdir = workdir is None
@@ -421,7 +436,13 @@ class Batchy:
             self.stop()
         finally:
             if self.own_workdir:
+                self.saved_tail = self.log_tail()
                 shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_tail(self, lines=LOG_TAIL_LINES):
+        """The last lines of batchy's stderr (its access log and errors)."""
+        text = self.stderr() or self.saved_tail
+        return "\n".join(text.splitlines()[-lines:])
 
     # HTTP shortcuts
     def request(self, method, path, headers=None, body=None, timeout=None):
@@ -435,6 +456,34 @@ class Batchy:
 
     def head(self, path, **kw):
         return self.request("HEAD", path, **kw)
+
+
+# ---------------------------------------------------------------- failure reports
+
+def failure_report(test, seconds, first_batchy):
+    """What the runner prints after a failed test, to tell a timing failure
+    (a slow build, a busy machine) from a real one: how long the test took
+    and how loaded the machine was, then the log tails of the batchy
+    processes it used (its class's, and those made from index first_batchy
+    on) and of its class's redis-server."""
+    case = getattr(test, "test_case", test)  # a subTest: its test's attributes
+    load = " ".join("%.2f" % x for x in os.getloadavg())
+    out = ["--- %s took %.1fs in the %s build, %d cores, load average %s" % (
+        test.id(), seconds, "valgrind" if VALGRIND else
+        ("sanitizer" if "san" in batchy_bin() else "plain"), os.cpu_count(), load)]
+    seen = []
+    for b in [getattr(case, "batchy", None)] + ALL_BATCHY[first_batchy:]:
+        if isinstance(b, Batchy) and b not in seen:
+            seen.append(b)
+            state = "running" if b.running() else "exited %s" % (
+                b.proc.returncode if b.proc else "(never started)")
+            out.append("--- batchy on port %d (%s), last %d lines of its log:\n%s" % (
+                b.port, state, LOG_TAIL_LINES, b.log_tail()))
+    redis = getattr(case, "redis", None)
+    if isinstance(redis, RedisServer):
+        tail = "\n".join(redis.read_log().splitlines()[-10:])
+        out.append("--- redis-server on port %d, last lines of its log:\n%s" % (redis.port, tail))
+    return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------- test base

@@ -27,6 +27,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import harness  # noqa: E402  (from HERE)
 
 
 def flatten(suite):
@@ -42,6 +43,26 @@ class Result(unittest.TextTestResult):
         super().__init__(*a, **kw)
         self.outcome = {}
         self.fixture_errors = 0
+        self.test_started = time.monotonic()
+        self.first_batchy = 0
+
+    def startTest(self, test):
+        super().startTest(test)
+        self.test_started = time.monotonic()
+        self.first_batchy = len(harness.ALL_BATCHY)
+
+    def _report(self, test):
+        """After a failure: the test's time, the machine's load and the
+        service logs (harness.failure_report), appended to the failure's
+        text so that the summary shows them with the traceback."""
+        if not isinstance(test, unittest.TestCase):
+            return
+        report = harness.failure_report(test, time.monotonic() - self.test_started,
+                                        self.first_batchy)
+        for listing in (self.failures, self.errors):
+            if listing and listing[-1][0] is test:
+                listing[-1] = (test, listing[-1][1] + report)
+                return
 
     def _mark(self, test, what):
         if isinstance(test, unittest.TestCase):
@@ -57,15 +78,18 @@ class Result(unittest.TextTestResult):
     def addFailure(self, test, err):
         super().addFailure(test, err)
         self._mark(test, "fail")
+        self._report(test)
 
     def addError(self, test, err):
         super().addError(test, err)
         self._mark(test, "fail")
+        self._report(test)
 
     def addSubTest(self, test, subtest, err):
         super().addSubTest(test, subtest, err)
         if err is not None:
             self.outcome[test.id()] = "fail"
+            self._report(subtest)
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
@@ -190,9 +214,17 @@ def main(argv):
     tests = [t for t in flatten(suite) if wanted(t.id())]
     if jobs > 1 and len({t.id().rsplit(".", 1)[0] for t in tests}) > 1:
         return run_sharded(tests, jobs, verbosity)
-    runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=verbosity, resultclass=Result)
+    # buffer: what a test prints is shown with its failure, not interleaved
+    runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=verbosity, resultclass=Result,
+                                     buffer=True)
     started = time.monotonic()
-    result = runner.run(unittest.TestSuite(tests))
+    # stdout carries the summary line alone: what the tests print (and what
+    # a buffered failure mirrors) goes to stderr with the reports
+    summary_out, sys.stdout = sys.stdout, sys.stderr
+    try:
+        result = runner.run(unittest.TestSuite(tests))
+    finally:
+        sys.stdout = summary_out
     passed = sum(1 for v in result.outcome.values() if v == "pass")
     skipped = sum(1 for v in result.outcome.values() if v == "skip")
     failed = sum(1 for v in result.outcome.values() if v == "fail")

@@ -6,7 +6,7 @@ import signal
 import time
 import unittest
 
-from harness import ServiceTestCase, SLOW
+from harness import PROMPT, ServiceTestCase, SLOW
 
 CALLS = ("/get_status/wf1", "/open_batch/wf1", "/close_batch/wf1", "/fail_batch/wf1",
          "/load_cfg/wf1", "/open_batch/wf1/sh", "/get_status/wf1?batch_id=5")
@@ -23,20 +23,20 @@ class RedisDownAtStartTest(ServiceTestCase):
         r = self.batchy.get(path)
         return r, time.monotonic() - started
 
-    def test_healthz_is_503_within_two_seconds(self):
+    def test_healthz_is_503_at_once(self):
         for _ in range(3):
             r, elapsed = self.timed("/healthz")
             self.assertEqual(r.status, 503, r)
             self.assertTrue(r.content_type.startswith("application/json"), r)
             self.assertIsInstance(r.json(), dict)
-            self.assertLess(elapsed, 2 * SLOW, "healthz took %.2fs" % elapsed)
+            self.assertLess(elapsed, PROMPT, "healthz took %.2fs" % elapsed)
 
-    def test_api_calls_are_503_json_within_two_seconds(self):
+    def test_api_calls_are_503_json_at_once(self):
         for path in CALLS:
             with self.subTest(path=path):
                 r, elapsed = self.timed(path)
                 self.assert_error(r, 503)
-                self.assertLess(elapsed, 2 * SLOW, "%s took %.2fs" % (path, elapsed))
+                self.assertLess(elapsed, PROMPT, "%s took %.2fs" % (path, elapsed))
 
     def test_index_still_answers(self):
         r = self.batchy.get("/index")
@@ -72,7 +72,7 @@ class RedisRecoveryTest(ServiceTestCase):
             started = time.monotonic()
             r = self.batchy.get("/healthz")
             elapsed = time.monotonic() - started
-            self.assertLess(elapsed, 4 * SLOW, "healthz took %.2fs" % elapsed)
+            self.assertLess(elapsed, PROMPT, "healthz took %.2fs" % elapsed)
             seen.append(r.status)
             if r.status == status:
                 return r
@@ -102,7 +102,7 @@ class RedisRecoveryTest(ServiceTestCase):
             with self.subTest(path=path):
                 started = time.monotonic()
                 self.assert_error(self.batchy.get(path), 503)
-                self.assertLess(time.monotonic() - started, 2 * SLOW)
+                self.assertLess(time.monotonic() - started, PROMPT)
         self.redis_up()
         self.poll_healthz(200, 5)
         # the restarted redis-server kept nothing (--save ""): load again
@@ -136,7 +136,7 @@ class RedisRecoveryTest(ServiceTestCase):
             r = self.batchy.get("/get_status/wf1", timeout=20 * SLOW)
             elapsed = time.monotonic() - started
             self.assert_error(r, 503)
-            self.assertLess(elapsed, 3 * SLOW, "a hung Redis held the request %.1fs" % elapsed)
+            self.assertLess(elapsed, PROMPT, "a hung Redis held the request %.1fs" % elapsed)
         finally:
             self.redis.proc.send_signal(signal.SIGCONT)
         self.poll_healthz(200, 5)
