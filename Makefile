@@ -57,7 +57,7 @@ ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS)
 LDLIBS  = $(PKG_LIBS) -lpthread -lm
 # What the objects are built with, kept in $(BUILD)/flags: objects depend on
 # it, so another CC, CFLAGS, SAN or HARDEN in the same BUILD rebuilds them.
-BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(ALLOC_LIBS) $(BATCHY_LIBS) $(WAITSY_LIBS)
+BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) $(ALLOC_LIBS) $(BATCHY_LIBS) $(WAITSY_LIBS)
 
 CORE_SRC  = error times names cfgload doc rules format route
 SHELL_SRC = options store cache http main
@@ -80,13 +80,17 @@ $(BUILD)/flags: FORCE
 	@echo '$(BUILD_FLAGS)' | cmp -s - $@ || echo '$(BUILD_FLAGS)' > $@
 FORCE:
 
-$(BUILD)/obj/%.o: batchy/%.c batchy/batchy.h batchy/shell.h $(BUILD)/flags
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+# Each object depends on the headers it includes, as the compiler lists
+# them (-MMD, in a .d file beside the object).
+DEPFLAGS = -MMD -MP
 
-$(BUILD)/obj/waitsy/%.o: waitsy/%.c waitsy/waitsy.h waitsy/fetch.h batchy/batchy.h $(BUILD)/flags
+$(BUILD)/obj/%.o: batchy/%.c $(BUILD)/flags
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Iwaitsy -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/waitsy/%.o: waitsy/%.c $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Iwaitsy -c -o $@ $<
 
 $(BUILD)/batchy-core.a: $(CORE_OBJ)
 	$(AR) rcs $@ $^
@@ -102,9 +106,9 @@ $(BUILD)/batchy: $(SHELL_OBJ) $(BUILD)/batchy-core.a
 	$(CC) $(SANFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(BATCHY_LIBS) $(ALLOC_LIBS)
 
 # Unit tests link the pure cores, plus options.o for the Redis URL forms.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(BUILD)/obj/options.o batchy/batchy.h waitsy/waitsy.h $(BUILD)/flags
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(BUILD)/obj/options.o $(BUILD)/flags
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Iwaitsy -o $@ $< $(BUILD)/obj/options.o $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEPFLAGS) -Iwaitsy -o $@ $< $(BUILD)/obj/options.o $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
 
 # Unit tests: pure logic, no Redis, no network.
 unit: $(UNITS:%=$(BUILD)/tests/%)
@@ -161,12 +165,12 @@ FUZZ_OBJ      = $(CORE_SRC:%=$(FUZZ_BUILD)/obj/%.o)
 
 # The core gets coverage instrumentation (fuzzer-no-link); only the
 # targets link libFuzzer's main.
-$(FUZZ_BUILD)/obj/%.o: batchy/%.c batchy/batchy.h
+$(FUZZ_BUILD)/obj/%.o: batchy/%.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_check.h $(FUZZ_OBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(FUZZ_LIBS)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(FUZZ_LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -174,5 +178,10 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 format:
 	clang-format -i batchy/*.c batchy/*.h waitsy/*.c waitsy/*.h tests/unit/*.c tests/bench/*.c
 
+# Every build folder: the default, the sanitizer build, the fuzzers, and
+# any BUILD=... given on this command line.
 clean:
-	rm -rf build build-san
+	rm -rf build build-san $(FUZZ_BUILD) $(BUILD)
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/waitsy/*.d $(BUILD)/tests/*.d \
+                    $(FUZZ_BUILD)/obj/*.d $(FUZZ_BUILD)/*.d)
