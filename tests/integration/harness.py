@@ -31,6 +31,12 @@ WORKFLOWS_DIR = os.path.join(HERE, "workflows")
 REPO_CFG_DIR = os.path.join(REPO_ROOT, "cfg")
 
 VALGRIND = os.environ.get("BATCHY_VALGRIND") == "1"
+# A shell starts a background job with SIGINT ignored, and an ignored
+# signal stays ignored across exec: every batchy and waitsy of a test run
+# started that way would ignore SIGINT. Handled here (as Python does when it
+# starts with SIGINT at its default), it is back to the default in them.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Everything that waits for batchy waits this many times longer under valgrind.
 SLOW = 5 if VALGRIND else 1
 # The bound for "at once" (a signal obeyed, a timeout kept, an answer while

@@ -64,8 +64,9 @@ class SignalsAndOptionsTest(OwnBatchyMixin, unittest.TestCase):
         # answer: a client that got none would retry and open a second batch.
         # "Under way" is an event, not a delay: the signal goes once batchy
         # has read the request (its socket's receive queue is empty) while
-        # Redis is busy. Redis stays busy for less than its 5 s script limit.
-        b = self.start_batchy()
+        # Redis is busy. Redis stays busy for less than its 5 s script limit,
+        # and batchy waits for Redis longer than that.
+        b = self.start_batchy(env={"BATCHY_REDIS_TIMEOUT_MS": "10000"})
         self.assertEqual(b.get("/load_cfg/wf1").status, 200)
         busy_us = int(min(1.5 * SLOW, 4) * 1000000)
         busy = ("local t = redis.call('TIME') "
