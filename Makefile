@@ -52,15 +52,16 @@ HARDEN_LDFLAGS ?= -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
 endif
 
 # Hardening first, so that a flag in CFLAGS or LDFLAGS can countermand it.
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN_CFLAGS) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -Ibatchy
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN_CFLAGS) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -Ibatchy \
+             -I$(BUILD)/gen
 ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS)
 LDLIBS  = $(PKG_LIBS) -lpthread -lm
 # What the objects are built with, kept in $(BUILD)/flags: objects depend on
 # it, so another CC, CFLAGS, SAN or HARDEN in the same BUILD rebuilds them.
 BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) $(ALLOC_LIBS) $(BATCHY_LIBS) $(WAITSY_LIBS)
 
-CORE_SRC  = error times names cfgload doc rules format route
-SHELL_SRC = options store cache http main
+CORE_SRC  = error times names keys cfgload doc rules format route utf8 fields cfgscalar
+SHELL_SRC = options resp store cache apply api watch http main
 # Waitsy: a pure core (args, ready) and a shell (fetch, main); it shares
 # Batchy's times and name checks through batchy-core.a.
 WAITSY_CORE_SRC  = args ready
@@ -92,6 +93,17 @@ $(BUILD)/obj/waitsy/%.o: waitsy/%.c $(BUILD)/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Iwaitsy -c -o $@ $<
 
+# The write script, batchy/plan.lua, as a C array that store.c includes:
+# the script is edited and read as Lua, and batchy is still one file.
+$(BUILD)/gen/plan_lua.h: batchy/plan.lua
+	@mkdir -p $(@D)
+	{ echo '/* Made by the Makefile from batchy/plan.lua: edit that. */'; \
+	  echo 'static const char plan_script[] = {'; \
+	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0x00};'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/store.o: $(BUILD)/gen/plan_lua.h
+
 $(BUILD)/batchy-core.a: $(CORE_OBJ)
 	$(AR) rcs $@ $^
 
@@ -105,10 +117,13 @@ $(BUILD)/batchy: $(SHELL_OBJ) $(BUILD)/batchy-core.a
 	$(if $(filter 1,$(SAN))$(ALLOC_LIBS),,$(error jemalloc not found (pkg-config jemalloc): run scripts/deps.sh))
 	$(CC) $(SANFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(BATCHY_LIBS) $(ALLOC_LIBS)
 
-# Unit tests link the pure cores, plus options.o for the Redis URL forms.
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(BUILD)/obj/options.o $(BUILD)/flags
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEPFLAGS) -Iwaitsy -o $@ $< $(BUILD)/obj/options.o $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
+# Unit tests link the pure cores, plus options.o for the Redis URL forms,
+# and resp.o (with cache.o, whose entries a hash may hold) for the Redis
+# commands and replies.
+UNIT_SHELL_OBJ = $(BUILD)/obj/options.o $(BUILD)/obj/resp.o $(BUILD)/obj/cache.o
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(UNIT_SHELL_OBJ) $(BUILD)/flags
+	@mkdir -p $(@D) $(BUILD)/obj/tests
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEPFLAGS) -MF $(BUILD)/obj/tests/$*.d -Iwaitsy -o $@ $< $(UNIT_SHELL_OBJ) $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)
 
 # Unit tests: pure logic, no Redis, no network.
 unit: $(UNITS:%=$(BUILD)/tests/%)
@@ -128,10 +143,10 @@ san:
 # suppressed on its line, with the reason.
 LINT_SRC   = $(wildcard batchy/*.c waitsy/*.c) tests/bench/minimal.c
 LINT_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-LINT_FLAGS = -std=c11 -D_GNU_SOURCE $(PKG_CFLAGS) -Ibatchy -Iwaitsy
+LINT_FLAGS = -std=c11 -D_GNU_SOURCE $(PKG_CFLAGS) -Ibatchy -Iwaitsy -I$(BUILD)/gen
 CPPCHECK_FLAGS = --quiet --error-exitcode=1 --inline-suppr --std=c11 --library=posix \
                  --enable=warning,performance,portability $(filter -I% -D% -U%,$(LINT_FLAGS))
-lint:
+lint: $(BUILD)/gen/plan_lua.h
 	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRC)
 	printf '%s\n' $(LINT_SRC) | xargs -P $(LINT_JOBS) -I{} sh -c \
 	    'out=$$(clang-tidy --quiet "$$1" -- $(LINT_FLAGS) 2>&1); rc=$$?; \
@@ -170,7 +185,8 @@ $(FUZZ_BUILD)/obj/%.o: batchy/%.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -MF $(FUZZ_BUILD)/obj/$(@F).d -fsanitize=fuzzer -o $@ $< \
+	    $(FUZZ_OBJ) $(FUZZ_LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -183,5 +199,5 @@ format:
 clean:
 	rm -rf build build-san $(FUZZ_BUILD) $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/waitsy/*.d $(BUILD)/tests/*.d \
-                    $(FUZZ_BUILD)/obj/*.d $(FUZZ_BUILD)/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/waitsy/*.d $(BUILD)/obj/tests/*.d \
+                    $(FUZZ_BUILD)/obj/*.d)

@@ -6,18 +6,25 @@
  *
  *   pure (no I/O, no clock, no globals):
  *     error.c    the error type every layer returns up to HTTP
+ *     utf8.c     the one UTF-8 decoder: validation, repair, cutting
  *     times.c    lenient time parsing, canonical formatting
+ *     fields.c   the table of special step fields: types, bounds, checks
  *     names.c    workflow and step name validation
  *     cfgload.c  workflow YAML -> JSON document, with validation
+ *     cfgscalar.c  YAML scalars and tags -> JSON values (PyYAML's rules)
+ *     keys.c     the shapes of the Redis keys: <wf>, snapshots
  *     doc.c      Redis hash <-> workflow document, write plans
  *     rules.c    the batch rules: load, open, close, fail
  *     format.c   output formats: json, infa, sh
  *     route.c    the routing table: URL path -> endpoint, workflow, format
- *   shell:
- *     options.c  command line, environment, Redis URLs
- *     store.c    Redis: per-thread connections, reads, atomic writes
- *     http.c     libmicrohttpd: requests, auth, access log, handlers
- *     main.c     start, signals, stop
+ *   shell (shell.h lists its files and the threads): options, the HTTP
+ *     server (http.c), the handlers (api.c), the write protocol (apply.c),
+ *     Redis (resp.c, store.c, plan.lua), the write cache (cache.c), the
+ *     watchdog and access log (watch.c), main.c.
+ *
+ * A request: http.c -> route_match (route.c) -> a handler (api.c) -> for
+ * a write, apply.c: the rule (rules.c) with `now`, then one atomic write
+ * (store.c) -> a format (format.c) -> http.c answers.
  *
  * Ownership: a function named *_create / *_parse / *_render / *_from_*
  * returns memory the caller frees with the matching *_free (or free() for
@@ -46,6 +53,30 @@ typedef struct bty_error {
  * always valid UTF-8: a byte of a character cut by "%.Ns" becomes '?'. */
 int bty_error_set(bty_error *err, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ utf8.c
+ * UTF-8 as Unicode defines it (shortest form, no surrogates, nothing above
+ * U+10FFFF). Depends on no other part of Batchy. */
+
+/* Decode the sequence at s, of which `left` bytes may be read. Returns its
+ * length (1-4) and sets *cp, or 0 (cp untouched) when left is 0 or the bytes
+ * there are not a valid sequence: overlong, surrogate, above U+10FFFF, a
+ * stray or missing continuation byte, or cut short by `left`. NUL decodes
+ * as U+0000, length 1. */
+size_t utf8_decode(const unsigned char *s, size_t left, uint32_t *cp);
+
+/* 1 when text[0..len) is valid UTF-8 without NUL, else 0. Query parameters
+ * must be, since they end up in JSON. */
+int utf8_valid(const char *text, size_t len);
+
+/* Replace, in the NUL-terminated s, each byte that does not start a valid
+ * sequence with '?', so that text cut at a byte count ("%.200s") is UTF-8. */
+void utf8_repair(char *s);
+
+/* The length of the longest prefix of s[0..len) that has at most max bytes
+ * and does not end inside a character: len when it fits, else max backed
+ * off over continuation bytes (so s[max] is read). */
+size_t utf8_prefix(const char *s, size_t len, size_t max);
 
 /* ------------------------------------------------------------------ times.c
  * A point in time in UTC, microsecond precision. */
@@ -77,6 +108,40 @@ bty_time time_trunc_day(bty_time t);
 /* t plus a signed number of microseconds. */
 bty_time time_add_usec(bty_time t, int64_t usec);
 
+/* ------------------------------------------------------------------ fields.c
+ * The special fields of a step (SPEC section 2) and the close/fail
+ * parameters that are not fields (token, step, error): one table, asked by
+ * name. */
+typedef enum bty_field_type {
+    FIELD_TIME,   /* a time time_parse reads, or null */
+    FIELD_ID,     /* a whole number from min to max */
+    FIELD_HOURS,  /* a number from min to max */
+    FIELD_BOOL,   /* true or false */
+    FIELD_STATUS, /* new, open, success or failed */
+    FIELD_TEXT,   /* a string, or null */
+    FIELD_PARAM,  /* no step field: a close/fail parameter of its own meaning */
+} bty_field_type;
+
+typedef struct bty_special_field {
+    const char *name;
+    bty_field_type type;
+    double min, max;  /* FIELD_ID, FIELD_HOURS: inclusive bounds */
+    int settable;     /* 1 when a close/fail parameter may set it (none may) */
+    int canonical;    /* 1 when load_cfg rewrites it in canonical form (times) */
+    const char *rule; /* "must be true or false": what a value must be, for
+                       * messages; NULL for FIELD_PARAM */
+} bty_special_field;
+
+/* The row of special field `name`, or NULL when the name is not special. */
+const bty_special_field *special_field_find(const char *name);
+
+/* Every row, *n of them, in the order of SPEC section 2. */
+const bty_special_field *special_fields(size_t *n);
+
+/* 1 when v is a value field f may hold in a workflow file, else 0. Always 1
+ * for FIELD_PARAM. */
+int special_field_fits(const bty_special_field *f, const cJSON *v);
+
 /* ------------------------------------------------------------------ names.c
  * Workflow: 1-128 chars of [A-Za-z0-9_.-], first a letter, digit or '_',
  * not ending in -<digits> or -<digits>-init. Step: 1-256 bytes of
@@ -84,10 +149,6 @@ bty_time time_add_usec(bty_time t, int64_t usec);
  * Return 0 when valid, else -1 with err set to 400 and the reason. */
 int name_workflow_check(const char *name, bty_error *err);
 int name_step_check(const char *name, bty_error *err);
-
-/* 1 when text[0..len) is valid UTF-8 without NUL, else 0. Query parameters
- * must be, since they end up in JSON. */
-int utf8_valid(const char *text, size_t len);
 
 /* ------------------------------------------------------------------ cfgload.c
  * Parse a workflow YAML document (SPEC section 3) into a JSON object
@@ -100,6 +161,17 @@ int utf8_valid(const char *text, size_t len);
 #define CFG_MAX_DEPTH        64
 #define CFG_MAX_COPIED_BYTES (16 * 1024 * 1024) /* text copied by aliases */
 cJSON *cfg_parse(const char *text, size_t len, const char *source, bty_error *err);
+
+/* ------------------------------------------------------------------ keys.c
+ * The shapes of the Redis keys, known here only. */
+#define BTY_KEY_MAX 160
+/* "<wf>-<batch_id>", the snapshot of a batch, into buf. */
+void key_snapshot(char buf[BTY_KEY_MAX], const char *workflow, long long batch_id);
+/* "<wf>-<epoch>-init", the snapshot of the load_cfg at epoch, into buf. */
+void key_init_snapshot(char buf[BTY_KEY_MAX], const char *workflow, long long epoch);
+/* 1 when name[0..len) ends as a snapshot key does (-<digits> or
+ * -<digits>-init), which a workflow name may not. */
+int key_looks_like_snapshot(const char *name, size_t len);
 
 /* ------------------------------------------------------------------ doc.c
  * A workflow document is a cJSON object {step: {field: value}}, steps in
@@ -121,10 +193,6 @@ typedef struct bty_field {
  * the step and key. Returns a new object, or NULL with err set. */
 cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_error *err);
 
-/* The key of batch `batch_id`'s snapshot, "<wf>-<batch_id>", into buf. */
-#define BTY_KEY_MAX 160
-void doc_snapshot_key(char buf[BTY_KEY_MAX], const char *workflow, long long batch_id);
-
 /* Sort a document's steps in byte order of their names, in place. */
 void doc_sort(cJSON *doc);
 
@@ -136,8 +204,8 @@ typedef enum bty_write_mode {
 } bty_write_mode;
 
 /* What one call writes: each entry is one hash, written field by field
- * (HSET) as its mode says. store.c executes a plan in one script, which
- * Redis runs atomically; building it is pure. */
+ * (HSET) as its mode says. A plan is executed by one script (plan.lua),
+ * which Redis runs atomically; building it is pure. */
 typedef struct bty_hash_write {
     char *key; /* owned */
     bty_write_mode mode;
@@ -166,7 +234,7 @@ void plan_free(bty_write_plan *plan);
  * document and `now`. */
 
 /* What an operation changes: the new document to answer with, and the
- * writes that make it so, applied by store.c in one atomic step. */
+ * writes that make it so, applied in one atomic step (apply.c). */
 typedef struct bty_change {
     cJSON *state;        /* the whole new <wf> document; owned */
     bty_write_plan plan; /* <wf>, <wf>-<batch_id>, ...; owned; empty on a retry */
@@ -180,7 +248,8 @@ void change_free(bty_change *c);
  * <wf>-<now>-init snapshot. */
 int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err);
 
-/* open_batch over every step of `prev` (not modified): new from_date,
+/* open_batch over every step of `prev` (not modified; 404 "not loaded"
+ * when it has no steps): new from_date,
  * to_date, batch_id per SPEC section 4, the id at least min_batch_id;
  * plans <wf>, a new <wf>-<batch_id> (WRITE_CREATE) and, for steps that
  * were still open, their previous snapshot (abandoned). */
@@ -229,8 +298,9 @@ int batch_id_parse(const char *text, long long *out);
 
 /* Validate req against `state` and compute the change. A retry (every
  * affected step already has the target status in the current batch) gives
- * an empty plan and the current state. 400 for reserved extra
- * names, 404 for unknown steps, 409 for steps not open or a stale batch_id. */
+ * an empty plan and the current state. 404 for a workflow without steps
+ * (not loaded), 400 for reserved extra names, 404 for unknown steps, 409
+ * for steps not open or a stale batch_id. */
 int rules_end(const char *workflow, const cJSON *state, const bty_end_request *req, bty_time now,
               bty_change *out, bty_error *err);
 
@@ -261,27 +331,55 @@ char *format_infa(const cJSON *doc);
 char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
 
 /* ------------------------------------------------------------------ route.c
- * The routing table. */
+ * The endpoint table: one row per endpoint, the only list of them.
+ * route.c makes the routing table of it (pure: it ignores the handler
+ * column); api.c makes the table of handlers, so that a row whose handler
+ * function does not exist does not compile. Adding an endpoint is a row
+ * here plus its handler in api.c.
+ *
+ *   id, URL name, handler (api.c), methods, workflow: takes /<wf>,
+ *   format: takes /<wf>/<json|infa|sh>, token: needs the token when one is
+ *   set, writes: changes Redis */
+#define BTY_GP  (BTY_GET | BTY_POST)
+#define BTY_GPH (BTY_GET | BTY_POST | BTY_HEAD)
+/* clang-format off */
+#define BTY_ENDPOINTS(X)                                                                   \
+    /* id              name           handler             methods  wf fmt token writes */  \
+    X(EP_INDEX,        "index",       handle_index,       BTY_GPH, 0, 0,  0,    0)         \
+    X(EP_HEALTHZ,      "healthz",     handle_healthz,     BTY_GPH, 0, 0,  0,    0)         \
+    X(EP_LOAD_CFG,     "load_cfg",    handle_load_cfg,    BTY_GP,  1, 0,  1,    1)         \
+    X(EP_GET_STATUS,   "get_status",  handle_get_status,  BTY_GPH, 1, 0,  0,    0)         \
+    X(EP_OPEN_BATCH,   "open_batch",  handle_open_batch,  BTY_GP,  1, 1,  1,    1)         \
+    X(EP_CLOSE_BATCH,  "close_batch", handle_close_batch, BTY_GP,  1, 0,  1,    1)         \
+    X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,  1,    1)
+/* clang-format on */
+
+/* The methods an endpoint accepts (bty_route.methods). */
+enum { BTY_GET = 1, BTY_POST = 2, BTY_HEAD = 4 };
+
+/* clang-format off */
 typedef enum bty_endpoint {
-    EP_INDEX,
-    EP_HEALTHZ,
-    EP_LOAD_CFG,
-    EP_GET_STATUS,
-    EP_OPEN_BATCH,
-    EP_CLOSE_BATCH,
-    EP_FAIL_BATCH,
+#define BTY_ENDPOINT_ID(id, ...) id,
+    BTY_ENDPOINTS(BTY_ENDPOINT_ID)
+#undef BTY_ENDPOINT_ID
+    EP_COUNT /* how many there are */
 } bty_endpoint;
+/* clang-format on */
 
 typedef enum bty_format { FMT_JSON, FMT_INFA, FMT_SH } bty_format;
 
 typedef struct bty_route {
-    bty_endpoint endpoint;
     const char *name; /* "open_batch" */
+    bty_endpoint endpoint;
+    int methods; /* BTY_GET | BTY_POST | BTY_HEAD */
     int takes_workflow;
     int takes_format;
     int needs_token;
-    int read_only; /* HEAD allowed */
+    int writes;
 } bty_route;
+
+/* The methods of `methods` as an Allow header value: "GET, POST, HEAD". */
+const char *route_allow(int methods);
 
 /* A matched request path. */
 typedef struct bty_target {

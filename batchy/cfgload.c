@@ -6,38 +6,33 @@
  * tree directly, one event at a time, keeping a stack of the mappings and
  * sequences still open:
  *
- *   - plain scalars are resolved as PyYAML's SafeLoader does (YAML 1.1):
- *     null, booleans, integers (decimal, 0x hex, leading-0 octal, 0b binary,
- *     base 60, '_' separators) and floats; everything else stays a string;
+ *   - each scalar becomes a JSON value as PyYAML's SafeLoader makes it
+ *     (YAML 1.1), by cfgscalar.c; a mapping key is kept verbatim, though
+ *     its tag must fit it;
  *   - an anchor is registered when its node completes (so an alias inside
  *     its own node is unknown: no cycles) and may not be redefined, as in
  *     PyYAML; an alias is a deep copy paid for from a node budget
  *     (CFG_MAX_NODES) checked before copying, and the nesting bound
  *     (CFG_MAX_DEPTH) holds after expansion too;
  *   - a merge key (<<) copies the members a mapping does not set itself;
- *   - step names and the special fields of steps are validated as they
- *     arrive, so an error names the line and column of the offending value.
+ *   - step names (names.c) and the special fields of steps (fields.c) are
+ *     validated as they arrive, so an error names the line and column of
+ *     the offending value.
  *
  * Pure: no I/O, no globals, no clock. Every failure is a bty_error: 422
  * with "source:line:column: reason" for bad input, 413 for an oversized
  * text, 500 when memory runs out.
  */
-#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <yaml.h>
 
 #include "batchy.h"
-
-#define TAG_PREFIX     "tag:yaml.org,2002:"
-#define TAG_PREFIX_LEN (sizeof(TAG_PREFIX) - 1)
-#define INT_LIMIT      9007199254740992ULL /* 2^53: larger integers lose digits */
-#define SHOWN_MAX      60                  /* bytes of user text quoted in a message */
+#include "cfgscalar.h"
 
 #define MSG_TOP_LEVEL "the top level must map step names to their parameters (step: {param: value})"
 #define MSG_NO_STEPS  "no steps: the file must map at least one step name to its parameters"
@@ -199,31 +194,15 @@ static int fail_oom(cfg_ctx *ctx)
                          ctx->source);
 }
 
-/* User text for a message: at most SHOWN_MAX bytes, cut on a UTF-8
- * boundary, with "..." when cut. Returns out. */
-static const char *shown(const char *s, char out[SHOWN_MAX + 4])
-{
-    size_t n = strnlen(s, SHOWN_MAX + 1);
-    int cut = n > SHOWN_MAX;
-    if (cut) {
-        n = SHOWN_MAX;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(out, s, n);
-    strcpy(out + n, cut ? "..." : "");
-    return out;
-}
-
 /* A short description of a value for a message: "a mapping", "\"abc\"",
  * "12". Returns out. */
-static const char *describe(const cJSON *v, char out[SHOWN_MAX + 16])
+static const char *describe(const cJSON *v, char out[CFG_SHOWN_MAX + 16])
 {
-    char text[SHOWN_MAX + 4];
+    char text[CFG_SHOWN_MAX + 4];
     if (cJSON_IsString(v))
-        snprintf(out, SHOWN_MAX + 16, "\"%s\"", shown(v->valuestring, text));
+        snprintf(out, CFG_SHOWN_MAX + 16, "\"%s\"", cfg_shown(v->valuestring, text));
     else if (cJSON_IsNumber(v))
-        snprintf(out, SHOWN_MAX + 16, "%.15g", v->valuedouble);
+        snprintf(out, CFG_SHOWN_MAX + 16, "%.15g", v->valuedouble);
     else if (cJSON_IsBool(v))
         strcpy(out, cJSON_IsTrue(v) ? "true" : "false");
     else if (cJSON_IsNull(v))
@@ -233,17 +212,6 @@ static const char *describe(const cJSON *v, char out[SHOWN_MAX + 16])
     else
         strcpy(out, "a sequence");
     return out;
-}
-
-/* A tag as the user probably wrote it: !!int rather than its full form. */
-static const char *tag_shown(const char *tag, char out[SHOWN_MAX + 4])
-{
-    char text[SHOWN_MAX + 4];
-    if (strncmp(tag, TAG_PREFIX, TAG_PREFIX_LEN) == 0) {
-        snprintf(out, SHOWN_MAX + 4, "!!%s", shown(tag + TAG_PREFIX_LEN, text));
-        return out;
-    }
-    return shown(tag, out);
 }
 
 /* Count n more nodes against CFG_MAX_NODES and `bytes` more copied text
@@ -266,382 +234,20 @@ static int count_nodes(cfg_ctx *ctx, long n, long bytes, yaml_mark_t mark)
     return 0;
 }
 
-/* ------------------------------------------------------------ scalars
- * The YAML 1.1 implicit types of PyYAML's resolver, matched by hand: each
- * matcher takes the whole scalar (s, n) and says whether its regex matches
- * all of it. */
+/* ------------------------------------------------------------ scalars */
 
-static int is_dec(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int in_set(char c, const char *set)
-{
-    return c && strchr(set, c);
-}
-
-/* Index after the run of characters of `set` starting at i. */
-static size_t run(const char *s, size_t n, size_t i, const char *set)
-{
-    while (i < n && in_set(s[i], set))
-        i++;
-    return i;
-}
-
-#define DEC_ "0123456789_"
-
-/* (:[0-5]?[0-9])* from i, greedily; returns the index after the groups. */
-static size_t base60_groups(const char *s, size_t n, size_t i)
-{
-    while (i < n && s[i] == ':') {
-        size_t k = i + 1;
-        if (k >= n || !is_dec(s[k]))
-            break;
-        if (k + 1 < n && is_dec(s[k + 1])) {
-            if (s[k] > '5')
-                break;
-            k += 2;
-        } else {
-            k += 1;
-        }
-        i = k;
-    }
-    return i;
-}
-
-/* ~, null, Null, NULL or empty. */
-static int match_null(const char *s, size_t n)
-{
-    return n == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-           strcmp(s, "NULL") == 0;
-}
-
-/* yes/no/true/false/on/off, lower, Capitalised or UPPER (any case when
- * any_case is set, as PyYAML accepts under an explicit !!bool): 1 with
- * *value. */
-static int match_bool(const char *s, int any_case, int *value)
-{
-    static const char *const yes[] = {"yes",  "Yes", "YES", "true", "True",
-                                      "TRUE", "on",  "On",  "ON"};
-    static const char *const no[] = {"no",    "No",  "NO",  "false", "False",
-                                     "FALSE", "off", "Off", "OFF"};
-    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        int is_yes = any_case ? !strcasecmp(s, yes[i]) : !strcmp(s, yes[i]);
-        if (is_yes || (any_case ? !strcasecmp(s, no[i]) : !strcmp(s, no[i]))) {
-            *value = is_yes;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* [-+]?0b[0-1_]+ | [-+]?0[0-7_]+ | [-+]?(0|[1-9][0-9_]*) | [-+]?0x[0-9a-fA-F_]+
- * | [-+]?[1-9][0-9_]*(:[0-5]?[0-9])+ */
-static int match_int(const char *s, size_t n)
-{
-    size_t i = n && (s[0] == '-' || s[0] == '+');
-    if (i >= n)
-        return 0;
-    if (s[i] == '0' && i + 1 < n && s[i + 1] == 'b')
-        return n > i + 2 && run(s, n, i + 2, "01_") == n;
-    if (s[i] == '0' && i + 1 < n && s[i + 1] == 'x')
-        return n > i + 2 && run(s, n, i + 2, "0123456789abcdefABCDEF_") == n;
-    if (s[i] == '0')
-        return run(s, n, i + 1, "01234567_") == n;
-    if (s[i] < '1' || s[i] > '9')
-        return 0;
-    size_t j = run(s, n, i + 1, DEC_);
-    return j == n || (s[j] == ':' && base60_groups(s, n, j) == n);
-}
-
-enum int_result { INT_OK, INT_RANGE, INT_NO_DIGITS };
-
-/* The value of a string matching match_int, computed as PyYAML does:
- * '_' ignored, then 0b, 0x, leading 0 (octal) or base-60 groups. */
-static enum int_result int_value(const char *s, size_t n, int64_t *out)
-{
-    size_t i = 0;
-    int negative = 0;
-    if (s[0] == '-' || s[0] == '+')
-        negative = s[i++] == '-';
-    unsigned base = 10;
-    int digits = 0;
-    if (s[i] == '0' && i + 1 < n && (s[i + 1] == 'b' || s[i + 1] == 'x')) {
-        base = s[i + 1] == 'b' ? 2 : 16;
-        i += 2;
-    } else if (s[i] == '0') {
-        base = 8; /* "0" alone is 0 whatever the base */
-        digits = 1;
-        i++;
-    }
-    uint64_t total = 0, part = 0;
-    int groups = 0;
-    for (; i < n; i++) {
-        char c = s[i];
-        if (c == '_')
-            continue;
-        if (c == ':') {
-            total = total * 60 + part;
-            part = 0;
-            groups++;
-            if (total > INT_LIMIT)
-                return INT_RANGE;
-            continue;
-        }
-        unsigned d = is_dec(c) ? (unsigned)(c - '0') : (unsigned)((c | 0x20) - 'a' + 10);
-        part = part * base + d;
-        digits = 1;
-        if (part > INT_LIMIT)
-            return INT_RANGE;
-    }
-    if (!digits)
-        return INT_NO_DIGITS;
-    total = groups ? total * 60 + part : part;
-    if (total > INT_LIMIT)
-        return INT_RANGE;
-    *out = negative ? -(int64_t)total : (int64_t)total;
-    return INT_OK;
-}
-
-/* ([eE][-+][0-9]+)? up to the end, from j; sign_optional relaxes [-+]. */
-static int exponent_to_end(const char *s, size_t n, size_t j, int sign_optional)
-{
-    if (j == n)
-        return 1;
-    if (s[j] != 'e' && s[j] != 'E')
-        return 0;
-    j++;
-    if (j < n && (s[j] == '-' || s[j] == '+'))
-        j++;
-    else if (!sign_optional)
-        return 0;
-    return j < n && is_dec(s[j]) && run(s, n, j, "0123456789") == n;
-}
-
-enum float_match { FLOAT_NO, FLOAT_YES, FLOAT_INF_NAN };
-
-/* [-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)? | \.[0-9][0-9_]*([eE][-+][0-9]+)?
- * | [-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]* ; FLOAT_INF_NAN for
- * [-+]?\.(inf|Inf|INF) and \.(nan|NaN|NAN). The second branch is PyYAML
- * 6's (older releases had \.[0-9_]+, which made "._" a float and failed). */
-static enum float_match match_float(const char *s, size_t n)
-{
-    size_t i = n && (s[0] == '-' || s[0] == '+');
-    const char *r = s + i;
-    if (strcmp(r, ".inf") == 0 || strcmp(r, ".Inf") == 0 || strcmp(r, ".INF") == 0)
-        return FLOAT_INF_NAN;
-    if (!i && (strcmp(s, ".nan") == 0 || strcmp(s, ".NaN") == 0 || strcmp(s, ".NAN") == 0))
-        return FLOAT_INF_NAN;
-    if (!i && n >= 2 && s[0] == '.') {
-        if (!is_dec(s[1]))
-            return FLOAT_NO;
-        return exponent_to_end(s, n, run(s, n, 2, DEC_), 0) ? FLOAT_YES : FLOAT_NO;
-    }
-    if (i >= n || !is_dec(s[i]))
-        return FLOAT_NO;
-    size_t j = run(s, n, i + 1, DEC_);
-    if (j < n && s[j] == ':') {
-        j = base60_groups(s, n, j);
-        return j < n && s[j] == '.' && run(s, n, j + 1, DEC_) == n ? FLOAT_YES : FLOAT_NO;
-    }
-    if (j < n && s[j] == '.')
-        return exponent_to_end(s, n, run(s, n, j + 1, DEC_), 0) ? FLOAT_YES : FLOAT_NO;
-    return FLOAT_NO;
-}
-
-/* What an explicit !!float also accepts, as Python's float() does: a
- * decimal number with optional fraction and an exponent whose sign is
- * optional ([-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)([eE][-+]?[0-9]+)?). */
-static int match_float_loose(const char *s, size_t n)
-{
-    size_t i = n && (s[0] == '-' || s[0] == '+');
-    size_t j;
-    if (i < n && is_dec(s[i])) {
-        j = run(s, n, i + 1, DEC_);
-        if (j < n && s[j] == '.')
-            j = run(s, n, j + 1, DEC_);
-    } else if (i < n && s[i] == '.') {
-        j = run(s, n, i + 1, DEC_);
-        if (j == i + 1)
-            return 0;
-    } else {
-        return 0;
-    }
-    return exponent_to_end(s, n, j, 1);
-}
-
-/* The value of a string accepted by match_float or match_float_loose,
- * computed as PyYAML does: '_' ignored; base-60 groups summed from the
- * right. Returns 0, or -1 when the value is not finite or has no digits
- * ("._"), or 1 when out of memory. */
-static int float_value(const char *s, size_t n, double *out)
-{
-    char *clean = malloc(n + 1);
-    if (!clean)
-        return 1;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != '_')
-            clean[m++] = s[i];
-    clean[m] = '\0';
-    const char *p = clean;
-    double sign = 1;
-    if (*p == '-' || *p == '+')
-        sign = *p++ == '-' ? -1 : 1;
-    double value = 0;
-    int ok = 1;
-    if (strchr(p, ':')) {
-        /* PyYAML: digits reversed, value += digit * base, base *= 60 */
-        double base = 1;
-        const char *end = p + strlen(p);
-        while (ok && end > p) {
-            const char *start = end;
-            while (start > p && start[-1] != ':')
-                start--;
-            char *stop;
-            double digit = strtod(start, &stop);
-            ok = stop == end && start < end;
-            value += digit * base;
-            base *= 60;
-            end = start > p ? start - 1 : p;
-        }
-    } else {
-        char *stop;
-        value = strtod(p, &stop);
-        ok = *p && *stop == '\0' && stop > p;
-    }
-    free(clean);
-    if (!ok || !isfinite(value))
-        return -1;
-    *out = sign * value;
-    return 0;
-}
-
-/* The short name ("int", "map", ...) of one of the standard tags Batchy
- * accepts, or NULL for any other tag. */
-static const char *standard_tag(const char *tag)
-{
-    static const char *const names[] = {"str", "int", "float", "bool", "null", "map", "seq"};
-    if (strncmp(tag, TAG_PREFIX, TAG_PREFIX_LEN) != 0)
-        return NULL;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(tag + TAG_PREFIX_LEN, names[i]) == 0)
-            return names[i];
-    return NULL;
-}
-
-static int fail_tag(cfg_ctx *ctx, const char *tag, yaml_mark_t mark)
-{
-    char text[SHOWN_MAX + 4];
-    return fail_at(ctx, mark,
-                   "unsupported tag %s: only !!str, !!int, !!float, !!bool, !!null, !!map "
-                   "and !!seq are allowed",
-                   tag_shown(tag, text));
-}
-
-/* A number node for an integer-looking scalar, or -1 with the error set. */
-static int int_node(cfg_ctx *ctx, const char *text, size_t len, yaml_mark_t mark, cJSON **out)
-{
-    char shown_text[SHOWN_MAX + 4];
-    int64_t v;
-    switch (int_value(text, len, &v)) {
-    case INT_RANGE:
-        return fail_at(ctx, mark,
-                       "integer %s is beyond +-2^53 and cannot be kept exactly; quote it to "
-                       "keep it as a string",
-                       shown(text, shown_text));
-    case INT_NO_DIGITS:
-        return fail_at(ctx, mark, "integer %s has no digits", shown(text, shown_text));
-    case INT_OK:
-        break;
-    }
-    *out = cJSON_CreateNumber((double)v);
-    return *out ? 0 : fail_oom(ctx);
-}
-
-/* A number node for a float-looking scalar, or -1 with the error set. */
-static int float_node(cfg_ctx *ctx, const char *text, size_t len, yaml_mark_t mark, cJSON **out)
-{
-    char shown_text[SHOWN_MAX + 4];
-    double v;
-    int rc = float_value(text, len, &v);
-    if (rc > 0)
-        return fail_oom(ctx);
-    if (rc < 0)
-        return fail_at(ctx, mark, "%s is not a finite number", shown(text, shown_text));
-    *out = cJSON_CreateNumber(v);
-    return *out ? 0 : fail_oom(ctx);
-}
-
-/* The value of an untagged plain scalar, resolved as PyYAML's SafeLoader
- * does. Sets *out to a new node, or returns -1 with the error set. */
-static int resolve_plain(cfg_ctx *ctx, const char *text, size_t len, yaml_mark_t mark, cJSON **out)
-{
-    char shown_text[SHOWN_MAX + 4];
-    int b;
-    if (match_null(text, len))
-        *out = cJSON_CreateNull();
-    else if (match_bool(text, 0, &b))
-        *out = cJSON_CreateBool(b);
-    else if (match_int(text, len))
-        return int_node(ctx, text, len, mark, out);
-    else if (match_float(text, len) == FLOAT_YES)
-        return float_node(ctx, text, len, mark, out);
-    else if (match_float(text, len) == FLOAT_INF_NAN)
-        return fail_at(ctx, mark, "%s cannot be stored in JSON; quote it to keep it as a string",
-                       shown(text, shown_text));
-    else
-        *out = cJSON_CreateString(text);
-    return *out ? 0 : fail_oom(ctx);
-}
-
-/* The JSON value of a scalar: `tag` is its explicit tag or NULL, `plain`
- * whether it was written without quotes or block indicator. Untagged plain
- * scalars are resolved; quoted ones and the non-specific tag "!" give
- * strings; a standard tag must fit the text. text must hold no NUL before
- * len. Sets *out to a new node, or returns -1 with the error set. */
+/* The JSON value of a scalar written at mark (cfgscalar.c resolves it, we
+ * place its error). Sets *out to a new node, or returns -1 with the error
+ * set. */
 static int scalar_value(cfg_ctx *ctx, const char *text, size_t len, const char *tag, int plain,
                         yaml_mark_t mark, cJSON **out)
 {
-    char shown_text[SHOWN_MAX + 4];
-    const char *type;
-    int b;
-    *out = NULL;
-    if (!tag)
-        type = plain ? NULL : "str";
-    else if (strcmp(tag, "!") == 0)
-        type = "str";
-    else if (!(type = standard_tag(tag)))
-        return fail_tag(ctx, tag, mark);
-
-    if (!type)
-        return resolve_plain(ctx, text, len, mark, out);
-    if (strcmp(type, "str") == 0) {
-        *out = cJSON_CreateString(text);
-    } else if (strcmp(type, "int") == 0) {
-        if (!match_int(text, len))
-            return fail_at(ctx, mark, "!!int %s is not an integer", shown(text, shown_text));
-        return int_node(ctx, text, len, mark, out);
-    } else if (strcmp(type, "float") == 0) {
-        if (match_float(text, len) == FLOAT_YES || match_float_loose(text, len) ||
-            (match_int(text, len) && memchr(text, ':', len)))
-            return float_node(ctx, text, len, mark, out);
-        return fail_at(ctx, mark, "!!float %s is not a finite number", shown(text, shown_text));
-    } else if (strcmp(type, "bool") == 0) {
-        if (!match_bool(text, 1, &b))
-            return fail_at(ctx, mark, "!!bool %s is not a boolean (true/false, yes/no, on/off)",
-                           shown(text, shown_text));
-        *out = cJSON_CreateBool(b);
-    } else if (strcmp(type, "null") == 0) {
-        if (!match_null(text, len))
-            return fail_at(ctx, mark, "!!null %s is not null (~, null or empty)",
-                           shown(text, shown_text));
-        *out = cJSON_CreateNull();
-    } else {
-        return fail_at(ctx, mark, "tag !!%s does not fit a scalar", type);
-    }
-    return *out ? 0 : fail_oom(ctx);
+    bty_error why = {0};
+    if (cfg_scalar_value(text, len, tag, plain, out, &why) == 0)
+        return 0;
+    if (why.status == 500)
+        return fail_oom(ctx);
+    return fail_at(ctx, mark, "%s", why.message);
 }
 
 /* ------------------------------------------------------------ validation */
@@ -649,83 +255,33 @@ static int scalar_value(cfg_ctx *ctx, const char *text, size_t len, const char *
 /* name must be a valid step name (names.c); else -1 with a 422 at mark. */
 static int check_step_name(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
 {
-    char text[SHOWN_MAX + 4];
+    char text[CFG_SHOWN_MAX + 4];
     bty_error e = {0};
     if (name_step_check(name, &e) == 0)
         return 0;
-    return fail_at(ctx, mark, "%s (step \"%s\")", e.message, shown(name, text));
+    return fail_at(ctx, mark, "%s (step \"%s\")", e.message, cfg_shown(name, text));
 }
 
-static int is_one_of(const char *s, const char *const *list)
-{
-    for (; *list; list++)
-        if (strcmp(s, *list) == 0)
-            return 1;
-    return 0;
-}
-
-/* A member `key: v` of a step: if key is a special field (SPEC section 2),
- * v must fit it. Returns 0, or -1 with a 422 at mark. */
+/* A member `key: v` of a step: if key is a special field (fields.c), v
+ * must fit it. Returns 0, or -1 with a 422 at mark. */
 static int check_field(cfg_ctx *ctx, const char *key, const cJSON *v, yaml_mark_t mark)
 {
-    static const char *const dates[] = {"from_date", "to_date", "batch_start", "batch_end", NULL};
-    static const char *const texts[] = {"error_message", "infa_section", NULL};
-    static const char *const statuses[] = {"new", "open", "success", "failed", NULL};
-    char what[SHOWN_MAX + 16];
-    bty_time t;
-
-    if (is_one_of(key, dates)) {
-        if (cJSON_IsNull(v) || (cJSON_IsString(v) && time_parse(v->valuestring, &t) == 0))
-            return 0;
-        return fail_at(ctx, mark,
-                       "%s must be a time such as \"2026-01-01T06:00:00\" (UTC unless an "
-                       "offset is given) or null, not %s",
-                       key, describe(v, what));
-    }
-    if (strcmp(key, "reprocess_hours") == 0) {
-        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= BTY_MAX_REPROCESS_HOURS)
-            return 0;
-        return fail_at(ctx, mark,
-                       "reprocess_hours must be a number of hours from 0 to 1000000, not %s",
-                       describe(v, what));
-    }
-    if (strcmp(key, "trunc_start") == 0) {
-        if (cJSON_IsBool(v))
-            return 0;
-        return fail_at(ctx, mark, "trunc_start must be true or false, not %s", describe(v, what));
-    }
-    if (strcmp(key, "status") == 0) {
-        if (cJSON_IsString(v) && is_one_of(v->valuestring, statuses))
-            return 0;
-        return fail_at(ctx, mark, "status must be one of new, open, success, failed, not %s",
-                       describe(v, what));
-    }
-    if (strcmp(key, "batch_id") == 0) {
-        if (cJSON_IsNumber(v) && v->valuedouble >= 0 &&
-            v->valuedouble <= (double)BTY_MAX_BATCH_ID && v->valuedouble == floor(v->valuedouble))
-            return 0;
-        return fail_at(ctx, mark,
-                       "batch_id must be an integer from 0 to 999999999999999 (the batch's Unix "
-                       "time), not %s",
-                       describe(v, what));
-    }
-    if (is_one_of(key, texts)) {
-        if (cJSON_IsString(v) || cJSON_IsNull(v))
-            return 0;
-        return fail_at(ctx, mark, "%s must be a string, not %s", key, describe(v, what));
-    }
-    return 0;
+    char what[CFG_SHOWN_MAX + 16];
+    const bty_special_field *f = special_field_find(key);
+    if (!f || special_field_fits(f, v))
+        return 0;
+    return fail_at(ctx, mark, "%s %s, not %s", key, f->rule, describe(v, what));
 }
 
 /* A member `name: step` of the top level: step must be a mapping whose
  * special fields fit. Returns 0, or -1 with a 422 at mark. */
 static int check_step(cfg_ctx *ctx, const cJSON *member, yaml_mark_t mark)
 {
-    char text[SHOWN_MAX + 4], what[SHOWN_MAX + 16];
+    char text[CFG_SHOWN_MAX + 4], what[CFG_SHOWN_MAX + 16];
     if (!cJSON_IsObject(member))
         return fail_at(ctx, mark,
                        "step \"%s\" must map parameter names to values (or be empty), not %s",
-                       shown(member->string, text), describe(member, what));
+                       cfg_shown(member->string, text), describe(member, what));
     const cJSON *field;
     cJSON_ArrayForEach(field, member)
     {
@@ -772,7 +328,7 @@ static frame *top(cfg_ctx *ctx)
  * and so do we, whether the first node is complete or still open. */
 static int anchor_check_new(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
 {
-    char text[SHOWN_MAX + 4];
+    char text[CFG_SHOWN_MAX + 4];
     const yaml_mark_t *first = NULL;
     slot *s = table_find(&ctx->anchors, 0, name);
     if (s)
@@ -783,7 +339,7 @@ static int anchor_check_new(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
     if (!first)
         return 0;
     return fail_at(ctx, mark, "anchor &%s is defined twice (first at line %lu, column %lu)",
-                   shown(name, text), (unsigned long)first->line + 1,
+                   cfg_shown(name, text), (unsigned long)first->line + 1,
                    (unsigned long)first->column + 1);
 }
 
@@ -820,7 +376,7 @@ static int anchor_set(cfg_ctx *ctx, const char *name, yaml_mark_t mark, cJSON *n
  * (duplicate key, bad step name). */
 static int on_key(cfg_ctx *ctx, frame *f, const char *text, int may_merge, yaml_mark_t mark)
 {
-    char shown_text[SHOWN_MAX + 4];
+    char shown_text[CFG_SHOWN_MAX + 4];
     if (may_merge && strcmp(text, "<<") == 0) {
         if (f->has_merge)
             return fail_at(ctx, mark,
@@ -833,7 +389,7 @@ static int on_key(cfg_ctx *ctx, frame *f, const char *text, int may_merge, yaml_
         return -1;
     if (table_find(&ctx->keys, f->serial, text))
         return fail_at(ctx, mark, "duplicate %s \"%s\"", f->role == ROLE_ROOT ? "step" : "key",
-                       shown(text, shown_text));
+                       cfg_shown(text, shown_text));
     if (!(f->key = strdup(text)))
         return fail_oom(ctx);
     f->have_key = 1;
@@ -897,7 +453,7 @@ static void move_children(cJSON *from, cJSON *to)
  * The merged values stay untouched (an anchor may name them). */
 static int apply_merge(cfg_ctx *ctx, frame *f)
 {
-    char what[SHOWN_MAX + 16];
+    char what[CFG_SHOWN_MAX + 16];
     cJSON *m = f->merge, *source, *member;
     yaml_mark_t mark = f->merge_mark;
     if (cJSON_IsArray(m)) {
@@ -1015,28 +571,28 @@ static int on_scalar(cfg_ctx *ctx, const yaml_event_t *ev)
  * depth bound. Returns 0, or -1 with the error set. */
 static int on_alias(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
 {
-    char text[SHOWN_MAX + 4];
+    char text[CFG_SHOWN_MAX + 4];
     slot *s = table_find(&ctx->anchors, 0, name);
     frame *f = top(ctx);
     if (!s)
         return fail_at(ctx, mark,
                        "unknown anchor \"%s\": an alias must come after the whole node its "
                        "anchor names",
-                       shown(name, text));
+                       cfg_shown(name, text));
     if (!f)
         return fail_at(ctx, mark, "%s", MSG_TOP_LEVEL);
     anchor *a = s->value;
     if (f->is_map && !f->have_key) {
         if (a->node)
             return fail_at(ctx, mark, "alias *%s cannot be a key: keys must be scalars",
-                           shown(name, text));
+                           cfg_shown(name, text));
         if (count_nodes(ctx, 1, a->bytes, mark))
             return -1;
         return on_key(ctx, f, a->text, 0, mark);
     }
     if (ctx->depth + a->height > CFG_MAX_DEPTH)
-        return fail_at(ctx, mark, "alias *%s nests values deeper than %d levels", shown(name, text),
-                       CFG_MAX_DEPTH);
+        return fail_at(ctx, mark, "alias *%s nests values deeper than %d levels",
+                       cfg_shown(name, text), CFG_MAX_DEPTH);
     if (count_nodes(ctx, a->size, a->bytes, mark))
         return -1;
     cJSON *copy;
@@ -1060,13 +616,9 @@ static int on_start(cfg_ctx *ctx, int is_map, const char *anchor_name, const cha
 {
     const char *kind = is_map ? "mapping" : "sequence";
     frame *parent = top(ctx);
-    if (tag && strcmp(tag, "!") != 0) {
-        const char *type = standard_tag(tag);
-        if (!type)
-            return fail_tag(ctx, tag, mark);
-        if (strcmp(type, is_map ? "map" : "seq") != 0)
-            return fail_at(ctx, mark, "tag !!%s does not fit a %s", type, kind);
-    }
+    bty_error why = {0};
+    if (cfg_collection_tag_check(tag, is_map, &why))
+        return fail_at(ctx, mark, "%s", why.message);
     if (!parent && !is_map)
         return fail_at(ctx, mark, "%s", MSG_TOP_LEVEL);
     if (parent && parent->is_map && !parent->have_key)

@@ -4,8 +4,8 @@
  * In Redis a workflow is a hash with one field per step whose value is the
  * step's record as JSON text. Here it is a cJSON object {step: record} with
  * steps in byte order of their names. doc_from_hash decodes what was read;
- * plan_add_hash encodes what is to be written. Both are pure: store.c does
- * the reading and writing.
+ * plan_add_hash encodes what is to be written. Both are pure: the store
+ * (resp.c, store.c, plan.lua) does the reading and writing.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,11 +19,6 @@ static int compare_names(const void *a, const void *b)
     const cJSON *x = *(const cJSON *const *)a;
     const cJSON *y = *(const cJSON *const *)b;
     return strcmp(x->string, y->string);
-}
-
-void doc_snapshot_key(char buf[BTY_KEY_MAX], const char *workflow, long long batch_id)
-{
-    snprintf(buf, BTY_KEY_MAX, "%s-%lld", workflow, batch_id);
 }
 
 void doc_sort(cJSON *doc)

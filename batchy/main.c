@@ -8,8 +8,16 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "shell.h"
+
+bty_time clock_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (bty_time){ts.tv_sec, (int32_t)(ts.tv_nsec / 1000)};
+}
 
 int main(int argc, char **argv)
 {

@@ -9,6 +9,7 @@
  * any printable UTF-8 except the brackets of the header.
  *
  * Pure: no locale (character classes are written out in ASCII), no I/O.
+ * UTF-8 is decoded by utf8.c.
  */
 #include <string.h>
 
@@ -25,15 +26,6 @@ static int is_digit(unsigned char c)
 static int is_alpha(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-/* Does name[0..len) end in "-<digits>"? */
-static int ends_in_dash_digits(const char *name, size_t len)
-{
-    size_t i = len;
-    while (i > 0 && is_digit((unsigned char)name[i - 1]))
-        i--;
-    return i < len && i > 0 && name[i - 1] == '-';
 }
 
 /* See batchy.h. The messages name the rule broken but do not echo the name,
@@ -55,64 +47,11 @@ int name_workflow_check(const char *name, bty_error *err)
         if (!is_alpha(c) && !is_digit(c) && c != '_' && c != '.' && c != '-')
             return bty_error_set(err, 400, "%s", rule);
     }
-    static const char init[] = "-init";
-    size_t ninit = sizeof(init) - 1;
-    if (ends_in_dash_digits(name, len) ||
-        (len > ninit && memcmp(name + len - ninit, init, ninit) == 0 &&
-         ends_in_dash_digits(name, len - ninit)))
+    if (key_looks_like_snapshot(name, len))
         return bty_error_set(err, 400,
                              "workflow name must not end in -<digits> or -<digits>-init: "
                              "those are batch snapshot keys");
     return 0;
-}
-
-/* Decode one UTF-8 sequence at s (at most `left` bytes available). Returns
- * its length and sets *cp, or 0 when the bytes there are not a valid,
- * shortest-form encoding of a scalar value (overlong forms, surrogates
- * U+D800-U+DFFF, values above U+10FFFF, stray or missing continuation
- * bytes). */
-static size_t utf8_decode(const unsigned char *s, size_t left, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t v, min;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-        n = 2, v = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3, v = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0; /* continuation byte, C0/C1 overlong lead, or F5-FF */
-    }
-    if (n > left)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return n;
-}
-
-int utf8_valid(const char *text, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        size_t n = utf8_decode(s + i, len - i, &cp);
-        if (n == 0 || cp == 0)
-            return 0;
-        i += n;
-    }
-    return 1;
 }
 
 /* See batchy.h. "Printable" here means: no C0 control (U+0000-U+001F), no

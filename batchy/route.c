@@ -1,25 +1,28 @@
 /*
- * route.c - the one routing table: which endpoints exist, what each takes
- * (workflow, format), which need the token, which are read-only. route_match
- * turns a decoded URL path and method into a bty_target or a 4xx error;
- * http.c dispatches on the result. Pure.
+ * route.c - routing: route_match turns a decoded URL path and method into
+ * a bty_target (endpoint, workflow, format) or a 4xx error, by the
+ * endpoint table of batchy.h (which endpoints exist, their methods, what
+ * each takes, which need the token); api.c dispatches on the result. Pure.
  */
 #include <string.h>
 
 #include "batchy.h"
 
-/* clang-format off */
+/* The routing table, made of the endpoint table (batchy.h). */
 static const bty_route routes[] = {
-    /* endpoint       name           workflow format token read_only */
-    {EP_INDEX,        "index",       0,       0,     0,    1},
-    {EP_HEALTHZ,      "healthz",     0,       0,     0,    1},
-    {EP_LOAD_CFG,     "load_cfg",    1,       0,     1,    0},
-    {EP_GET_STATUS,   "get_status",  1,       0,     0,    1},
-    {EP_OPEN_BATCH,   "open_batch",  1,       1,     1,    0},
-    {EP_CLOSE_BATCH,  "close_batch", 1,       0,     1,    0},
-    {EP_FAIL_BATCH,   "fail_batch",  1,       0,     1,    0},
+#define ROUTE(id, name, handler, methods, wf, fmt, token, writes)                                  \
+    {name, id, methods, wf, fmt, token, writes},
+    BTY_ENDPOINTS(ROUTE)
+#undef ROUTE
 };
-/* clang-format on */
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* "index, healthz, ..., fail_batch": every endpoint's name, for the 404. */
+static const char endpoint_names[] =
+#define ROUTE_NAME(id, name, ...) name ", "
+    BTY_ENDPOINTS(ROUTE_NAME)
+#undef ROUTE_NAME
+    ;
 
 static const struct {
     const char *name;
@@ -60,6 +63,23 @@ static int split_path(const char *path, char seg[MAX_SEGMENTS][MAX_SEGMENT + 1])
     return n;
 }
 
+/* The methods of an endpoint for a 405 message: "GET or POST (or HEAD)". */
+static const char *methods_in_words(int methods)
+{
+    switch (methods) {
+    case BTY_GPH:
+        return "GET or POST (or HEAD)";
+    case BTY_GET | BTY_HEAD:
+        return "GET (or HEAD)";
+    case BTY_GET:
+        return "GET";
+    case BTY_POST:
+        return "POST";
+    default:
+        return "GET or POST";
+    }
+}
+
 int route_match(const char *method, const char *path, bty_target *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
@@ -77,15 +97,13 @@ int route_match(const char *method, const char *path, bty_target *out, bty_error
     if (n == 0) {
         route = &routes[0]; /* "/" answers as /index */
     } else {
-        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        for (size_t i = 0; i < NROUTES; i++)
             if (strcmp(seg[0], routes[i].name) == 0)
                 route = &routes[i];
     }
     if (!route)
-        return bty_error_set(err, 404,
-                             "no such endpoint '/%.100s'; endpoints are index, healthz, "
-                             "load_cfg, get_status, open_batch, close_batch, fail_batch",
-                             seg[0]);
+        return bty_error_set(err, 404, "no such endpoint '/%.100s'; endpoints are %.*s", seg[0],
+                             (int)sizeof(endpoint_names) - 3, endpoint_names);
     int max = 1 + route->takes_workflow + route->takes_format;
     if (n > max || (route->takes_workflow && n < 2))
         return bty_error_set(err, 404, "%s takes %s", route->name,
@@ -93,10 +111,13 @@ int route_match(const char *method, const char *path, bty_target *out, bty_error
                              : route->takes_workflow ? "/<workflow>"
                                                      : "no path arguments");
 
-    int head = strcmp(method, "HEAD") == 0;
-    if (!(strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 || (head && route->read_only)))
-        return bty_error_set(err, 405, "method %.20s not allowed on %s; use GET or POST%s", method,
-                             route->name, route->read_only ? " (or HEAD)" : "");
+    int asked = strcmp(method, "GET") == 0    ? BTY_GET
+                : strcmp(method, "POST") == 0 ? BTY_POST
+                : strcmp(method, "HEAD") == 0 ? BTY_HEAD
+                                              : 0;
+    if (!(asked & route->methods))
+        return bty_error_set(err, 405, "method %.20s not allowed on %s; use %s", method,
+                             route->name, methods_in_words(route->methods));
 
     if (route->takes_workflow) {
         if (name_workflow_check(seg[1], err) != 0)
@@ -115,4 +136,24 @@ int route_match(const char *method, const char *path, bty_target *out, bty_error
     }
     out->route = route;
     return 0;
+}
+
+const char *route_allow(int methods)
+{
+    /* Every combination the endpoint table uses, spelt as the 405 message
+     * and the Allow header give it. */
+    switch (methods) {
+    case BTY_GPH:
+        return "GET, POST, HEAD";
+    case BTY_GP:
+        return "GET, POST";
+    case BTY_GET | BTY_HEAD:
+        return "GET, HEAD";
+    case BTY_GET:
+        return "GET";
+    case BTY_POST:
+        return "POST";
+    default:
+        return "GET, POST";
+    }
 }

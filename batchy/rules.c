@@ -3,7 +3,7 @@
  *
  * Each rule takes the workflow document as read from Redis and `now`, and
  * produces a bty_change: the new document to answer with and the write plan
- * that store.c applies in one atomic step. Nothing here reads a clock or
+ * that apply.c has Redis apply in one atomic step (plan.lua). Nothing here reads a clock or
  * touches Redis, so every rule is unit-tested with plain data.
  *
  * State written by hand or by the original service is read leniently
@@ -17,13 +17,6 @@
 
 #include "batchy.h"
 
-/* Special fields a client may not set through close/fail parameters. */
-static const char *const reserved_fields[] = {
-    "status",      "batch_id",  "from_date",   "to_date",       "reprocess_hours",
-    "batch_start", "batch_end", "trunc_start", "error_message", "infa_section",
-    "token",       "step",      "error",
-};
-
 void change_free(bty_change *c)
 {
     cJSON_Delete(c->state);
@@ -31,12 +24,12 @@ void change_free(bty_change *c)
     plan_free(&c->plan);
 }
 
+/* Special fields (fields.c) a client may not set through close/fail
+ * parameters: today all of them, and token=, step=, error=. */
 static int is_reserved(const char *name)
 {
-    for (size_t i = 0; i < sizeof(reserved_fields) / sizeof(reserved_fields[0]); i++)
-        if (strcmp(name, reserved_fields[i]) == 0)
-            return 1;
-    return 0;
+    const bty_special_field *f = special_field_find(name);
+    return f && !f->settable;
 }
 
 /* Add `name`, known absent, without looking for it (documents of
@@ -173,7 +166,8 @@ static int group_add(cJSON *groups, long long id, const char *step, cJSON *recor
 
 int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err)
 {
-    static const char *const dates[] = {"from_date", "to_date", "batch_start", "batch_end"};
+    size_t nfields;
+    const bty_special_field *fields = special_fields(&nfields);
     memset(out, 0, sizeof(*out));
     doc_exact_integers(doc);
     cJSON *step;
@@ -183,10 +177,11 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
                      set_field(step, "status", cJSON_CreateString("new")) != 0;
         /* Times are stored one way, UTC and canonical, whatever form the
          * file used (cfg_parse checked that they parse). */
-        for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]) && !failed; i++) {
+        for (size_t i = 0; i < nfields && !failed; i++) {
             bty_time t;
-            if (time_field(step, dates[i], &t) == 1)
-                failed = set_time(step, dates[i], t) != 0;
+            if (fields[i].canonical && fields[i].type == FIELD_TIME &&
+                time_field(step, fields[i].name, &t) == 1)
+                failed = set_time(step, fields[i].name, t) != 0;
         }
         if (failed) {
             cJSON_Delete(doc);
@@ -196,7 +191,7 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
     out->state = doc;
     out->batch_id = rules_current_batch(doc);
     char key[BTY_KEY_MAX];
-    snprintf(key, sizeof(key), "%s-%lld-init", workflow, (long long)now.sec);
+    key_init_snapshot(key, workflow, (long long)now.sec);
     if (plan_add_hash(&out->plan, workflow, WRITE_REPLACE, doc) != 0 ||
         plan_add_same(&out->plan, key, WRITE_REPLACE, doc, 0) != 0) {
         change_free(out);
@@ -231,13 +226,22 @@ static int next_from_date(const char *workflow, const cJSON *prev, bty_time *fro
     return 0;
 }
 
+/* A workflow without steps is one that was never loaded (or was deleted):
+ * Redis has no hash for it. */
+static int not_loaded(const char *workflow, bty_error *err)
+{
+    return bty_error_set(err, 404,
+                         "workflow '%s' is not loaded; put cfg/%s.yaml in place and "
+                         "call load_cfg/%s",
+                         workflow, workflow, workflow);
+}
+
 int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long min_batch_id,
                bty_change *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (!cJSON_GetArraySize(prev))
-        return bty_error_set(err, 404, "workflow '%s' has no steps; load it with load_cfg/%s",
-                             workflow, workflow);
+        return not_loaded(workflow, err);
 
     long long last = 0;
     const cJSON *step;
@@ -250,7 +254,7 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
             last = id;
     }
     /* Strictly increasing even when two opens fall in the same second;
-     * never an id whose snapshot exists (min_batch_id: see http.c). */
+     * never an id whose snapshot exists (min_batch_id: see apply.c). */
     long long batch_id = now.sec > last ? (long long)now.sec : last + 1;
     if (batch_id < min_batch_id)
         batch_id = min_batch_id;
@@ -293,7 +297,7 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
     out->state = state;
     out->batch_id = batch_id;
     char key[BTY_KEY_MAX];
-    doc_snapshot_key(key, workflow, batch_id);
+    key_snapshot(key, workflow, batch_id);
     /* The new snapshot must be new: after a load_cfg reset the batch ids,
      * an earlier batch may have had this id, and its history must stay. */
     if (plan_add_hash(&out->plan, workflow, WRITE_MERGE, state) != 0 ||
@@ -302,7 +306,7 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
     cJSON *group;
     cJSON_ArrayForEach(group, abandoned)
     {
-        doc_snapshot_key(key, workflow, strtoll(group->string, NULL, 10));
+        key_snapshot(key, workflow, strtoll(group->string, NULL, 10));
         if (plan_add_hash(&out->plan, key, WRITE_MERGE, group) != 0)
             goto oom_out;
     }
@@ -334,6 +338,8 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
               bty_change *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
+    if (!cJSON_GetArraySize(state))
+        return not_loaded(workflow, err);
     int failing = strcmp(req->status, "failed") == 0;
     const char *verb = failing ? "fail_batch" : "close_batch";
 
@@ -351,9 +357,6 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
         if (strlen(name) > 256)
             return bty_error_set(err, 400, "parameter name too long (256 bytes at most)");
     }
-    if (!cJSON_GetArraySize(state))
-        return bty_error_set(err, 404, "workflow '%s' has no steps; load it with load_cfg/%s",
-                             workflow, workflow);
     for (size_t i = 0; i < req->nsteps; i++)
         if (!cJSON_GetObjectItemCaseSensitive(state, req->steps[i]))
             return bty_error_set(err, 404, "workflow '%s' has no step '%.200s'", workflow,
@@ -426,7 +429,7 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
     cJSON_ArrayForEach(group, by_batch)
     {
         char key[BTY_KEY_MAX];
-        doc_snapshot_key(key, workflow, strtoll(group->string, NULL, 10));
+        key_snapshot(key, workflow, strtoll(group->string, NULL, 10));
         if (plan_add_same(&out->plan, key, WRITE_MERGE, group, 0) != 0)
             goto oom;
     }

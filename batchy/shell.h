@@ -1,6 +1,37 @@
 /*
- * shell.h - the shell around the pure core: options, the Redis store and
- * the HTTP server. Only options.c, store.c, http.c and main.c include it.
+ * shell.h - the shell around the pure core (batchy.h): everything that
+ * does I/O, keeps a clock or holds global state. Only the shell's files
+ * include it.
+ *
+ *   options.c  command line and environment, Redis URLs
+ *   resp.c     Redis commands of a call, built, and their replies, read:
+ *              pure (no socket); unit-tested with hiredis's reader
+ *   plan.lua   the write script (compare, then write every hash), which
+ *              the build embeds (store.c loads it into Redis)
+ *   store.c    the store thread: the one Redis connection, pipelined
+ *   cache.c    what this process last wrote to each workflow
+ *   apply.c    the write protocol: read -> rule(now) -> compare-and-set
+ *              write -> retry, and when to trust the cache
+ *   api.c      the handlers, one per row of the endpoint table (batchy.h)
+ *   watch.c    the slow-client watchdog and the access log
+ *   http.c     libmicrohttpd glue: accept, parameters, bodies, auth,
+ *              suspend and resume, answer
+ *   main.c     start, signals, stop
+ *
+ * Threads, and what each owns:
+ *   main      starts the others, waits for SIGINT/SIGTERM (blocked in
+ *             every other thread), then stops them in order (main.c);
+ *   workers   libmicrohttpd's pool (--threads): each owns the requests of
+ *             its connections, from the first callback to on_completed,
+ *             and runs their handlers; a worker never waits for Redis: a
+ *             handler that needs a round trip suspends its connection;
+ *   store     owns the Redis connection and every call between
+ *             store_submit and its done callback, which resumes the
+ *             connection (store.c);
+ *   watchdog  owns nothing but the watch list's deadlines it enforces,
+ *             and writes the access log out (watch.c).
+ * Shared between them: the cache (cache.c, one mutex), the store's queue
+ * (one mutex), the watch list and the log buffer (watch.c, a mutex each).
  */
 #ifndef BATCHY_SHELL_H
 #define BATCHY_SHELL_H
@@ -43,28 +74,29 @@ int options_parse(int argc, char **argv, bty_options *opts);
  * unix:///path.sock[?db=N]. Returns 0, or -1 with a message in err. */
 int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *err);
 
-/* ------------------------------------------------------------------ store.c
- * One Redis connection, owned by the store's thread, which sends the calls
- * of every worker together as one pipeline. A worker never waits on it:
- * it builds a call (store_call_*), hands it over (store_submit), and is
- * told through the call's done callback, on the store thread, when the
- * replies are in; then it reads them (store_*_result) and clears the call
- * or builds the next one. */
-
-/* Start the store thread; it connects on the first call. 0, or -1. */
-int store_start(const bty_redis_target *target, int timeout_ms);
-/* Fail every call under way or waiting (503, their done callbacks run),
- * and end the thread. Calls submitted afterwards fail at once. */
-void store_stop(void);
+/* ------------------------------------------------------------------ resp.c
+ * A store call: the Redis commands of one round trip, and their replies.
+ * Building a call and reading its replies are pure (resp.c); sending it is
+ * the store thread's (store.c). A worker builds a call (store_call_*),
+ * hands it over (store_submit), and is told through the call's done
+ * callback, on the store thread, when the replies are in; then it reads
+ * them (store_*_result) and clears the call or builds the next one. */
 
 typedef void (*store_done_fn)(void *arg);
 
+/* What a call is, for what the store does when its answer is lost. */
+enum store_call_kind {
+    CALL_READ,   /* no effect: sent again once if Redis closed the connection */
+    CALL_WRITE,  /* may have been applied: never sent twice */
+    CALL_SCRIPT, /* the store's own SCRIPT LOAD after a SCRIPT FLUSH */
+};
+
 /* One round trip. Lives in its owner's memory; between store_submit and
  * its done callback it belongs to the store thread and must not be
- * touched. Every field is private to store.c. */
+ * touched. Fields are private to resp.c and store.c. */
 typedef struct store_call {
     struct store_call *next;
-    int kind;
+    int kind;       /* enum store_call_kind */
     char *commands; /* RESP, an sds string, owned */
     size_t len;
     int ncommands;
@@ -97,18 +129,23 @@ int store_call_ping(store_call *c, bty_error *err);
 /* EXISTS of the snapshot keys of batches from..from+count-1. */
 int store_call_first_free(store_call *c, const char *workflow, long long from, int count,
                           bty_error *err);
-/* Apply a write plan atomically, in one script. With expect (the hash
+/* Apply a write plan atomically, with plan.lua. With expect (the hash
  * read_key held when it was read), nothing is written if read_key holds
- * anything else now. */
+ * anything else now. The script's SHA is filled in as the call is sent
+ * (store_call_set_sha). */
 int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect,
                       const bty_write_plan *plan, bty_error *err);
+void store_call_set_sha(store_call *c, const char sha[40]);
+/* A call of one command (argv form, as hiredis takes it): the store's own
+ * SCRIPT LOAD. 0, or -1 with 503. */
+int store_call_command(store_call *c, int kind, int argc, const char **argv, bty_error *err);
 /* Free what a call holds; a cleared call is all zeros. */
 void store_call_clear(store_call *c);
-
-/* Hand a call to the store thread, to be sent no sooner than delay_us
- * from now; done(arg) runs on the store thread once its replies are in
- * or it failed (at once, on this thread, when the store is stopping). */
-void store_submit(store_call *c, int delay_us, store_done_fn done, void *arg);
+/* Mark a call failed as a whole with status and message (the store, when
+ * Redis is unreachable or the answer was lost); store_call_forget_failure
+ * undoes it before the call is sent again. */
+void store_call_fail_with(store_call *c, int status, const char *message);
+void store_call_forget_failure(store_call *c);
 
 /* What a commit did. */
 enum store_commit_outcome {
@@ -133,6 +170,24 @@ int store_ping_result(store_call *c, bty_error *err);
 long long store_first_free_result(store_call *c, long long from, bty_error *err);
 int store_commit_result(store_call *c, bty_hash *current, bty_error *err);
 
+/* The 503 for a Redis that cannot be reached (why says how). Returns -1. */
+int store_unreachable(bty_error *err, const char *why);
+
+/* ------------------------------------------------------------------ store.c
+ * One Redis connection, owned by the store's thread, which sends the calls
+ * of every worker together as one pipeline. */
+
+/* Start the store thread; it connects on the first call. 0, or -1. */
+int store_start(const bty_redis_target *target, int timeout_ms);
+/* Fail every call under way or waiting (503, their done callbacks run),
+ * and end the thread. Calls submitted afterwards fail at once. */
+void store_stop(void);
+
+/* Hand a call to the store thread, to be sent no sooner than delay_us
+ * from now; done(arg) runs on the store thread once its replies are in
+ * or it failed (at once, on this thread, when the store is stopping). */
+void store_submit(store_call *c, int delay_us, store_done_fn done, void *arg);
+
 /* ------------------------------------------------------------------ cache.c
  * What this process last wrote to each workflow's hash: a guess at what
  * Redis holds, that a write with it as its expectation checks (store.c).
@@ -154,6 +209,114 @@ void cache_forget(const char *workflow);
 void cache_release(cache_entry *e); /* NULL is fine */
 void cache_clear(void);
 
+/* ------------------------------------------------------------------ apply.c
+ * The write protocol of open, close and fail (apply.c's head comment says
+ * it whole). A handler calls apply_run on each of its runs until it
+ * returns APPLY_DONE (a->change holds the change, written or, for a
+ * retried close, nothing to write), APPLY_FAILED (err set) or APPLY_WAIT
+ * (it built `call`, to be submitted after delay_us). */
+
+/* What the protocol needs of a rule: the change of `doc` at `now`.
+ * min_batch_id is for open (the id must be at least that); arg is the
+ * rule's own (a close's parameters). */
+typedef int (*apply_rule_fn)(const char *workflow, const cJSON *doc, bty_time now,
+                             long long min_batch_id, const void *arg, bty_change *out,
+                             bty_error *err);
+
+/* The protocol's state, valid at every stage; all zeros to start. */
+typedef struct bty_apply {
+    int stage;    /* APPLY_START, then where the last round trip left it */
+    int attempt;  /* reads (and immediate retries) so far */
+    int delay_us; /* send the call no sooner than this from now */
+    long long min_batch_id;
+    bty_change change; /* the change computed; owned */
+    bty_hash base;     /* what <wf> held when change was computed; owned */
+} bty_apply;
+
+enum { APPLY_FAILED = -1, APPLY_DONE = 0, APPLY_WAIT = 1 };
+
+int apply_run(bty_apply *a, store_call *call, const char *workflow, apply_rule_fn rule,
+              const void *arg, bty_error *err);
+/* After APPLY_DONE, once the answer is rendered from a->change.state: if
+ * the change was written, remember what <wf> holds now (cache.c); takes
+ * a->change.state. */
+void apply_remember(bty_apply *a, const char *workflow);
+void apply_free(bty_apply *a);
+
+/* ------------------------------------------------------------------ api.c
+ * The handlers. http.c fills an api_request as a request comes in, and
+ * calls api_handle on each of the request's runs: the first, and one
+ * after each round trip the handler asked for. */
+
+/* What a handler returns. */
+enum { HANDLER_FAILED = -1, HANDLER_DONE = 0, HANDLER_WAIT = 1 };
+
+/* A handler's answer. body is malloc'd and owned. */
+typedef struct api_reply {
+    int status;
+    const char *content_type;
+    char *body;
+} api_reply;
+
+/* A request as the handlers see it. The HTTP layer owns the parameters
+ * (borrowed here) and the request; the handler owns `call` and its
+ * endpoint's member of `u`, which api_request_free releases. */
+typedef struct api_request {
+    const bty_options *opts;
+    bty_target target;
+    char *const *names; /* the parameters, query and form, in order */
+    char *const *values;
+    size_t nparams;
+    store_call call; /* the round trip the handler asked for */
+    int delay_us;    /* send it no sooner than this from now */
+    int runs;        /* how many times the handler has run before this one */
+    union {
+        struct { /* healthz, get_status: nothing beyond `call` */
+            int unused;
+        } read;
+        struct {
+            bty_change change; /* what load_cfg writes; owned */
+        } load;
+        bty_apply open;
+        struct {
+            bty_apply apply;
+            bty_end_params *params; /* owned */
+        } end;                      /* close_batch, fail_batch */
+    } u;
+} api_request;
+
+/* Run the handler of req->target's endpoint: HANDLER_DONE with *out set,
+ * HANDLER_FAILED with err set, or HANDLER_WAIT with req->call built. */
+int api_handle(api_request *req, api_reply *out, bty_error *err);
+void api_request_free(api_request *req);
+/* The last value of parameter `name`, or NULL. */
+const char *api_param(const api_request *req, const char *name);
+/* The JSON error answer {"error": message}; body NULL on out of memory. */
+void api_error_reply(api_reply *out, const bty_error *err);
+
+/* ------------------------------------------------------------------ watch.c
+ * Deadlines of slow clients, and the access log, kept by the watchdog
+ * thread. */
+typedef struct watch watch;
+typedef struct watched watched;
+
+/* Start the watchdog: connections get client_timeout_s for each request
+ * and each answer; log lines go to stderr unless quiet. NULL on failure. */
+watch *watch_start(int client_timeout_s, int quiet);
+/* Stop the thread, write the log out, free. */
+void watch_stop(watch *w);
+/* A connection on socket fd started: its entry (NULL when out of memory:
+ * then only libmicrohttpd's inactivity timeout applies to it). */
+watched *watch_add(watch *w, int fd);
+/* It closed: remove and free its entry (NULL is fine). The socket must
+ * still be open. */
+void watch_remove(watch *w, watched *c);
+/* Whose turn it is on a connection: the client's (its deadline runs) or
+ * batchy's (no deadline). NULL is fine. */
+void watch_turn(watch *w, watched *c, int client_turn);
+/* One access-log line: method, path, status, microseconds taken. */
+void watch_log(watch *w, const char *method, const char *path, int status, long long us);
+
 /* ------------------------------------------------------------------ http.c */
 
 /* Start the HTTP server; returns an opaque handle or NULL (message on stderr). */
@@ -164,5 +327,9 @@ void http_drain(void *handle);
 /* Answer what is left (the store must be stopped: its calls have failed),
  * stop, free everything. */
 void http_stop(void *handle);
+
+/* ------------------------------------------------------------------ main.c
+ * A clock for the shell: now, in UTC, from the wall clock. */
+bty_time clock_now(void);
 
 #endif

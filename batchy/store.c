@@ -1,5 +1,7 @@
 /*
- * store.c - where Redis is touched. Nothing else in Batchy talks to Redis.
+ * store.c - where Redis is touched: the store thread and its one
+ * connection. Nothing else in Batchy talks to Redis; what a call sends
+ * and what its replies mean are resp.c's, the write script is plan.lua.
  *
  * One thread, the store's, owns the one connection to Redis. Worker
  * threads never wait on a socket: a worker builds a call (the commands of
@@ -40,95 +42,8 @@
 
 #include "shell.h"
 
-/* The write script. KEYS[1] is the hash the call read, KEYS[2..] the
- * hashes to write. ARGV[1] is how many fields KEYS[1] held when it was
- * read (-1 when the write does not depend on it), followed by their names,
- * then their values. When KEYS[1] holds anything else now, nothing is
- * written and the answer is {"BATCHY_CHANGED", what it holds}, so that the
- * caller can start over without reading it again. Then, per hash to write:
- * its bty_write_mode (0 merge, 1 replace, 2 create), its field count and
- * its field/value pairs, or a count of -1 for "the same pairs as the hash
- * before" (a snapshot holds what <wf> gets). Every key is checked before
- * any is written, so a write is never half applied. HMGET and HSET take
- * their arguments in chunks: Lua's unpack has a limit. Redis' own cost
- * of a call is mostly per command and per argument, hence the shape.
- * The script never calls HGETALL or EXISTS, the commands of batchy's
- * reads and id probes, so that INFO commandstats counts those round trips
- * alone (scripts/bench.sh). */
-static const char plan_script[] =
-    "local function holds(k)\n"
-    "  local names, out, n, i = redis.call('HKEYS', k), {}, 0, 0\n"
-    "  while i < #names do\n"
-    "    local m = math.min(#names - i, 1000)\n"
-    "    local values = redis.call('HMGET', k, unpack(names, i + 1, i + m))\n"
-    "    for j = 1, m do\n"
-    "      out[n + 1], out[n + 2], n = names[i + j], values[j], n + 2\n"
-    "    end\n"
-    "    i = i + m\n"
-    "  end\n"
-    "  return out\n"
-    "end\n"
-    "local function wrongtype(k)\n"
-    "  return redis.error_reply('WRONGTYPE key ' .. k .. ' is a ' ..\n"
-    "                           redis.call('TYPE', k).ok .. ', not a hash')\n"
-    "end\n"
-    "local e = tonumber(ARGV[1])\n"
-    "local a = 2\n"
-    "if e >= 0 then\n"
-    "  local n = redis.pcall('HLEN', KEYS[1])\n"
-    "  if type(n) == 'table' then return wrongtype(KEYS[1]) end\n"
-    "  local same = n == e\n"
-    "  local i = 0\n"
-    "  while same and i < e do\n"
-    "    local m = math.min(e - i, 1000)\n"
-    "    local got = redis.call('HMGET', KEYS[1], unpack(ARGV, a + i, a + i + m - 1))\n"
-    "    for j = 1, m do\n"
-    "      if got[j] ~= ARGV[a + e + i + j - 1] then same = false end\n"
-    "    end\n"
-    "    i = i + m\n"
-    "  end\n"
-    "  if not same then\n"
-    "    return {'BATCHY_CHANGED', holds(KEYS[1])}\n"
-    "  end\n"
-    "  a = a + 2 * e\n"
-    "end\n"
-    "local b = a\n"
-    "for i = 2, #KEYS do\n"
-    "  local k, n = KEYS[i], tonumber(ARGV[b + 1])\n"
-    "  if ARGV[b] == '2' then\n"
-    "    if redis.call('TYPE', k).ok ~= 'none' then\n"
-    "      return redis.error_reply('BATCHY_EXISTS ' .. k)\n"
-    "    end\n"
-    "  elseif k ~= KEYS[1] or e < 0 then\n"
-    "    local t = redis.call('TYPE', k).ok\n"
-    "    if t ~= 'hash' and t ~= 'none' then return wrongtype(k) end\n"
-    "  end\n"
-    "  b = b + 2 + math.max(n, 0) * 2\n"
-    "end\n"
-    "local from, count = a, 0\n"
-    "for i = 2, #KEYS do\n"
-    "  local k, n = KEYS[i], tonumber(ARGV[a + 1])\n"
-    "  if ARGV[a] == '1' then redis.call('DEL', k) end\n"
-    "  a = a + 2\n"
-    "  if n >= 0 then\n"
-    "    from, count = a, n\n"
-    "    a = a + 2 * n\n"
-    "  end\n"
-    "  local j = 0\n"
-    "  while j < count do\n"
-    "    local m = math.min(count - j, 500)\n"
-    "    redis.call('HSET', k, unpack(ARGV, from + 2 * j, from + 2 * (j + m) - 1))\n"
-    "    j = j + m\n"
-    "  end\n"
-    "end\n"
-    "return 'OK'\n";
-
-/* What a call is, for what the store does when its answer is lost. */
-enum call_kind {
-    CALL_READ,   /* no effect: sent again once if Redis closed the connection */
-    CALL_WRITE,  /* may have been applied: never sent twice */
-    CALL_SCRIPT, /* the store's own SCRIPT LOAD after a SCRIPT FLUSH */
-};
+/* plan_script[]: batchy/plan.lua, embedded by the build (Makefile). */
+#include "plan_lua.h"
 
 /* The store: what workers hand over (under lock), and what only the store
  * thread touches. */
@@ -160,296 +75,6 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int unreachable(bty_error *err, const char *why)
-{
-    return bty_error_set(err, 503,
-                         "Redis is unreachable (%.200s); Batchy retries by itself, "
-                         "try again shortly",
-                         why);
-}
-
-/* ------------------------------------------------------------------ calls */
-
-/* Add a command (argv form) to a call. 0, or -1 with 503 on out of memory.
- * hiredis's sds formatter, not redisFormatCommandArgv: that one calls
- * sprintf for every argument, a fifth of the cost of building a write. */
-static int call_append(store_call *c, int argc, const char **argv, const size_t *argvlen,
-                       bty_error *err)
-{
-    sds cmd = NULL;
-    if (redisFormatSdsCommandArgv(&cmd, argc, argv, argvlen) < 0)
-        return bty_error_set(err, 503, "out of memory talking to Redis; try again");
-    if (!c->commands) {
-        c->commands = cmd;
-    } else {
-        sds joined = sdscatsds(c->commands, cmd);
-        sdsfree(cmd);
-        if (!joined)
-            return bty_error_set(err, 503, "out of memory talking to Redis; try again");
-        c->commands = joined;
-    }
-    c->len = sdslen(c->commands);
-    c->ncommands++;
-    return 0;
-}
-
-/* What a call says when there was no memory to say why it failed. */
-static bty_error out_of_memory = {503, "out of memory talking to Redis; try again"};
-
-static void failure_set(store_call *c, int status, const char *message)
-{
-    bty_error *e = malloc(sizeof(*e));
-    if (e)
-        bty_error_set(e, status, "%s", message);
-    c->failure = e ? e : &out_of_memory;
-}
-
-static void failure_clear(store_call *c)
-{
-    if (c->failure != &out_of_memory)
-        free(c->failure);
-    c->failure = NULL;
-}
-
-void store_call_clear(store_call *c)
-{
-    failure_clear(c);
-    sdsfree(c->commands);
-    if (c->replies)
-        for (int i = 0; i < c->ncommands; i++)
-            freeReplyObject(c->replies[i]);
-    free(c->replies);
-    memset(c, 0, sizeof(*c));
-}
-
-int store_call_read(store_call *c, const char *key, bty_error *err)
-{
-    store_call_clear(c);
-    c->kind = CALL_READ;
-    snprintf(c->key, sizeof(c->key), "%s", key);
-    const char *argv[] = {"HGETALL", key};
-    return call_append(c, 2, argv, NULL, err);
-}
-
-int store_call_ping(store_call *c, bty_error *err)
-{
-    store_call_clear(c);
-    c->kind = CALL_READ;
-    const char *argv[] = {"PING"};
-    return call_append(c, 1, argv, NULL, err);
-}
-
-int store_call_first_free(store_call *c, const char *workflow, long long from, int count,
-                          bty_error *err)
-{
-    store_call_clear(c);
-    c->kind = CALL_READ;
-    for (int i = 0; i < count; i++) {
-        char key[BTY_KEY_MAX];
-        doc_snapshot_key(key, workflow, from + i);
-        const char *argv[] = {"EXISTS", key};
-        if (call_append(c, 2, argv, NULL, err) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Add one argument to an argv under construction. */
-static void push(const char **argv, size_t *argvlen, size_t *a, const char *s, size_t len)
-{
-    argv[*a] = s;
-    argvlen[*a] = len;
-    (*a)++;
-}
-
-/* 1 when hash h writes exactly the pairs of hash g. */
-static int same_pairs(const bty_hash_write *h, const bty_hash_write *g)
-{
-    if (h->n != g->n)
-        return 0;
-    for (size_t j = 0; j < h->n; j++)
-        if (strcmp(h->names[j], g->names[j]) != 0 || strcmp(h->values[j], g->values[j]) != 0)
-            return 0;
-    return 1;
-}
-
-int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect,
-                      const bty_write_plan *plan, bty_error *err)
-{
-    store_call_clear(c);
-    c->kind = CALL_WRITE;
-    snprintf(c->key, sizeof(c->key), "%s", read_key);
-    /* EVALSHA sha numkeys read_key key... E names... values... (mode n pairs...)...
-     * (plan_script). The SHA is written in as the call is sent (call_set_sha). */
-    size_t e = expect ? expect->n : 0;
-    size_t argc = 5 + plan->n + 2 * e;
-    for (size_t i = 0; i < plan->n; i++)
-        argc += 2 + 2 * plan->hashes[i].n;
-    const char **argv = malloc(argc * sizeof(*argv));
-    size_t *argvlen = malloc(argc * sizeof(*argvlen));
-    char(*counts)[24] = malloc((plan->n + 2) * sizeof(*counts)); /* hashes, E, numkeys */
-    int rc = -1;
-    if (!argv || !argvlen || !counts) {
-        bty_error_set(err, 503, "out of memory writing the batch; try again");
-        goto out;
-    }
-    size_t a = 0;
-    char *numkeys = counts[plan->n + 1], *fields = counts[plan->n];
-    push(argv, argvlen, &a, "EVALSHA", 7);
-    push(argv, argvlen, &a, "0000000000000000000000000000000000000000", 40);
-    push(argv, argvlen, &a, numkeys, (size_t)snprintf(numkeys, 24, "%zu", plan->n + 1));
-    push(argv, argvlen, &a, read_key, strlen(read_key));
-    for (size_t i = 0; i < plan->n; i++)
-        push(argv, argvlen, &a, plan->hashes[i].key, strlen(plan->hashes[i].key));
-    if (expect)
-        push(argv, argvlen, &a, fields, (size_t)snprintf(fields, 24, "%zu", e));
-    else
-        push(argv, argvlen, &a, "-1", 2);
-    for (size_t i = 0; i < e; i++)
-        push(argv, argvlen, &a, expect->fields[i].name, expect->fields[i].name_len);
-    for (size_t i = 0; i < e; i++)
-        push(argv, argvlen, &a, expect->fields[i].value, expect->fields[i].value_len);
-    for (size_t i = 0; i < plan->n; i++) {
-        const bty_hash_write *h = &plan->hashes[i];
-        push(argv, argvlen, &a,
-             h->mode == WRITE_CREATE    ? "2"
-             : h->mode == WRITE_REPLACE ? "1"
-                                        : "0",
-             1);
-        if (i > 0 && same_pairs(h, &plan->hashes[i - 1])) {
-            push(argv, argvlen, &a, "-1", 2);
-            continue;
-        }
-        push(argv, argvlen, &a, counts[i], (size_t)snprintf(counts[i], 24, "%zu", h->n));
-        for (size_t j = 0; j < h->n; j++) {
-            push(argv, argvlen, &a, h->names[j], strlen(h->names[j]));
-            push(argv, argvlen, &a, h->values[j], strlen(h->values[j]));
-        }
-    }
-    rc = call_append(c, (int)a, argv, argvlen, err);
-out:
-    free(argv);
-    free(argvlen);
-    free(counts);
-    return rc;
-}
-
-/* The SHA of a commit is written into its formatted command as it is
- * sent: "*N\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>", the second argument. */
-static void call_set_sha(store_call *c)
-{
-    static const char evalsha[] = "\r\n$7\r\nEVALSHA\r\n$40\r\n";
-    char *at = c->commands ? memmem(c->commands, c->len, evalsha, sizeof(evalsha) - 1) : NULL;
-    if (at)
-        memcpy(at + sizeof(evalsha) - 1, store.plan_sha, 40);
-}
-
-/* ------------------------------------------------------------------ results */
-
-/* The call's error if it failed as a whole; 0 when it has its replies. */
-static int call_failed(const store_call *c, bty_error *err)
-{
-    if (!c->failure)
-        return 0;
-    *err = *c->failure;
-    return -1;
-}
-
-void store_hash_free(bty_hash *h)
-{
-    if (h->cached)
-        cache_release(h->cached);
-    else
-        free(h->fields);
-    freeReplyObject(h->reply);
-    memset(h, 0, sizeof(*h));
-}
-
-/* A hash from an HGETALL reply r (reply_owner is what to free with it). */
-static int hash_from_reply(bty_hash *out, redisReply *r, redisReply *reply_owner)
-{
-    out->n = r->elements / 2;
-    out->fields = calloc(out->n ? out->n : 1, sizeof(bty_field));
-    if (!out->fields)
-        return -1;
-    out->reply = reply_owner;
-    for (size_t i = 0; i < out->n; i++) {
-        const redisReply *name = r->element[2 * i], *value = r->element[2 * i + 1];
-        out->fields[i] = (bty_field){name->str, name->len, value->str, value->len};
-    }
-    return 0;
-}
-
-int store_read_result(store_call *c, bty_hash *out, bty_error *err)
-{
-    memset(out, 0, sizeof(*out));
-    if (call_failed(c, err))
-        return -1;
-    redisReply *r = c->replies[0];
-    if (r->type == REDIS_REPLY_ERROR) {
-        int wrongtype = strncmp(r->str, "WRONGTYPE", 9) == 0;
-        return bty_error_set(
-            err, wrongtype ? 409 : 503, "Redis key '%.140s': %.200s%s", c->key, r->str,
-            wrongtype ? "; it must be a hash of steps: delete it or use another name" : "");
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
-        return unreachable(err, "unexpected reply to HGETALL");
-    if (hash_from_reply(out, r, r) != 0)
-        return bty_error_set(err, 503, "out of memory reading '%.140s'", c->key);
-    c->replies[0] = NULL; /* now the hash's */
-    return 0;
-}
-
-int store_ping_result(store_call *c, bty_error *err)
-{
-    if (call_failed(c, err))
-        return -1;
-    const redisReply *r = c->replies[0];
-    return r->type == REDIS_REPLY_STATUS ? 0 : unreachable(err, "PING refused");
-}
-
-long long store_first_free_result(store_call *c, long long from, bty_error *err)
-{
-    if (call_failed(c, err))
-        return -1;
-    for (int i = 0; i < c->ncommands; i++) {
-        const redisReply *r = c->replies[i];
-        if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-            return from + i;
-    }
-    return from + c->ncommands;
-}
-
-int store_commit_result(store_call *c, bty_hash *current, bty_error *err)
-{
-    if (current)
-        memset(current, 0, sizeof(*current));
-    if (call_failed(c, err))
-        return COMMIT_FAILED;
-    redisReply *r = c->replies[0];
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING &&
-        strcmp(r->element[0]->str, "BATCHY_CHANGED") == 0 &&
-        r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements % 2 == 0) {
-        /* The read key changed since it was read: here is what it holds. */
-        if (current) {
-            if (hash_from_reply(current, r->element[1], r) != 0)
-                return COMMIT_AGAIN; /* out of memory: read it instead */
-            c->replies[0] = NULL;    /* now the hash's */
-        }
-        return COMMIT_CHANGED;
-    }
-    if (r->type != REDIS_REPLY_ERROR)
-        return COMMIT_WRITTEN;
-    if (strncmp(r->str, "BATCHY_EXISTS", 13) == 0)
-        return COMMIT_EXISTS;
-    if (strncmp(r->str, "NOSCRIPT", 8) == 0)
-        return COMMIT_AGAIN; /* scripts were flushed: the store loads it again */
-    int wrongtype = strncmp(r->str, "WRONGTYPE", 9) == 0;
-    bty_error_set(err, wrongtype ? 409 : 503, "Redis refused the write: %.200s", r->str);
-    return COMMIT_FAILED;
-}
-
 /* ------------------------------------------------------------------ handing over */
 
 static void wake_store(void)
@@ -466,12 +91,12 @@ void store_submit(store_call *c, int delay_us, store_done_fn done, void *arg)
     c->arg = arg;
     c->next = NULL;
     c->resent = 0;
-    failure_clear(c);
+    store_call_forget_failure(c);
     c->not_before_ms = delay_us > 0 ? now_ms() + (delay_us + 999) / 1000 : 0;
     pthread_mutex_lock(&store.lock);
     if (store.stopping || !store.started) {
         pthread_mutex_unlock(&store.lock);
-        failure_set(c, 503, "Batchy is stopping; try again in a moment");
+        store_call_fail_with(c, 503, "Batchy is stopping; try again in a moment");
         done(arg);
         return;
     }
@@ -502,7 +127,7 @@ static void call_finish(store_call *c)
 
 static void call_fail(store_call *c, int status, const char *message)
 {
-    failure_set(c, status, message);
+    store_call_fail_with(c, status, message);
     call_finish(c);
 }
 
@@ -628,7 +253,7 @@ static int connect_redis(char *why, size_t size)
 static void send_call(store_call *c)
 {
     if (c->kind == CALL_WRITE)
-        call_set_sha(c);
+        store_call_set_sha(c, store.plan_sha);
     if (!c->replies)
         c->replies = calloc((size_t)c->ncommands, sizeof(*c->replies));
     if (!c->replies || redisAppendFormattedCommand(store.ctx, c->commands, c->len) != REDIS_OK) {
@@ -697,9 +322,7 @@ static int take_replies(store_call **resend)
              * follows; the caller sees a conflict and retries. */
             const char *load[] = {"SCRIPT", "LOAD", plan_script};
             bty_error ignored;
-            store_call_clear(&store.script_call);
-            if (call_append(&store.script_call, 3, load, NULL, &ignored) == 0) {
-                store.script_call.kind = CALL_SCRIPT;
+            if (store_call_command(&store.script_call, CALL_SCRIPT, 3, load, &ignored) == 0) {
                 store.script_call_busy = 1;
                 store.script_call.next = *resend;
                 *resend = &store.script_call;

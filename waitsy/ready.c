@@ -24,32 +24,14 @@
 
 /* ------------------------------------------------------------ clean text */
 
-/* Length of the UTF-8 sequence starting at p (1-4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *p)
-{
-    size_t n = p[0] < 0x80                    ? 1
-               : p[0] >= 0xC2 && p[0] <= 0xDF ? 2
-               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
-               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
-                                              : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return n && utf8_valid((const char *)p, n) ? n : 0;
-}
-
 /* Characters that change how a terminal shows what follows: C1 controls
- * (U+0080-U+009F: U+009B is a CSI), bidirectional overrides and isolates,
- * line and paragraph separators. */
-static int invisible(const unsigned char *p, size_t n)
+ * (U+0080-U+009F: U+009B is a CSI), left-to-right and right-to-left marks,
+ * line and paragraph separators, bidirectional embeddings, overrides and
+ * isolates. */
+static int invisible(uint32_t cp)
 {
-    if (n == 2)
-        return p[0] == 0xC2 && p[1] <= 0x9F;
-    if (n == 3 && p[0] == 0xE2 && p[1] == 0x80)
-        return (p[2] >= 0xA8 && p[2] <= 0xAE) || p[2] == 0x8E || p[2] == 0x8F;
-    if (n == 3 && p[0] == 0xE2 && p[1] == 0x81)
-        return p[2] >= 0xA6 && p[2] <= 0xA9;
-    return 0;
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
+           (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 void wz_clean(const char *text, size_t max, char *out)
@@ -57,7 +39,9 @@ void wz_clean(const char *text, size_t max, char *out)
     const unsigned char *p = (const unsigned char *)text;
     size_t j = 0;
     while (*p) {
-        size_t n = utf8_seq(p);
+        uint32_t cp = 0;
+        /* strnlen: a sequence cut by the end of text is invalid */
+        size_t n = utf8_decode(p, strnlen((const char *)p, 4), &cp);
         if (j + (n ? n : 1) > max) {
             memcpy(out + j, "...", 3);
             j += 3;
@@ -69,7 +53,7 @@ void wz_clean(const char *text, size_t max, char *out)
         } else if (n == 1) {
             out[j++] = (*p < 0x20 || *p == 0x7f) ? ' ' : (char)*p;
             p++;
-        } else if (invisible(p, n)) {
+        } else if (invisible(cp)) {
             out[j++] = '?';
             p += n;
         } else {

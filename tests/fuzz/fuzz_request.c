@@ -38,7 +38,7 @@ static const char STATE[] =
 /* ------------------------------------------------------------ oracles */
 
 /* Well-formed UTF-8 by the byte ranges of Unicode's table 3-7 (not the
- * decode-and-check-the-value way of names.c), without NUL. */
+ * decode-and-check-the-value way of utf8.c), without NUL. */
 static int oracle_utf8(const unsigned char *s, size_t n)
 {
     size_t i = 0;
@@ -305,7 +305,7 @@ static void check_route(const char *method, char *url)
     }
     FUZZ_ASSERT(t.route && t.route->name, "route_match matched no route");
     FUZZ_ASSERT(strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 ||
-                    (strcmp(method, "HEAD") == 0 && t.route->read_only),
+                    (strcmp(method, "HEAD") == 0 && (t.route->methods & BTY_HEAD)),
                 "method '%s' allowed on %s", method, t.route->name);
     FUZZ_ASSERT(strcmp(url, "/") == 0 || strcmp(url, "/index/") == 0 ||
                     strncmp(url + 1, t.route->name, strlen(t.route->name)) == 0,
@@ -314,7 +314,7 @@ static void check_route(const char *method, char *url)
         FUZZ_ASSERT(oracle_workflow(t.workflow), "path '%s' routed with workflow '%s'", url,
                     t.workflow);
         char key[BTY_KEY_MAX];
-        doc_snapshot_key(key, t.workflow, BTY_MAX_BATCH_ID);
+        key_snapshot(key, t.workflow, BTY_MAX_BATCH_ID);
         FUZZ_ASSERT(strlen(key) < BTY_KEY_MAX - 1, "snapshot key of '%s' truncated", t.workflow);
     } else {
         FUZZ_ASSERT(t.workflow[0] == '\0', "%s took a workflow", t.route->name);

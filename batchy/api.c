@@ -1,0 +1,348 @@
+/*
+ * api.c - the handlers: one per row of the endpoint table (batchy.h), each
+ * a few lines over the pure core, the store and the write protocol
+ * (apply.c). http.c has routed, checked and authorised the request; a
+ * handler returns an answer, an error, or HANDLER_WAIT with req->call
+ * built, and runs again once that round trip is done (req->runs counts
+ * its runs). Handlers never write HTTP: they fill an api_reply.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shell.h"
+
+static const char TYPE_JSON[] = "application/json";
+static const char TYPE_TEXT[] = "text/plain; charset=utf-8";
+
+const char *api_param(const api_request *req, const char *name)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < req->nparams; i++)
+        if (req->names[i] && strcmp(req->names[i], name) == 0)
+            found = req->values[i];
+    return found;
+}
+
+/* ------------------------------------------------------------------ replies */
+
+static int reply_text(api_reply *out, int status, const char *type, char *body)
+{
+    out->status = status;
+    out->content_type = type;
+    out->body = body;
+    return body ? 0 : -1;
+}
+
+/* The answer to a call that wrote nothing: out of memory is worth a retry. */
+static int reply_doc(api_reply *out, const cJSON *doc, bty_error *err)
+{
+    if (reply_text(out, 200, TYPE_JSON, format_json(doc)))
+        return bty_error_set(err, 503, "out of memory rendering the answer; try again");
+    return 0;
+}
+
+/* Out of memory rendering the answer to a write that was applied: said as
+ * a lost reply is (store.c), never "try again": a retried open would open
+ * a second batch. */
+static int written_unanswered(bty_error *err)
+{
+    return bty_error_set(err, 503,
+                         "out of memory answering a write, which may or may not have been "
+                         "applied: check get_status before calling again");
+}
+
+void api_error_reply(api_reply *out, const bty_error *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", err->message[0] ? err->message : "internal error");
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    size_t len = text ? strlen(text) : 0;
+    char *body = text ? realloc(text, len + 2) : NULL;
+    if (body) {
+        body[len] = '\n';
+        body[len + 1] = '\0';
+    } else {
+        free(text);
+    }
+    out->status = err->status ? err->status : 500;
+    out->content_type = TYPE_JSON;
+    out->body = body;
+}
+
+/* ------------------------------------------------------------------ handlers */
+
+static int handle_index(api_request *req, api_reply *out, bty_error *err)
+{
+    (void)req, (void)err;
+    return reply_text(out, 200, TYPE_TEXT, strdup("Batchy " BATCHY_VERSION "\n"));
+}
+
+static int handle_healthz(api_request *req, api_reply *out, bty_error *err)
+{
+    if (req->runs == 0)
+        return store_call_ping(&req->call, err) != 0 ? HANDLER_FAILED : HANDLER_WAIT;
+    if (store_ping_result(&req->call, err) != 0)
+        return HANDLER_FAILED;
+    return reply_text(out, 200, TYPE_JSON, strdup("{\"status\":\"ok\"}\n"));
+}
+
+/* The key get_status reads: <wf>, or with ?batch_id=N the snapshot. */
+static int status_key(const api_request *req, char key[BTY_KEY_MAX], const char **id_text,
+                      long long *id, bty_error *err)
+{
+    *id_text = api_param(req, "batch_id");
+    *id = 0;
+    if (*id_text && batch_id_parse(*id_text, id) != 0)
+        return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", *id_text);
+    if (*id_text)
+        key_snapshot(key, req->target.workflow, *id);
+    else
+        snprintf(key, BTY_KEY_MAX, "%s", req->target.workflow);
+    return 0;
+}
+
+static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
+{
+    const char *workflow = req->target.workflow, *id_text;
+    char key[BTY_KEY_MAX];
+    long long id;
+    if (status_key(req, key, &id_text, &id, err) != 0)
+        return HANDLER_FAILED;
+    if (req->runs == 0)
+        return store_call_read(&req->call, key, err) != 0 ? HANDLER_FAILED : HANDLER_WAIT;
+    bty_hash hash;
+    if (store_read_result(&req->call, &hash, err) != 0)
+        return HANDLER_FAILED;
+    if (hash.n == 0) {
+        store_hash_free(&hash);
+        if (id_text)
+            return bty_error_set(err, 404, "workflow '%s' has no batch %lld", workflow, id);
+        return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s", workflow,
+                             workflow);
+    }
+    cJSON *doc = doc_from_hash(hash.fields, hash.n, key, err);
+    store_hash_free(&hash);
+    if (!doc)
+        return HANDLER_FAILED;
+    int rc = reply_doc(out, doc, err);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+/* Read cfg/<wf>.yaml (or .yml) into a malloc'd buffer. */
+static char *read_cfg_file(const char *dir, const char *workflow, size_t *len, char *name,
+                           size_t name_size, bty_error *err)
+{
+    static const char *const exts[] = {"yaml", "yml"};
+    int fd = -1;
+    char path[1400];
+    for (size_t i = 0; i < 2 && fd < 0; i++) {
+        snprintf(name, name_size, "%s.%s", workflow, exts[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    }
+    if (fd < 0) {
+        bty_error_set(err, 404, "no file %s.yaml or %s.yml in the configuration folder '%.200s'",
+                      workflow, workflow, dir);
+        return NULL;
+    }
+    struct stat st;
+    char *buf = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        bty_error_set(err, 404, "%s is not a regular file", name);
+    } else if (st.st_size > CFG_MAX_BYTES) {
+        bty_error_set(err, 413, "%s is %lld bytes; workflow files are 1 MiB at most", name,
+                      (long long)st.st_size);
+    } else if (!(buf = malloc((size_t)st.st_size + 1))) {
+        bty_error_set(err, 503, "out of memory reading %s", name);
+    } else {
+        size_t got = 0;
+        ssize_t n = 1;
+        /* Read one byte more than stat said, to notice a file that grew. */
+        while (got <= (size_t)st.st_size && n > 0) {
+            n = read(fd, buf + got, (size_t)st.st_size + 1 - got);
+            if (n > 0)
+                got += (size_t)n;
+            else if (n < 0 && errno == EINTR)
+                n = 1;
+        }
+        if (n < 0 || got > (size_t)st.st_size) {
+            bty_error_set(err, n < 0 ? 503 : 409, "%s changed or could not be read; try again",
+                          name);
+            free(buf);
+            buf = NULL;
+        } else {
+            *len = got;
+        }
+    }
+    close(fd);
+    return buf;
+}
+
+/* load_cfg: no read, so nothing to compare: a load replaces the workflow
+ * whatever it holds. The write is tried again (three times at most) only
+ * when Redis had lost the script (SCRIPT FLUSH), which the store loads
+ * again. */
+static int handle_load_cfg(api_request *req, api_reply *out, bty_error *err)
+{
+    const char *workflow = req->target.workflow;
+    bty_change *change = &req->u.load.change;
+    if (req->runs == 0) {
+        char name[160];
+        size_t len = 0;
+        char *text = read_cfg_file(req->opts->cfg_dir, workflow, &len, name, sizeof(name), err);
+        if (!text)
+            return HANDLER_FAILED;
+        cJSON *doc = cfg_parse(text, len, name, err);
+        free(text);
+        if (!doc || rules_load(workflow, doc, clock_now(), change, err) != 0)
+            return HANDLER_FAILED;
+    } else {
+        int outcome = store_commit_result(&req->call, NULL, err);
+        if (outcome == COMMIT_WRITTEN) {
+            char *body = format_json(change->state);
+            cache_put(cache_entry_after(workflow, NULL, 0, &change->plan, change->state));
+            change->state = NULL;
+            if (reply_text(out, 200, TYPE_JSON, body) != 0)
+                return written_unanswered(err);
+            return HANDLER_DONE;
+        }
+        cache_forget(workflow);
+        if (outcome != COMMIT_AGAIN)
+            return HANDLER_FAILED;
+        if (req->runs == 3)
+            return bty_error_set(err, 503, "could not write workflow '%s'; try again", workflow);
+    }
+    if (store_call_commit(&req->call, workflow, NULL, &change->plan, err) != 0)
+        return HANDLER_FAILED;
+    return HANDLER_WAIT;
+}
+
+static int open_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
+                     const void *arg, bty_change *out, bty_error *err)
+{
+    (void)arg;
+    return rules_open(workflow, doc, now, min_batch_id, out, err);
+}
+
+static int handle_open_batch(api_request *req, api_reply *out, bty_error *err)
+{
+    bty_apply *a = &req->u.open;
+    int rc = apply_run(a, &req->call, req->target.workflow, open_rule, NULL, err);
+    req->delay_us = a->delay_us;
+    if (rc != APPLY_DONE)
+        return rc == APPLY_WAIT ? HANDLER_WAIT : HANDLER_FAILED;
+    const bty_change *change = &a->change;
+    char *body;
+    switch (req->target.format) {
+    case FMT_INFA:
+        body = format_infa(change->state);
+        break;
+    case FMT_SH:
+        body = format_sh(req->target.workflow, change->batch_id, change->state);
+        break;
+    default:
+        body = format_json(change->state);
+        break;
+    }
+    int wrote = change->plan.n != 0;
+    apply_remember(a, req->target.workflow);
+    if (reply_text(out, 200, req->target.format == FMT_JSON ? TYPE_JSON : TYPE_TEXT, body))
+        return wrote ? written_unanswered(err)
+                     : bty_error_set(err, 503, "out of memory rendering the answer; try again");
+    return HANDLER_DONE;
+}
+
+static int end_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
+                    const void *arg, bty_change *out, bty_error *err)
+{
+    (void)min_batch_id;
+    return rules_end(workflow, doc, arg, now, out, err);
+}
+
+/* close_batch and fail_batch: the parameters read into a request, then
+ * the rule. */
+static int handle_end(api_request *req, const char *status, api_reply *out, bty_error *err)
+{
+    if (req->runs == 0) {
+        if (!(req->u.end.params = calloc(1, sizeof(*req->u.end.params))))
+            return bty_error_set(err, 503, "out of memory; try again");
+        /* token= is authentication when a token is configured, never
+         * stored; without one it is refused like a special field. */
+        if (end_params_read(req->u.end.params, status, req->names, req->values, req->nparams,
+                            req->opts->token[0] != '\0', err) != 0)
+            return HANDLER_FAILED;
+    }
+    bty_apply *a = &req->u.end.apply;
+    int rc = apply_run(a, &req->call, req->target.workflow, end_rule, &req->u.end.params->req, err);
+    req->delay_us = a->delay_us;
+    if (rc != APPLY_DONE)
+        return rc == APPLY_WAIT ? HANDLER_WAIT : HANDLER_FAILED;
+    char *body = format_json(a->change.state);
+    int wrote = a->change.plan.n != 0;
+    apply_remember(a, req->target.workflow);
+    if (reply_text(out, 200, TYPE_JSON, body))
+        return wrote ? written_unanswered(err)
+                     : bty_error_set(err, 503, "out of memory rendering the answer; try again");
+    return HANDLER_DONE;
+}
+
+static int handle_close_batch(api_request *req, api_reply *out, bty_error *err)
+{
+    return handle_end(req, "success", out, err);
+}
+
+static int handle_fail_batch(api_request *req, api_reply *out, bty_error *err)
+{
+    return handle_end(req, "failed", out, err);
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+typedef int (*handler_fn)(api_request *req, api_reply *out, bty_error *err);
+
+/* Made of the endpoint table: a row naming a handler that is not defined
+ * above does not compile. */
+static const handler_fn handlers[EP_COUNT] = {
+#define HANDLER(id, name, handler, ...) [id] = handler,
+    BTY_ENDPOINTS(HANDLER)
+#undef HANDLER
+};
+
+int api_handle(api_request *req, api_reply *out, bty_error *err)
+{
+    int rc = handlers[req->target.route->endpoint](req, out, err);
+    req->runs++;
+    return rc;
+}
+
+void api_request_free(api_request *req)
+{
+    store_call_clear(&req->call);
+    if (!req->target.route)
+        return; /* never routed: no handler state */
+    switch (req->target.route->endpoint) {
+    case EP_LOAD_CFG:
+        change_free(&req->u.load.change);
+        break;
+    case EP_OPEN_BATCH:
+        apply_free(&req->u.open);
+        break;
+    case EP_CLOSE_BATCH:
+    case EP_FAIL_BATCH:
+        apply_free(&req->u.end.apply);
+        if (req->u.end.params) {
+            end_params_free(req->u.end.params);
+            free(req->u.end.params);
+        }
+        break;
+    default:
+        break;
+    }
+}
