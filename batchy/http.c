@@ -4,8 +4,9 @@
  * parameters and body are read and bounded, the request is checked,
  * routed (route_match, route.c) and authorised, handed to its handler
  * (api_handle, api.c), and answered: handlers return a reply or a
- * bty_error, and only this file writes either out. The slow-client
- * deadlines and the access log are watch.c's.
+ * bty_error, and only this file writes either out. Connections past the
+ * limit are closed as they are accepted (accept_below_limit). The
+ * slow-client deadlines and the access log are watch.c's.
  *
  * No worker waits for Redis. Where a handler needs a round trip it builds
  * the call and returns HANDLER_WAIT; answer() suspends the connection and
@@ -36,11 +37,14 @@
 #define MAX_BODY        (64 * 1024)
 
 /* The server: options (read-only once started), the daemon, how many
- * requests have started and not yet been answered (for a clean stop), and
- * the watchdog with the access log. */
+ * connections may be open and how many are, how many requests have
+ * started and not yet been answered (for a clean stop), and the watchdog
+ * with the access log. */
 typedef struct server {
     bty_options opts;
     struct MHD_Daemon *daemon;
+    unsigned max_connections; /* opts' limit, lowered to fit the descriptors */
+    atomic_uint connections;  /* started and not yet closed (on_connection) */
     atomic_int in_flight;
     watch *watch;
 } server;
@@ -216,16 +220,33 @@ static watched *watched_of(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
+/* libmicrohttpd's accept policy, asked of each connection it has just
+ * accepted: one past the limit is refused, and libmicrohttpd closes it at
+ * once, unanswered. Not libmicrohttpd's own connection limit: there it
+ * stops calling accept(), and new connections wait unanswered in the
+ * kernel's listen queue until an idle connection is cut, a whole client
+ * timeout for a normal client behind a crowd of idle ones. The count is
+ * kept by on_connection, after this check: workers accepting at the same
+ * moment may each let one through, so up to threads - 1 over the limit. */
+static enum MHD_Result accept_below_limit(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr, (void)addrlen;
+    server *srv = cls;
+    return atomic_load(&srv->connections) < srv->max_connections ? MHD_YES : MHD_NO;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     server *srv = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&srv->connections, 1);
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         /* Unwatched when out of memory: the inactivity timeout still applies. */
         *socket_context = info ? watch_add(srv->watch, info->connect_fd) : NULL;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        atomic_fetch_sub(&srv->connections, 1);
         watch_remove(srv->watch, *socket_context);
         *socket_context = NULL;
     }
@@ -269,7 +290,9 @@ static char encoded_slash_mark;
 
 /* The raw request target, before libmicrohttpd decodes it: mark a %2F in
  * the path, which would otherwise reach routing as a '/' and split a
- * name in two ("/open_batch/wf1%2Fsh" is not wf1 in sh format). */
+ * name in two ("/open_batch/wf1%2Fsh" is not wf1 in sh format). In
+ * absolute form the host is scanned too: decoded, a %2F in it would move
+ * where origin_path finds the path. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     (void)cls, (void)conn;
@@ -280,6 +303,28 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return NULL;
 }
 
+/* The path of a decoded request target. The absolute form
+ * ("http://host:port/get_status/wf1", RFC 9112 3.2.2, which a server must
+ * accept) gives its path, "/" when empty (RFC 9110 4.2.3); libmicrohttpd
+ * has split the query off already, as in origin form. The host in it is
+ * not checked against anything, any more than the Host header is: batchy
+ * answers whatever name it was reached by. Any other target comes back
+ * as it is: origin form ("/get_status/wf1"), and the forms batchy does not
+ * serve ("*", "host:port", other schemes, "http://" without a host, which
+ * RFC 9110 4.2.1 calls invalid), which routing refuses. */
+static const char *origin_path(const char *url)
+{
+    size_t scheme = 0; /* its length; case does not matter (RFC 3986 3.1) */
+    if (strncasecmp(url, "http://", 7) == 0)
+        scheme = 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        scheme = 8;
+    if (!scheme || url[scheme] == '\0' || url[scheme] == '/')
+        return url;
+    const char *path = strchr(url + scheme, '/');
+    return path ? path : "/";
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -287,6 +332,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     server *srv = cls;
     request *req = *req_cls;
+    url = origin_path(url); /* from here on, as if it came in origin form */
     if (!req || *req_cls == &encoded_slash_mark) {
         int encoded_slash = *req_cls == &encoded_slash_mark;
         if (!(req = calloc(1, sizeof(*req))))
@@ -475,12 +521,14 @@ void *http_start(const bty_options *opts)
 
     /* Stay below the descriptor limit: each connection costs one, and the
      * Redis connections, the log and libmicrohttpd's own need a few more.
-     * Connections past the limit are closed as soon as they are accepted. */
+     * Connections past the limit are closed as soon as they are accepted
+     * (accept_below_limit). */
     struct rlimit rl;
     unsigned limit = (unsigned)opts->max_connections;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < limit + 64)
         limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;
+    srv->max_connections = limit;
 
     /* poll(), not epoll: with libmicrohttpd 0.9.75 in epoll mode a request
      * whose parameters overflow the connection's memory pool is left hanging
@@ -489,9 +537,13 @@ void *http_start(const bty_options *opts)
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* libmicrohttpd's own limit, which would stop accept(), is set where it
+     * is never reached: it shares it out among the workers, a worker at its
+     * share stops accepting, and accept_below_limit lets through at most
+     * threads - 1 past ours, so some worker always accepts. */
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        flags, 0, accept_below_limit, srv, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, limit + (unsigned)opts->threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)opts->client_timeout_s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
         /* Room for a request line of ~25 KB with ~500 parameters (each
          * costs libmicrohttpd a record in this pool); longer lines get 414,

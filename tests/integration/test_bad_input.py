@@ -7,9 +7,10 @@ exactly as written (http.client / raw sockets, never urllib).
 """
 import json
 import os
+import time
 import unittest
 
-from harness import ServiceTestCase, SLOW, raw_request
+from harness import PROMPT, ServiceTestCase, SLOW, raw_request
 
 SECRET_YAML = "stolen:\n  secret: from_outside_the_cfg_dir\n"
 
@@ -229,6 +230,95 @@ class BadInputTest(ServiceTestCase):
                 self.assert_error(r, (409, 500))
                 self.assert_nothing_written()
         self.assert_service_up()
+
+    # ---- request targets in absolute form (RFC 9112 3.2.2)
+
+    def target(self, method, target, body=None):
+        """Send one request with its target exactly as given; return (status,
+        body bytes)."""
+        head = "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" % (method, target)
+        if body is not None:
+            head += ("Content-Type: application/x-www-form-urlencoded\r\n"
+                     "Content-Length: %d\r\n" % len(body))
+        status, reply = raw_request(self.batchy.port, (head + "\r\n" + (body or "")).encode())
+        return status, reply.partition(b"\r\n\r\n")[2]
+
+    def test_absolute_form_target_is_served_as_its_path(self):
+        self.batchy.get("/open_batch/wf1")
+        expected = self.batchy.get("/get_status/wf1").json()
+        port = self.batchy.port
+        # the host is not checked; scheme and host in any case; the path
+        # is percent-decoded; a trailing slash is ignored, as in origin form
+        for target in ("http://127.0.0.1:%d/get_status/wf1" % port,
+                       "http://elsewhere.example/get_status/wf1",
+                       "https://elsewhere.example:8443/get_status/wf1",
+                       "HTTP://ELSEWHERE.EXAMPLE/get_status/wf1/",
+                       "http://[::1]:%d/get_status/w%%66%%31" % port):
+            with self.subTest(target=target):
+                status, body = self.target("GET", target)
+                self.assertEqual(status, 200, body)
+                self.assertEqual(json.loads(body), expected)
+        status, body = self.target("HEAD", "http://x/get_status/wf1")
+        self.assertEqual((status, body), (200, b""))
+        # an empty path is "/", the index
+        index = self.batchy.get("/index").body
+        for target in ("http://x", "http://x:%d/" % port, "http://x?a=1"):
+            with self.subTest(target=target):
+                self.assertEqual(self.target("GET", target), (200, index))
+
+    def test_absolute_form_takes_query_and_form_parameters_as_origin_form_does(self):
+        status, body = self.target("GET", "http://x/open_batch/wf1/sh")
+        self.assertEqual(status, 200, body)
+        batch = self.batchy.get("/get_status/wf1").json()["job1"]["batch_id"]
+        self.assertIn(b"%d" % batch, body)
+        status, body = self.target("GET", "http://x/get_status/wf1?batch_id=%d" % batch)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body),
+                         self.batchy.get("/get_status/wf1?batch_id=%d" % batch).json())
+        status, body = self.target("POST", "http://x/close_batch/wf1", body="step=job%31")
+        self.assertEqual(status, 200, body)
+        doc = self.batchy.get("/get_status/wf1").json()
+        self.assertEqual(doc["job1"]["status"], "success")
+        self.assertNotEqual(doc["job2"]["status"], "success")
+
+    def test_absolute_form_refuses_what_origin_form_refuses(self):
+        self.batchy.get("/open_batch/wf1")
+        self.before = self.redis.dump()
+        for path in ("/open_batch/wf1%2Fsh", "/get_status/a%2Fb", "/load_cfg/..%2fsecret",
+                     "/load_cfg/..", "/get_status/wf1%00x", "/close_batch/wf1?step=job1%00x",
+                     "/close_batch/wf1?rows=%ff", "/open_batch/wf1/xml", "/nope",
+                     "/close_batch/wf1?" + "&".join("p%d=1" % i for i in range(300))):
+            with self.subTest(path=path):
+                origin = self.batchy.get(path)
+                self.assertGreaterEqual(origin.status, 400, origin)
+                status, body = self.target("GET", "http://x" + path)
+                self.assertEqual(status, origin.status, body)
+                self.assertEqual(json.loads(body), origin.json())
+                self.assert_nothing_written()
+        # decoded, a %2F in the host would move where the path starts
+        status, body = self.target("GET", "http://a%2Fget_status/wf1")
+        self.assertEqual(status, 400, body)
+
+    def test_targets_in_other_forms_are_still_404(self):
+        for method, target in (("GET", "*"), ("OPTIONS", "*"), ("GET", "x:5000"),
+                               ("CONNECT", "x:5000"), ("GET", "ftp://x/get_status/wf1"),
+                               ("GET", "http:///get_status/wf1"),
+                               ("GET", "http:/get_status/wf1"), ("GET", "http:get_status/wf1"),
+                               ("GET", "httpx://x/get_status/wf1")):
+            with self.subTest(method=method, target=target):
+                status, body = self.target(method, target)
+                self.assertEqual(status, 404, body)
+                self.assertIn("error", json.loads(body))
+                self.assert_nothing_written()
+
+    def test_access_log_shows_the_path_of_an_absolute_form_target(self):
+        status, _ = self.target("GET", "http://logged.example:1234/get_status/abslog?x=1")
+        self.assertEqual(status, 404)
+        deadline = time.monotonic() + PROMPT
+        while " GET /get_status/abslog 404 " not in self.batchy.stderr():
+            self.assertLess(time.monotonic(), deadline, self.batchy.stderr()[-2000:])
+            time.sleep(0.05)
+        self.assertNotIn("logged.example", self.batchy.stderr())
 
 
 if __name__ == "__main__":

@@ -350,6 +350,82 @@ class SlowClientTest(FaultTestCase):
         self.assertNotIn("Too many open files", b.stderr())
 
 
+class ConnectionLimitTest(FaultTestCase):
+    """A connection limit of 20, filled by clients that connect and send
+    nothing. The client timeout is long: a connection left waiting for an
+    idle one to be cut would wait minutes, not the PROMPT seconds allowed."""
+
+    LIMIT = 20
+    CLIENT_TIMEOUT = 300
+
+    def start(self):
+        return self.start_batchy(args=("--threads", "2"), env={
+            "BATCHY_MAX_CONNECTIONS": str(self.LIMIT),
+            "BATCHY_CLIENT_TIMEOUT": str(self.CLIENT_TIMEOUT)})
+
+    def connect(self, port, count):
+        return [socket.create_connection(("127.0.0.1", port), timeout=PROMPT)
+                for _ in range(count)]
+
+    def assert_closed_unanswered(self, port):
+        """A request on a new connection: batchy closes it without an answer
+        within PROMPT seconds."""
+        got = b""
+        with socket.create_connection(("127.0.0.1", port), timeout=PROMPT) as s:
+            try:
+                s.sendall(b"GET /index HTTP/1.1\r\nHost: x\r\n\r\n")
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # closed with the request unread: the kernel resets
+            except socket.timeout:
+                self.fail("a connection past the limit still open after %ss" % PROMPT)
+        self.assertEqual(got, b"")
+
+    def assert_served_within_prompt(self, b):
+        """GET /index is answered 200 within PROMPT seconds, retried while
+        batchy refuses it (it may not have seen clients leave yet)."""
+        deadline = time.monotonic() + PROMPT
+        while True:
+            try:
+                r = b.get("/index", timeout=PROMPT)
+                break
+            except OSError as e:
+                self.assertLess(time.monotonic(), deadline, "no room after clients left: %r" % e)
+                time.sleep(0.05)
+        self.assertEqual(r.status, 200, r)
+
+    def test_connection_past_the_limit_is_closed_at_once_and_room_is_served_at_once(self):
+        b = self.start()
+        idle = self.connect(b.port, 2 * self.LIMIT)
+        try:
+            for _ in range(3):
+                self.assert_closed_unanswered(b.port)
+            # the connections batchy took are kept, and served meanwhile
+            idle[0].sendall(b"GET /index HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(idle[0].recv(4096).startswith(b"HTTP/1.1 200"))
+            # clients leave: the next one is served as soon as there is room
+            for s in idle[:self.LIMIT // 2]:
+                s.close()
+            self.assert_served_within_prompt(b)
+        finally:
+            for s in idle:
+                s.close()
+        # the refused connections took no place for good: with all but one
+        # place taken again, a client is still served
+        idle = self.connect(b.port, self.LIMIT - 1)
+        try:
+            self.assert_served_within_prompt(b)
+        finally:
+            for s in idle:
+                s.close()
+        self.assertEqual(b.get("/healthz").status, 200)
+        b.stop_checked()  # exits 0: under the sanitizers, no leak or error either
+
+
 class BatchyKilledMidWriteTest(FaultTestCase):
     """batchy killed with SIGKILL three times while four clients open,
     close and fail batches; restarted on the same port each time."""
