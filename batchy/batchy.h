@@ -135,6 +135,14 @@ typedef struct bty_special_field {
 /* The row of special field `name`, or NULL when the name is not special. */
 const bty_special_field *special_field_find(const char *name);
 
+/* The row a parameter named `name` would pass for, or NULL: the row of
+ * that name, or the one whose name `name` prints as in the sh format
+ * (upper-cased, every byte outside [A-Z0-9_] as '_': "from-date",
+ * "batch.id"), or equals without case, as infa readers compare ("From_Date";
+ * also the non-ASCII letters whose simple case mapping is i, s or k). A
+ * close/fail parameter so named would override the field after `eval`. */
+const bty_special_field *special_field_reserved(const char *name);
+
 /* Every row, *n of them, in the order of SPEC section 2. */
 const bty_special_field *special_fields(size_t *n);
 
@@ -160,6 +168,7 @@ int name_step_check(const char *name, bty_error *err);
 #define CFG_MAX_NODES        250000 /* after alias expansion */
 #define CFG_MAX_DEPTH        64
 #define CFG_MAX_COPIED_BYTES (16 * 1024 * 1024) /* text copied by aliases */
+#define BTY_MAX_STEPS        10000              /* steps of a workflow (SPEC section 5) */
 cJSON *cfg_parse(const char *text, size_t len, const char *source, bty_error *err);
 
 /* ------------------------------------------------------------------ keys.c
@@ -167,6 +176,8 @@ cJSON *cfg_parse(const char *text, size_t len, const char *source, bty_error *er
 #define BTY_KEY_MAX 160
 /* "<wf>-<batch_id>", the snapshot of a batch, into buf. */
 void key_snapshot(char buf[BTY_KEY_MAX], const char *workflow, long long batch_id);
+/* "<wf>-", what the snapshot keys of batches start with, into buf. */
+void key_snapshot_prefix(char buf[BTY_KEY_MAX], const char *workflow);
 /* "<wf>-<epoch>-init", the snapshot of the load_cfg at epoch, into buf. */
 void key_init_snapshot(char buf[BTY_KEY_MAX], const char *workflow, long long epoch);
 /* 1 when name[0..len) ends as a snapshot key does (-<digits> or
@@ -189,8 +200,12 @@ typedef struct bty_field {
 /* Decode a hash into a document (steps sorted). Records written by the
  * original service (", " separators, status "failure") are accepted;
  * "failure" reads as "failed"; a key repeated in a record (a hand edit)
- * keeps its last copy. A value that is not a JSON object is a 409 naming
- * the step and key. Returns a new object, or NULL with err set. */
+ * keeps its last copy; a batch_id may be numeric text. A 409 naming the
+ * key, the step and the field (or "step name", "the record"): a step name
+ * that is not UTF-8; a value that is not one JSON object (nothing but
+ * whitespace around it); a string or key, at any depth, that is not UTF-8
+ * or holds \u0000; a batch_id that is not a whole number from 0 to
+ * BTY_MAX_BATCH_ID. Returns a new object, or NULL with err set. */
 cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_error *err);
 
 /* Sort a document's steps in byte order of their names, in place. */
@@ -239,6 +254,11 @@ typedef struct bty_change {
     cJSON *state;        /* the whole new <wf> document; owned */
     bty_write_plan plan; /* <wf>, <wf>-<batch_id>, ...; owned; empty on a retry */
     long long batch_id;  /* the batch the operation is about */
+    /* What the change was computed from: every step of <wf> (1: open,
+     * load), or only the steps it writes into <wf> (0: close, fail). A
+     * write is refused when what it was computed from changed meanwhile
+     * (apply.c), so calls on different steps do not conflict. */
+    int reads_all;
 } bty_change;
 
 void change_free(bty_change *c);
@@ -247,6 +267,11 @@ void change_free(bty_change *c);
  * a status the status "new", and plan to replace <wf> and write the
  * <wf>-<now>-init snapshot. */
 int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err);
+/* The same over `prev`, what <wf> holds (NULL or empty: nothing): the
+ * steps still open in a batch are also marked "abandoned" in that batch's
+ * snapshot, as an open does. */
+int rules_load_over(const char *workflow, cJSON *doc, const cJSON *prev, bty_time now,
+                    bty_change *out, bty_error *err);
 
 /* open_batch over every step of `prev` (not modified; 404 "not loaded"
  * when it has no steps): new from_date,
@@ -255,6 +280,13 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
  * were still open, their previous snapshot (abandoned). */
 int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long min_batch_id,
                bty_change *out, bty_error *err);
+/* open_batch?step=...: only the nsteps named steps (404 for one the
+ * workflow has not) get the new batch; every other step keeps its record,
+ * whatever its state. <wf> gets the steps opened, the new snapshot the
+ * whole workflow. nsteps 0: every step, as rules_open. */
+int rules_open_steps(const char *workflow, const cJSON *prev, const char *const *steps,
+                     size_t nsteps, bty_time now, long long min_batch_id, bty_change *out,
+                     bty_error *err);
 
 /* close_batch / fail_batch. */
 typedef struct bty_end_request {

@@ -15,9 +15,10 @@
  *     (CFG_MAX_NODES) checked before copying, and the nesting bound
  *     (CFG_MAX_DEPTH) holds after expansion too;
  *   - a merge key (<<) copies the members a mapping does not set itself;
- *   - step names (names.c) and the special fields of steps (fields.c) are
- *     validated as they arrive, so an error names the line and column of
- *     the offending value.
+ *   - step names (names.c), their number (BTY_MAX_STEPS), parameter names
+ *     that would pass for special fields, and the special fields of steps
+ *     (fields.c) are validated as they arrive, so an error names the line
+ *     and column of the offending key or value.
  *
  * Pure: no I/O, no globals, no clock. Every failure is a bty_error: 422
  * with "source:line:column: reason" for bad input, 413 for an oversized
@@ -167,6 +168,7 @@ typedef struct cfg_ctx {
     int depth;
     long nodes; /* created so far, alias copies and keys included */
     long bytes; /* text copied by aliases and merges so far */
+    long steps; /* top-level members so far */
     unsigned serials;
     int documents;
     table keys;    /* (mapping serial, member name) -> NULL */
@@ -273,6 +275,36 @@ static int check_field(cfg_ctx *ctx, const char *key, const cJSON *v, yaml_mark_
     return fail_at(ctx, mark, "%s %s, not %s", key, f->rule, describe(v, what));
 }
 
+/* The name `key` of a step's parameter must not pass for a special field
+ * it is not (fields.c: "FROM_DATE", "from-date", "Batch_Id"): sh and infa
+ * would print it as that field, and after `eval` one would override the
+ * other. The exact names are the fields themselves, checked by
+ * check_field; the close/fail parameters token, step and error are plain
+ * parameters in a file, and so are names that look like them. Returns 0,
+ * or -1 with a 422 at mark. */
+static int check_param_name(cfg_ctx *ctx, const char *key, yaml_mark_t mark)
+{
+    char text[CFG_SHOWN_MAX + 4];
+    const bty_special_field *f = special_field_reserved(key);
+    if (!f || f->type == FIELD_PARAM || strcmp(key, f->name) == 0)
+        return 0;
+    return fail_at(ctx, mark,
+                   "parameter \"%s\" would pass for the special field %s in the sh and infa "
+                   "outputs (names upper-cased, other characters as _, compared without case); "
+                   "rename it",
+                   cfg_shown(key, text), f->name);
+}
+
+/* One more step, written at mark: a workflow holds BTY_MAX_STEPS at most.
+ * Returns 0, or -1 with a 422 at mark. */
+static int count_step(cfg_ctx *ctx, yaml_mark_t mark)
+{
+    if (++ctx->steps <= BTY_MAX_STEPS)
+        return 0;
+    return fail_at(ctx, mark, "more than %d steps: a workflow holds %d steps at most; split it",
+                   BTY_MAX_STEPS, BTY_MAX_STEPS);
+}
+
 /* A member `name: step` of the top level: step must be a mapping whose
  * special fields fit. Returns 0, or -1 with a 422 at mark. */
 static int check_step(cfg_ctx *ctx, const cJSON *member, yaml_mark_t mark)
@@ -285,7 +317,8 @@ static int check_step(cfg_ctx *ctx, const cJSON *member, yaml_mark_t mark)
     const cJSON *field;
     cJSON_ArrayForEach(field, member)
     {
-        if (check_field(ctx, field->string, field, mark))
+        if (check_param_name(ctx, field->string, mark) ||
+            check_field(ctx, field->string, field, mark))
             return -1;
     }
     return 0;
@@ -387,9 +420,13 @@ static int on_key(cfg_ctx *ctx, frame *f, const char *text, int may_merge, yaml_
     }
     if (f->role == ROLE_ROOT && check_step_name(ctx, text, mark))
         return -1;
+    if (f->role == ROLE_STEP && check_param_name(ctx, text, mark))
+        return -1;
     if (table_find(&ctx->keys, f->serial, text))
         return fail_at(ctx, mark, "duplicate %s \"%s\"", f->role == ROLE_ROOT ? "step" : "key",
                        cfg_shown(text, shown_text));
+    if (f->role == ROLE_ROOT && count_step(ctx, mark))
+        return -1;
     if (!(f->key = strdup(text)))
         return fail_oom(ctx);
     f->have_key = 1;
@@ -487,7 +524,10 @@ static int apply_merge(cfg_ctx *ctx, frame *f)
             tree_measure(member, &size, &height, &bytes);
             if (count_nodes(ctx, size + 1, bytes + (long)strlen(member->string), mark))
                 return -1;
-            if (f->role == ROLE_ROOT && check_step_name(ctx, member->string, mark))
+            if (f->role == ROLE_ROOT &&
+                (check_step_name(ctx, member->string, mark) || count_step(ctx, mark)))
+                return -1;
+            if (f->role == ROLE_STEP && check_param_name(ctx, member->string, mark))
                 return -1;
             cJSON *copy = cJSON_Duplicate(member, 1);
             if (copy && f->role == ROLE_ROOT && cJSON_IsNull(copy)) {

@@ -6,6 +6,18 @@
  * steps in byte order of their names. doc_from_hash decodes what was read;
  * plan_add_hash encodes what is to be written. Both are pure: the store
  * (resp.c, store.c, plan.lua) does the reading and writing.
+ *
+ * Every endpoint reads Redis through doc_from_hash, so it alone judges
+ * state edited by hand, once for all of them (scripts/check-state judges
+ * it the same way). Read leniently, as the original wrote or a hand would:
+ * ", " separators, numbers as numeric text, "failure" for "failed", a key
+ * written twice (the last copy counts). Refused with a 409 naming the step
+ * and the field, since the rules could not keep it or an answer could not
+ * carry it: a step name that is not UTF-8; a record that is not one JSON
+ * object (text after it included); a string, key or value at any depth,
+ * that is not UTF-8 or holds \u0000 (a C string ends there, so the rest
+ * would be lost); a batch_id that is not a whole number from 0 to
+ * BTY_MAX_BATCH_ID.
  */
 #include <math.h>
 #include <stdio.h>
@@ -109,6 +121,200 @@ static int drop_duplicate_keys(cJSON *record)
     return 0;
 }
 
+/* ------------------------------------------------------------ hand edits */
+
+#define FIX_IT "fix it with redis-cli or reload the workflow with load_cfg"
+
+/* The 409 for step `name` of `key`: "<what>" says what is wrong, naming
+ * the field, or "the record" when it is about the whole value. */
+static int refuse_record(bty_error *err, const char *key, const char *name, const char *what)
+{
+    return bty_error_set(err, 409, "step '%.200s' of key '%.140s' in Redis: %s; " FIX_IT, name, key,
+                         what);
+}
+
+/* JSON's own whitespace (RFC 8259). cJSON also skips control bytes around
+ * a value, which JSON readers such as Python's refuse. */
+static int json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The first string of item (its key, then its value, then its children's,
+ * depth first) that is not valid UTF-8, or NULL. Text already known to be
+ * valid UTF-8 without NUL as a whole holds none; this only names it. */
+static const cJSON *first_invalid_utf8(const cJSON *item)
+{
+    if (item->string && !utf8_valid(item->string, strlen(item->string)))
+        return item;
+    if (cJSON_IsString(item) && !utf8_valid(item->valuestring, strlen(item->valuestring)))
+        return item;
+    for (const cJSON *child = item->child; child; child = child->next) {
+        const cJSON *bad = first_invalid_utf8(child);
+        if (bad)
+            return bad;
+    }
+    return NULL;
+}
+
+/* 1 when the JSON text[0..len) (parsed without error) writes \u0000 in a
+ * string: every backslash of valid JSON text starts an escape inside a
+ * string, so stepping over escapes two bytes at a time finds them all. */
+static int has_nul_escape(const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    while ((p = memchr(p, '\\', (size_t)(end - p))) && end - p >= 2) {
+        if (p[1] == 'u' && end - p >= 6 && memcmp(p + 2, "0000", 4) == 0)
+            return 1;
+        p += 2;
+    }
+    return 0;
+}
+
+/* 1 when item a, its key or anything in it, differs from b, the same
+ * place in a twin tree parsed from the same text with each \u0000 written
+ * as \u0001: there cJSON cut a's text at the NUL. */
+static int differs(const cJSON *a, const cJSON *b)
+{
+    if ((a->string || b->string) && (!a->string || !b->string || strcmp(a->string, b->string) != 0))
+        return 1;
+    if (cJSON_IsString(a) && strcmp(a->valuestring, b->valuestring) != 0)
+        return 1;
+    for (a = a->child, b = b->child; a && b; a = a->next, b = b->next)
+        if (differs(a, b))
+            return 1;
+    return 0;
+}
+
+/* Name the top-level field of record that holds \u0000, parsing text
+ * again with the escapes made \u0001 (same length, so same shape) and
+ * comparing: the field whose text changed. Writes what to say into what.
+ * 0, or -1 when out of memory. */
+static int describe_nul(const cJSON *record, const char *text, size_t len, char *what, size_t size)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, text, len);
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (copy[i] != '\\')
+            continue;
+        if (copy[i + 1] == 'u' && i + 6 <= len && memcmp(copy + i + 2, "0000", 4) == 0)
+            copy[i + 5] = '1';
+        i++; /* over the escaped byte */
+    }
+    cJSON *twin = cJSON_ParseWithLength(copy, len);
+    free(copy);
+    if (!twin)
+        return -1;
+    const cJSON *a = record->child, *b = twin->child;
+    while (a && b && !differs(a, b))
+        a = a->next, b = b->next;
+    if (a && b && a->string && strcmp(a->string, b->string) != 0)
+        snprintf(what, size, "the name of field '%.100s' holds \\u0000, where it is cut short",
+                 a->string);
+    else if (a)
+        snprintf(what, size, "field '%.100s' holds \\u0000, where its text is cut short",
+                 a->string);
+    else
+        snprintf(what, size, "the record holds \\u0000");
+    cJSON_Delete(twin);
+    return 0;
+}
+
+/* The batch_id of a record is absent, null, a whole number from 0 to
+ * BTY_MAX_BATCH_ID, or that number as decimal digits (a hand edit, as
+ * rules.c reads it). 1 when it is, else 0. */
+static int batch_id_readable(const cJSON *record)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, "batch_id");
+    double d;
+    if (!v || cJSON_IsNull(v))
+        return 1;
+    if (cJSON_IsString(v)) {
+        const char *p = v->valuestring;
+        long long n = 0;
+        if (!*p)
+            return 0;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9')
+                return 0;
+            n = n * 10 + (*p - '0');
+            if (n > BTY_MAX_BATCH_ID)
+                return 0;
+        }
+        return 1;
+    }
+    return (cJSON_IsNumber(v) || cJSON_IsRaw(v)) && doc_number(v, &d) == 1 && d >= 0 &&
+           d <= (double)BTY_MAX_BATCH_ID && d == floor(d);
+}
+
+/* 1 when text[0..len) is ASCII without NUL: what Batchy and the original
+ * write (json.dumps escapes the rest), checked faster than utf8_valid
+ * checks it, since every call reads every record of its workflow. */
+static int plain_ascii(const char *text, size_t len)
+{
+    unsigned char bad = 0;
+    for (size_t i = 0; i < len; i++)
+        bad |= (unsigned char)((unsigned char)text[i] - 1) >= 0x7F;
+    return !bad;
+}
+
+/* Parse and judge the record of step `name`. Returns a new object, or
+ * NULL with err set (409, or 503 when out of memory). */
+static cJSON *record_from(const bty_field *f, const char *name, const char *key, bty_error *err)
+{
+    char what[300];
+    const char *end = NULL;
+    if (!plain_ascii(f->value, f->value_len) && !utf8_valid(f->value, f->value_len)) {
+        /* Not one string in Redis can pass: find which one to name. */
+        int has_nul = memchr(f->value, '\0', f->value_len) != NULL;
+        cJSON *record = has_nul ? NULL : cJSON_ParseWithLength(f->value, f->value_len);
+        const cJSON *top = record ? record->child : NULL;
+        while (top && !first_invalid_utf8(top))
+            top = top->next;
+        if (!record)
+            snprintf(what, sizeof(what), "the record %s",
+                     has_nul ? "holds a NUL byte" : "is not valid UTF-8");
+        else if (top)
+            snprintf(what, sizeof(what), "field '%.100s' is not valid UTF-8", top->string);
+        else
+            snprintf(what, sizeof(what), "the record is not valid UTF-8");
+        cJSON_Delete(record);
+        refuse_record(err, key, name, what);
+        return NULL;
+    }
+    cJSON *record = cJSON_ParseWithLengthOpts(f->value, f->value_len, &end, 0);
+    if (!cJSON_IsObject(record)) {
+        cJSON_Delete(record);
+        refuse_record(err, key, name, "the record is not a JSON object");
+        return NULL;
+    }
+    size_t rest = (size_t)(f->value + f->value_len - end), lead = 0;
+    while (rest && json_space(end[0]))
+        end++, rest--;
+    while (lead < f->value_len && json_space(f->value[lead]))
+        lead++;
+    if (rest || f->value[lead] != '{') {
+        cJSON_Delete(record);
+        refuse_record(err, key, name,
+                      rest ? "the record has text after its JSON object"
+                           : "the record has text before its JSON object");
+        return NULL;
+    }
+    if (has_nul_escape(f->value, f->value_len)) {
+        if (describe_nul(record, f->value, f->value_len, what, sizeof(what)) != 0) {
+            cJSON_Delete(record);
+            bty_error_set(err, 503, "out of memory decoding '%.140s'", key);
+            return NULL;
+        }
+        cJSON_Delete(record);
+        refuse_record(err, key, name, what);
+        return NULL;
+    }
+    return record;
+}
+
 cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_error *err)
 {
     cJSON *doc = cJSON_CreateObject();
@@ -118,14 +324,21 @@ cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_err
         char *name = strndup(fields[i].name, fields[i].name_len);
         if (!name)
             goto oom;
-        cJSON *record = cJSON_ParseWithLength(fields[i].value, fields[i].value_len);
-        if (!cJSON_IsObject(record)) {
-            bty_error_set(err, 409,
-                          "step '%.200s' of key '%.140s' is not a JSON object in Redis; "
-                          "fix it with redis-cli or reload the workflow with load_cfg",
-                          name, key);
+        if (!utf8_valid(fields[i].name, fields[i].name_len)) {
+            /* The message shows each byte that is not UTF-8 as '?'
+             * (bty_error_set), and the name up to a NUL. */
+            bty_error_set(err, 409, "step name '%.200s' of key '%.140s' in Redis %s; " FIX_IT, name,
+                          key,
+                          memchr(fields[i].name, '\0', fields[i].name_len)
+                              ? "holds a NUL byte"
+                              : "is not valid UTF-8 (shown with '?' for each byte that is not)");
             free(name);
-            cJSON_Delete(record);
+            cJSON_Delete(doc);
+            return NULL;
+        }
+        cJSON *record = record_from(&fields[i], name, key, err);
+        if (!record) {
+            free(name);
             cJSON_Delete(doc);
             return NULL;
         }
@@ -136,6 +349,21 @@ cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_err
         }
         normalise_record(record);
         doc_exact_integers(record);
+        if (!batch_id_readable(record)) {
+            char shown[48], what[160];
+            char *text =
+                cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(record, "batch_id"));
+            snprintf(shown, sizeof(shown), "%.40s", text ? text : "?");
+            cJSON_free(text);
+            snprintf(what, sizeof(what),
+                     "field 'batch_id' is %s, not a whole number from 0 to %lld", shown,
+                     BTY_MAX_BATCH_ID);
+            refuse_record(err, key, name, what);
+            free(name);
+            cJSON_Delete(record);
+            cJSON_Delete(doc);
+            return NULL;
+        }
         /* A hash cannot hold a field twice, so plain add is safe. */
         cJSON_AddItemToObject(doc, name, record);
         free(name);

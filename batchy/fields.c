@@ -5,13 +5,15 @@
  *
  * Whoever needs to know what is special asks here: cfgload.c validates the
  * special fields of a workflow file against their types, rules.c refuses
- * close/fail parameters that would set them and writes the times of a
- * loaded file in canonical form. A new special field is one row below, plus
+ * close/fail parameters that would set them or pass for them
+ * (special_field_reserved) and writes the times of a loaded file in
+ * canonical form. A new special field is one row below, plus
  * a case in special_field_fits when its type is new.
  *
  * Pure: no I/O, no globals but the constant table.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "batchy.h"
@@ -59,6 +61,76 @@ const bty_special_field *special_field_find(const char *name)
 {
     for (size_t i = 0; i < NFIELDS; i++)
         if (strcmp(name, fields[i].name) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+/* The byte `c` of a parameter name as the sh format prints it (format.c:
+ * ASCII upper-cased, every byte outside [A-Z0-9_] as '_'). */
+static unsigned char sh_byte(unsigned char c)
+{
+    if (c >= 'a' && c <= 'z')
+        return (unsigned char)(c - 'a' + 'A');
+    if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')
+        return c;
+    return '_';
+}
+
+/* 1 when `name` prints in sh as the field `field` does. */
+static int sh_equal(const char *name, const char *field)
+{
+    size_t i = 0;
+    for (; name[i] && field[i]; i++)
+        if (sh_byte((unsigned char)name[i]) != sh_byte((unsigned char)field[i]))
+            return 0;
+    return !name[i] && !field[i];
+}
+
+/* The code point cp as a lower-case ASCII letter when some case mapping
+ * makes it one: A-Z, and the four letters outside ASCII whose simple case
+ * mapping is an ASCII letter (U+0130 and U+0131, dotted capital and dotless
+ * small i; U+017F, long s; U+212A, the Kelvin sign), which Java's
+ * equalsIgnoreCase and Unicode case folding take for i, s and k. Any other
+ * code point as it is. */
+static uint32_t caseless(uint32_t cp)
+{
+    if (cp >= 'A' && cp <= 'Z')
+        return cp - 'A' + 'a';
+    switch (cp) {
+    case 0x130:
+    case 0x131:
+        return 'i';
+    case 0x17F:
+        return 's';
+    case 0x212A:
+        return 'k';
+    default:
+        return cp;
+    }
+}
+
+/* 1 when `name` equals the field `field` (ASCII) compared without case. */
+static int caseless_equal(const char *name, const char *field)
+{
+    const unsigned char *p = (const unsigned char *)name;
+    for (size_t i = 0; field[i]; i++) {
+        uint32_t cp;
+        /* strnlen: never read past the NUL, nor measure a long name */
+        size_t n = utf8_decode(p, strnlen((const char *)p, 4), &cp);
+        if (!n || caseless(cp) != caseless((unsigned char)field[i]))
+            return 0;
+        p += n;
+    }
+    return *p == '\0';
+}
+
+/* See batchy.h. The sh rule and the caseless one each catch names the
+ * other misses: "from-date" is not "from_date" without case, and "ſtatus"
+ * (long s) prints as "__TATUS" in sh. */
+const bty_special_field *special_field_reserved(const char *name)
+{
+    for (size_t i = 0; i < NFIELDS; i++)
+        if (sh_equal(name, fields[i].name) || caseless_equal(name, fields[i].name))
             return &fields[i];
     return NULL;
 }

@@ -10,6 +10,14 @@
  * arrays and objects as compact JSON, and every CR or LF turned into a
  * space so that each parameter is exactly one line.
  *
+ * Both print the special fields (fields.c) after the other parameters: a
+ * script that evals sh, or a reader of infa that compares names without
+ * case, keeps the last of two lines of one name, and that must be the
+ * real field, never a parameter that passes for it ("FROM_DATE", or in sh
+ * "date" of step "a_from", printed as BATCHY_A_FROM_DATE like from_date of
+ * step "a"). Close/fail parameters and workflow files refuse such names
+ * (special_field_reserved); the order holds for state stored before that.
+ *
  * Pure: builds strings in memory, no I/O. A document that is not the usual
  * {step: {param: value}} (an array, a step that is not an object) renders
  * as far as it makes sense and never crashes.
@@ -150,6 +158,15 @@ static const char *name_of(const cJSON *item)
     return item->string ? item->string : "";
 }
 
+/* 1 when the member `param` of a step is a special field of steps (not a
+ * close/fail parameter such as token, which is a plain parameter in a
+ * record). */
+static int is_special(const cJSON *param)
+{
+    const bty_special_field *f = param->string ? special_field_find(param->string) : NULL;
+    return f && f->type != FIELD_PARAM;
+}
+
 /* ------------------------------------------------------------------ formats */
 
 /* See batchy.h. A NULL document prints as an empty object. */
@@ -173,9 +190,34 @@ char *format_json(const cJSON *doc)
     return text;
 }
 
+/* Append "$$<param>=<value>" for each member of `step` that is a special
+ * field (special 1) or is not (special 0), but infa_section. */
+static void infa_params(out_buf *b, const cJSON *step, int special)
+{
+    const cJSON *param;
+    cJSON_ArrayForEach(param, step)
+    {
+        if (is_special(param) != special ||
+            (param->string && strcmp(param->string, "infa_section") == 0))
+            continue;
+        char *value = render_value(param);
+        if (!value) {
+            b->failed = 1;
+            return;
+        }
+        buf_puts(b, "$$");
+        buf_put_line(b, name_of(param));
+        buf_putc(b, '=');
+        buf_put_line(b, value);
+        buf_putc(b, '\n');
+        free(value);
+    }
+}
+
 /* See batchy.h. For each step in document order: "[<infa_section>]" when
  * the step has a string infa_section, else "[<step name>]"; then
- * "$$<param>=<value>" for every parameter but infa_section. */
+ * "$$<param>=<value>" for every parameter but infa_section, the special
+ * fields last. */
 char *format_infa(const cJSON *doc)
 {
     out_buf b = {0};
@@ -193,48 +235,33 @@ char *format_infa(const cJSON *doc)
         buf_puts(&b, "]\n");
         if (!cJSON_IsObject(step))
             continue;
-
-        const cJSON *param;
-        cJSON_ArrayForEach(param, step)
-        {
-            if (param->string && strcmp(param->string, "infa_section") == 0)
-                continue;
-            char *value = render_value(param);
-            if (!value) {
-                b.failed = 1;
-                break;
-            }
-            buf_puts(&b, "$$");
-            buf_put_line(&b, name_of(param));
-            buf_putc(&b, '=');
-            buf_put_line(&b, value);
-            buf_putc(&b, '\n');
-            free(value);
-        }
+        infa_params(&b, step, 0);
+        infa_params(&b, step, 1);
     }
     return buf_finish(&b);
 }
 
-/* See batchy.h. BATCHY_WORKFLOW and BATCHY_BATCH_ID, then
- * BATCHY_<STEP>_<PARAM>='<value>' for every parameter of every step
- * (infa_section included). Every line is `NAME=word` with NAME made of
- * [A-Z0-9_] only and word either digits or one single-quoted literal, so
- * the output is safe to eval. Names that map to the same variable (steps
- * "a-b" and "a_b") are all written; the last one wins when evaluated. */
-char *format_sh(const char *workflow, long long batch_id, const cJSON *doc)
+/* The two lines that open the sh output. */
+static void sh_header(out_buf *b, const char *workflow, long long batch_id)
 {
-    out_buf b = {0};
     char num[32];
-    const cJSON *step;
-
-    buf_puts(&b, "BATCHY_WORKFLOW=");
-    buf_put_sh_quoted(&b, workflow ? workflow : "");
-    buf_putc(&b, '\n');
+    buf_puts(b, "BATCHY_WORKFLOW=");
+    buf_put_sh_quoted(b, workflow ? workflow : "");
+    buf_putc(b, '\n');
     snprintf(num, sizeof(num), "%lld", batch_id);
-    buf_puts(&b, "BATCHY_BATCH_ID=");
-    buf_puts(&b, num);
-    buf_putc(&b, '\n');
+    buf_puts(b, "BATCHY_BATCH_ID=");
+    buf_puts(b, num);
+    buf_putc(b, '\n');
+}
 
+/* Append BATCHY_<STEP>_<PARAM>='<value>' for each member of each step of
+ * doc that is a special field (special 1) or is not (special 0). Returns 1
+ * when a line was named as a header line (BATCHY_BATCH_ID: step "batch",
+ * parameter "id"), else 0. */
+static int sh_params(out_buf *b, const cJSON *doc, int special)
+{
+    int header = 0;
+    const cJSON *step;
     cJSON_ArrayForEach(step, doc)
     {
         if (!cJSON_IsObject(step))
@@ -242,20 +269,48 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc)
         const cJSON *param;
         cJSON_ArrayForEach(param, step)
         {
+            if (is_special(param) != special)
+                continue;
             char *value = render_value(param);
             if (!value) {
-                b.failed = 1;
-                break;
+                b->failed = 1;
+                return header;
             }
-            buf_puts(&b, "BATCHY_");
-            buf_put_sh_name(&b, name_of(step));
-            buf_putc(&b, '_');
-            buf_put_sh_name(&b, name_of(param));
-            buf_putc(&b, '=');
-            buf_put_sh_quoted(&b, value);
-            buf_putc(&b, '\n');
+            size_t start = b->len;
+            buf_puts(b, "BATCHY_");
+            buf_put_sh_name(b, name_of(step));
+            buf_putc(b, '_');
+            buf_put_sh_name(b, name_of(param));
+            if (!b->failed && (strcmp(b->data + start, "BATCHY_BATCH_ID") == 0 ||
+                               strcmp(b->data + start, "BATCHY_WORKFLOW") == 0))
+                header = 1;
+            buf_putc(b, '=');
+            buf_put_sh_quoted(b, value);
+            buf_putc(b, '\n');
             free(value);
         }
     }
+    return header;
+}
+
+/* See batchy.h. BATCHY_WORKFLOW and BATCHY_BATCH_ID, then
+ * BATCHY_<STEP>_<PARAM>='<value>' for every parameter of every step
+ * (infa_section included): first those that are not special fields, step
+ * by step, then the special fields, step by step, so that no parameter of
+ * any step overrides a special field after eval. Every line is `NAME=word`
+ * with NAME made of [A-Z0-9_] only and word either digits or one
+ * single-quoted literal, so the output is safe to eval. Names that map to
+ * the same variable (steps "a-b" and "a_b") are all written; the last one
+ * wins when evaluated. A parameter printed as a header line (step "batch",
+ * parameter "id") would override it: the header lines are then written
+ * again at the end. */
+char *format_sh(const char *workflow, long long batch_id, const cJSON *doc)
+{
+    out_buf b = {0};
+    sh_header(&b, workflow, batch_id);
+    int header = sh_params(&b, doc, 0);
+    header |= sh_params(&b, doc, 1);
+    if (header)
+        sh_header(&b, workflow, batch_id);
     return buf_finish(&b);
 }

@@ -25,10 +25,12 @@ void change_free(bty_change *c)
 }
 
 /* Special fields (fields.c) a client may not set through close/fail
- * parameters: today all of them, and token=, step=, error=. */
+ * parameters: today all of them, and token=, step=, error=; and every name
+ * that would pass for one in the sh or infa output (FROM_DATE, from-date),
+ * which after `eval` would override the real field. */
 static int is_reserved(const char *name)
 {
-    const bty_special_field *f = special_field_find(name);
+    const bty_special_field *f = special_field_reserved(name);
     return f && !f->settable;
 }
 
@@ -164,7 +166,61 @@ static int group_add(cJSON *groups, long long id, const char *step, cJSON *recor
     return add_new(group, step, record);
 }
 
+/* Is `name` among the first n entries of list? */
+static int listed(const char *const *list, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The steps of `prev` that were open in a batch, as they go into their
+ * batch's snapshot when that batch ends without them: status "abandoned",
+ * batch_end now. Added to groups {"<batch_id>": {step: record}}; steps not
+ * in `only` (n entries; 0 = every step) are left out. 0, or -1 when out of
+ * memory. */
+static int abandon_open(const cJSON *prev, const char *const *only, size_t n, bty_time now,
+                        cJSON *groups)
+{
+    const cJSON *step;
+    cJSON_ArrayForEach(step, prev)
+    {
+        long long old_id = batch_id_of(step);
+        if ((n && !listed(only, n, step->string)) || strcmp(status_of(step), "open") != 0 ||
+            old_id <= 0)
+            continue;
+        cJSON *old = cJSON_Duplicate(step, 1);
+        if (group_add(groups, old_id, step->string, old) != 0 ||
+            set_field(old, "status", cJSON_CreateString("abandoned")) != 0 ||
+            set_time(old, "batch_end", now) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Plan a MERGE of each group {"<batch_id>": {step: record}} into that
+ * batch's snapshot. */
+static int plan_snapshots(bty_write_plan *plan, const char *workflow, const cJSON *groups)
+{
+    const cJSON *group;
+    cJSON_ArrayForEach(group, groups)
+    {
+        char key[BTY_KEY_MAX];
+        key_snapshot(key, workflow, strtoll(group->string, NULL, 10));
+        if (plan_add_hash(plan, key, WRITE_MERGE, group) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, bty_error *err)
+{
+    return rules_load_over(workflow, doc, NULL, now, out, err);
+}
+
+int rules_load_over(const char *workflow, cJSON *doc, const cJSON *prev, bty_time now,
+                    bty_change *out, bty_error *err)
 {
     size_t nfields;
     const bty_special_field *fields = special_fields(&nfields);
@@ -190,13 +246,21 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
     }
     out->state = doc;
     out->batch_id = rules_current_batch(doc);
+    out->reads_all = 1; /* what it abandons depends on every step */
     char key[BTY_KEY_MAX];
     key_init_snapshot(key, workflow, (long long)now.sec);
-    if (plan_add_hash(&out->plan, workflow, WRITE_REPLACE, doc) != 0 ||
-        plan_add_same(&out->plan, key, WRITE_REPLACE, doc, 0) != 0) {
+    /* A batch still open loses its open steps: its snapshot says so, as
+     * an open does for the steps it reopens. */
+    cJSON *abandoned = cJSON_CreateObject();
+    if (!abandoned || (prev && abandon_open(prev, NULL, 0, now, abandoned) != 0) ||
+        plan_add_hash(&out->plan, workflow, WRITE_REPLACE, doc) != 0 ||
+        plan_add_same(&out->plan, key, WRITE_REPLACE, doc, 0) != 0 ||
+        plan_snapshots(&out->plan, workflow, abandoned) != 0) {
+        cJSON_Delete(abandoned);
         change_free(out);
         return oom(err);
     }
+    cJSON_Delete(abandoned);
     return 0;
 }
 
@@ -239,9 +303,20 @@ static int not_loaded(const char *workflow, bty_error *err)
 int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long min_batch_id,
                bty_change *out, bty_error *err)
 {
+    return rules_open_steps(workflow, prev, NULL, 0, now, min_batch_id, out, err);
+}
+
+int rules_open_steps(const char *workflow, const cJSON *prev, const char *const *steps,
+                     size_t nsteps, bty_time now, long long min_batch_id, bty_change *out,
+                     bty_error *err)
+{
     memset(out, 0, sizeof(*out));
     if (!cJSON_GetArraySize(prev))
         return not_loaded(workflow, err);
+    for (size_t i = 0; i < nsteps; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(prev, steps[i]))
+            return bty_error_set(err, 404, "workflow '%s' has no step '%.200s'", workflow,
+                                 steps[i]);
 
     long long last = 0;
     const cJSON *step;
@@ -268,14 +343,23 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
 
     cJSON *state = cJSON_CreateObject();
     cJSON *abandoned = cJSON_CreateObject(); /* {"<old id>": {step: record}} */
-    if (!state || !abandoned)
+    cJSON *opened = cJSON_CreateObject();    /* {step: record} of the steps opened */
+    if (!state || !abandoned || !opened || abandon_open(prev, steps, nsteps, now, abandoned) != 0)
         goto oom;
     cJSON_ArrayForEach(step, prev)
     {
-        bty_time from = {0};
-        if (next_from_date(workflow, step, &from, err) != 0)
-            goto fail;
         cJSON *record = cJSON_Duplicate(step, 1);
+        if (nsteps && !listed(steps, nsteps, step->string)) {
+            /* not reopened: kept as it is, whatever its state */
+            if (add_new(state, step->string, record) != 0)
+                goto oom;
+            continue;
+        }
+        bty_time from = {0};
+        if (next_from_date(workflow, step, &from, err) != 0) {
+            cJSON_Delete(record);
+            goto fail;
+        }
         if (add_new(state, step->string, record) != 0 || set_time(record, "from_date", from) != 0 ||
             set_time(record, "to_date", now) != 0 || set_time(record, "batch_start", now) != 0 ||
             set_field(record, "batch_end", cJSON_CreateNull()) != 0 ||
@@ -283,34 +367,28 @@ int rules_open(const char *workflow, const cJSON *prev, bty_time now, long long 
             set_field(record, "batch_id", doc_create_integer(batch_id)) != 0)
             goto oom;
         cJSON_DeleteItemFromObjectCaseSensitive(record, "error_message");
-
-        long long old_id = batch_id_of(step);
-        if (strcmp(status_of(step), "open") == 0 && old_id > 0) {
-            cJSON *old = cJSON_Duplicate(step, 1);
-            if (group_add(abandoned, old_id, step->string, old) != 0 ||
-                set_field(old, "status", cJSON_CreateString("abandoned")) != 0 ||
-                set_time(old, "batch_end", now) != 0)
-                goto oom;
-        }
+        /* A reference, not a copy: it only says what to write. */
+        if (nsteps && add_new(opened, step->string, cJSON_CreateObjectReference(record->child)))
+            goto oom;
     }
 
     out->state = state;
     out->batch_id = batch_id;
+    out->reads_all = 1; /* the id depends on every step's */
     char key[BTY_KEY_MAX];
     key_snapshot(key, workflow, batch_id);
-    /* The new snapshot must be new: after a load_cfg reset the batch ids,
-     * an earlier batch may have had this id, and its history must stay. */
-    if (plan_add_hash(&out->plan, workflow, WRITE_MERGE, state) != 0 ||
-        plan_add_same(&out->plan, key, WRITE_CREATE, state, 0) != 0)
+    /* <wf> gets the steps opened; the new snapshot the whole workflow as
+     * of this open. The snapshot must be new: after a load_cfg reset the
+     * batch ids, an earlier batch may have had this id, and its history
+     * must stay. */
+    if ((nsteps ? plan_add_hash(&out->plan, workflow, WRITE_MERGE, opened) != 0 ||
+                      plan_add_hash(&out->plan, key, WRITE_CREATE, state) != 0
+                : plan_add_hash(&out->plan, workflow, WRITE_MERGE, state) != 0 ||
+                      plan_add_same(&out->plan, key, WRITE_CREATE, state, 0) != 0) ||
+        plan_snapshots(&out->plan, workflow, abandoned) != 0)
         goto oom_out;
-    cJSON *group;
-    cJSON_ArrayForEach(group, abandoned)
-    {
-        key_snapshot(key, workflow, strtoll(group->string, NULL, 10));
-        if (plan_add_hash(&out->plan, key, WRITE_MERGE, group) != 0)
-            goto oom_out;
-    }
     cJSON_Delete(abandoned);
+    cJSON_Delete(opened);
     return 0;
 
 oom_out:
@@ -321,17 +399,9 @@ oom:
 fail:
     cJSON_Delete(state);
     cJSON_Delete(abandoned);
+    cJSON_Delete(opened);
     memset(out, 0, sizeof(*out));
     return -1;
-}
-
-/* Is `name` among the first n entries of list? */
-static int listed(const char *const *list, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], name) == 0)
-            return 1;
-    return 0;
 }
 
 int rules_end(const char *workflow, const cJSON *state, const bty_end_request *req, bty_time now,
@@ -362,22 +432,30 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
             return bty_error_set(err, 404, "workflow '%s' has no step '%.200s'", workflow,
                                  req->steps[i]);
 
-    long long current = rules_current_batch(state);
-    if (req->has_batch_id && req->batch_id != current)
-        return bty_error_set(err, 409,
-                             "batch %lld is not the current batch of workflow '%s' (%lld); "
-                             "a newer batch was opened, so this one cannot be closed",
-                             req->batch_id, workflow, current);
+    /* batch_id= is each affected step's own batch: after a partial open,
+     * the steps of one workflow may be in different batches. */
+    const cJSON *step;
+    cJSON_ArrayForEach(step, state)
+    {
+        if (!req->has_batch_id || (req->nsteps && !listed(req->steps, req->nsteps, step->string)))
+            continue;
+        long long own = batch_id_of(step);
+        if (own != req->batch_id)
+            return bty_error_set(err, 409,
+                                 "batch %lld is not the current batch of step '%.200s' of "
+                                 "workflow '%s' (%lld); a newer batch was opened, so this one "
+                                 "cannot be closed",
+                                 req->batch_id, step->string, workflow, own);
+    }
 
-    /* A retry: every affected step already ended this way in this batch.
+    /* A retry: every affected step already ended this way in its batch.
      * Otherwise every affected step must be open. */
     int retry = 1;
-    const cJSON *step;
     cJSON_ArrayForEach(step, state)
     {
         if (req->nsteps && !listed(req->steps, req->nsteps, step->string))
             continue;
-        if (strcmp(status_of(step), req->status) != 0 || batch_id_of(step) != current)
+        if (strcmp(status_of(step), req->status) != 0)
             retry = 0;
     }
     cJSON_ArrayForEach(step, state)
@@ -390,7 +468,7 @@ int rules_end(const char *workflow, const cJSON *state, const bty_end_request *r
                                  "open a batch with open_batch/%s first",
                                  step->string, workflow, status_of(step), workflow);
     }
-    out->batch_id = current;
+    out->batch_id = rules_current_batch(state);
     out->state = cJSON_Duplicate(state, 1);
     if (!out->state)
         return oom(err);

@@ -5,12 +5,16 @@
  *   check_json   format_json's text parses back with cJSON into the same
  *                document (numbers exactly, non-finite numbers as null);
  *   check_infa   one line per section and per parameter, each line
- *                "[section]" or "$$name=value", in document order;
+ *                "[section]" or "$$name=value", in document order but the
+ *                special fields of a step after its other parameters;
  *   check_sh     every line one assignment NAME=word that sh can eval
  *                without running anything: NAME of [A-Z0-9_], the word
  *                digits (the batch id) or one single-quoted literal in
  *                which a quote appears only as '\'' ; decoded, the word is
- *                the value the document holds;
+ *                the value the document holds; the special fields of every
+ *                step after every other parameter, and the header lines
+ *                again when a parameter was named as one of them, so that
+ *                after eval no parameter overrides either;
  *   check_doc_*  documents as the service stores them (steps sorted,
  *                objects, valid names, UTF-8 text).
  *
@@ -160,9 +164,18 @@ static inline int is_infa_param(const cJSON *param)
     return !(param->string && strcmp(param->string, "infa_section") == 0);
 }
 
+/* A special field of steps (fields.c), which infa and sh print after the
+ * other parameters; token, step and error are plain parameters there. */
+static inline int is_special_param(const cJSON *param)
+{
+    const bty_special_field *f = param->string ? special_field_find(param->string) : NULL;
+    return f && f->type != FIELD_PARAM;
+}
+
 /* Walk the document and the text together: for each item of doc a
  * "[section]" line, then for each parameter of an object step (but
- * infa_section) a "$$name=value" line, nothing else, no CR anywhere. */
+ * infa_section) a "$$name=value" line, the special fields last, nothing
+ * else, no CR anywhere. */
 static inline void check_infa(const cJSON *doc)
 {
     char *text = format_infa(doc);
@@ -180,27 +193,29 @@ static inline void check_infa(const cJSON *doc)
         if (!cJSON_IsObject(step))
             continue;
         const cJSON *param;
-        cJSON_ArrayForEach(param, step)
-        {
-            if (!is_infa_param(param))
-                continue;
-            line = next_line(&p, &len, "infa");
-            FUZZ_ASSERT(line && len >= 3 && line[0] == '$' && line[1] == '$',
-                        "infa: expected a $$ line for parameter '%s'",
-                        param->string ? param->string : "");
-            /* The name as written, then '=': the value cannot be confused
-             * with it, since the line holds exactly this parameter. */
-            FUZZ_ASSERT(line_starts_with_text(line + 2, len - 2, param->string ? param->string : "",
-                                              &used) &&
-                            line[2 + used] == '=',
-                        "infa: parameter line does not start with $$<name>=");
-            if (cJSON_IsString(param)) {
-                size_t vused;
-                const char *value = line + 3 + used;
-                size_t vlen = len - 3 - used;
-                FUZZ_ASSERT(line_starts_with_text(value, vlen, param->valuestring, &vused) &&
-                                vused == vlen,
-                            "infa: value of '%s' changed", param->string);
+        for (int special = 0; special < 2; special++) {
+            cJSON_ArrayForEach(param, step)
+            {
+                if (!is_infa_param(param) || is_special_param(param) != special)
+                    continue;
+                line = next_line(&p, &len, "infa");
+                FUZZ_ASSERT(line && len >= 3 && line[0] == '$' && line[1] == '$',
+                            "infa: expected a $$ line for parameter '%s'",
+                            param->string ? param->string : "");
+                /* The name as written, then '=': the value cannot be confused
+                 * with it, since the line holds exactly this parameter. */
+                FUZZ_ASSERT(line_starts_with_text(line + 2, len - 2,
+                                                  param->string ? param->string : "", &used) &&
+                                line[2 + used] == '=',
+                            "infa: parameter line does not start with $$<name>=");
+                if (cJSON_IsString(param)) {
+                    size_t vused;
+                    const char *value = line + 3 + used;
+                    size_t vlen = len - 3 - used;
+                    FUZZ_ASSERT(line_starts_with_text(value, vlen, param->valuestring, &vused) &&
+                                    vused == vlen,
+                                "infa: value of '%s' changed", param->string);
+                }
             }
         }
     }
@@ -307,16 +322,32 @@ static inline void check_sh(const char *workflow, long long batch_id, const cJSO
                 "sh: second line is not %s", id);
 
     const cJSON *step, *param;
-    cJSON_ArrayForEach(step, doc)
-    {
-        if (!cJSON_IsObject(step))
-            continue;
-        cJSON_ArrayForEach(param, step)
+    int header_named = 0;
+    for (int special = 0; special < 2; special++) {
+        cJSON_ArrayForEach(step, doc)
         {
-            line = next_line(&p, &len, "sh");
-            FUZZ_ASSERT(line, "sh: no line for parameter '%s'", param->string);
-            check_sh_value(line, len, param);
+            if (!cJSON_IsObject(step))
+                continue;
+            cJSON_ArrayForEach(param, step)
+            {
+                if (is_special_param(param) != special)
+                    continue;
+                line = next_line(&p, &len, "sh");
+                FUZZ_ASSERT(line, "sh: no line for parameter '%s'", param->string);
+                check_sh_value(line, len, param);
+                size_t name_len = sh_name_end(line, len) - 1;
+                header_named |= (name_len == 15 && memcmp(line, "BATCHY_BATCH_ID", 15) == 0) ||
+                                (name_len == 15 && memcmp(line, "BATCHY_WORKFLOW", 15) == 0);
+            }
         }
+    }
+    if (header_named) {
+        line = next_line(&p, &len, "sh");
+        FUZZ_ASSERT(line && len > 16 && strncmp(line, "BATCHY_WORKFLOW=", 16) == 0,
+                    "sh: a parameter named as a header line, and no BATCHY_WORKFLOW= after it");
+        line = next_line(&p, &len, "sh");
+        FUZZ_ASSERT(line && (size_t)idlen == len && memcmp(line, id, len) == 0,
+                    "sh: a parameter named as a header line, and no %s after it", id);
     }
     FUZZ_ASSERT(!next_line(&p, &len, "sh"), "sh: stray line after the last parameter");
     free(text);

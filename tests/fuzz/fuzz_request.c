@@ -15,12 +15,14 @@
  *   - route_match on the decoded path: a match names a valid workflow and
  *     a format the route takes; a refusal is a 400, 404 or 405;
  *   - rules_end on a fixed open workflow with the parameters: success sets
- *     exactly the requested fields on exactly the requested steps; refusal
+ *     exactly the requested fields on exactly the requested steps, none
+ *     named so that sh or infa would print it as a special field; refusal
  *     is a 400, 404 or 409; either way the state still renders safely.
  * Every error message must stay UTF-8, since it is sent as JSON.
  */
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fuzz_check.h"
 
@@ -212,6 +214,35 @@ static int listed(const char *const *list, size_t n, const char *name)
     return 0;
 }
 
+/* Would a parameter so named print as a special field (SPEC sections 2
+ * and 5) in sh (upper-cased, other bytes as '_') or to an infa reader
+ * comparing without case? Read from the SPEC, not from fields.c. */
+static int passes_for_special(const char *name)
+{
+    static const char *const special[] = {
+        "status",      "batch_id",  "from_date",   "to_date",       "reprocess_hours",
+        "batch_start", "batch_end", "trunc_start", "error_message", "infa_section",
+        "token",       "step",      "error",
+    };
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        const char *f = special[i];
+        size_t n = strlen(f);
+        if (strlen(name) != n)
+            continue;
+        int sh = 1;
+        for (size_t j = 0; j < n && sh; j++) {
+            unsigned char c = (unsigned char)name[j];
+            c = (unsigned char)((c >= 'a' && c <= 'z') ? c - 32 : c);
+            if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+                c = '_';
+            sh = c == (unsigned char)(f[j] == '_' ? '_' : f[j] - 32);
+        }
+        if (sh || strcasecmp(name, f) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* What the new state must be after a successful close or fail. */
 static void check_ended(const cJSON *before, const cJSON *after, const bty_end_request *req,
                         const query *q)
@@ -233,6 +264,9 @@ static void check_ended(const cJSON *before, const cJSON *after, const bty_end_r
                     "step '%s' did not end as %s", step->string, req->status);
         check_canonical_time(step, "batch_end");
         for (size_t i = 0; i < req->nextra; i++) {
+            FUZZ_ASSERT(!passes_for_special(req->extra_names[i]),
+                        "extra field '%s' stored, which prints as a special field",
+                        req->extra_names[i]);
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(step, req->extra_names[i]);
             const char *want = last_value(q, req->extra_names[i]);
             FUZZ_ASSERT(cJSON_IsString(v) && want && strcmp(v->valuestring, want) == 0,

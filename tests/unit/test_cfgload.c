@@ -718,10 +718,12 @@ static const field_case field_cases[] = {
     {"s:\n  reprocess_hours: 1000001\n",
      "2:20: reprocess_hours must be a number of hours from 0 to 1000000, not 1000001"},
     {"s:\n  batch_id: 1000000000000000\n", "2:13: batch_id must be an integer from 0 to "},
-    {"s:\n  reprocess_hours: -1\n", "2:20: reprocess_hours must be a number of hours from 0 to 1000000, not -1"},
+    {"s:\n  reprocess_hours: -1\n",
+     "2:20: reprocess_hours must be a number of hours from 0 to 1000000, not -1"},
     {"s:\n  reprocess_hours: '2'\n",
      "2:20: reprocess_hours must be a number of hours from 0 to 1000000, not \"2\""},
-    {"s:\n  reprocess_hours:\n", "2:19: reprocess_hours must be a number of hours from 0 to 1000000, not null"},
+    {"s:\n  reprocess_hours:\n",
+     "2:19: reprocess_hours must be a number of hours from 0 to 1000000, not null"},
     {"s:\n  trunc_start: 1\n", "2:16: trunc_start must be true or false, not 1"},
     {"s:\n  trunc_start: 'true'\n", "2:16: trunc_start must be true or false, not \"true\""},
     {"s:\n  status: done\n",
@@ -731,8 +733,8 @@ static const field_case field_cases[] = {
     {"s:\n  batch_id: -5\n",
      "2:13: batch_id must be an integer from 0 to 999999999999999 (the batch's Unix time), not -5"},
     {"s:\n  batch_id: 1.5\n", "2:13: batch_id must be an integer from 0 to 999999999999999"},
-    {"s:\n  batch_id: '17'\n",
-     "2:13: batch_id must be an integer from 0 to 999999999999999 (the batch's Unix time), not \"17\""},
+    {"s:\n  batch_id: '17'\n", "2:13: batch_id must be an integer from 0 to 999999999999999 (the "
+                               "batch's Unix time), not \"17\""},
     {"s:\n  error_message: 42\n", "2:18: error_message must be a string, not 42"},
     {"s:\n  infa_section: {a: 1}\n", "2:17: infa_section must be a string, not a mapping"},
     /* fields arriving by alias or merge: the alias's or merge value's position */
@@ -749,6 +751,99 @@ static void special_field_errors_have_line_and_column(void **state)
         snprintf(prefix, sizeof(prefix), "t.yaml:%s", field_cases[i].error);
         assert_rejects(field_cases[i].yaml, prefix);
     }
+}
+
+/* ------------------------------------------------------------ look-alikes */
+
+/* A parameter named so that sh or infa would print it as a special field
+ * is refused where its name is written (or where the alias or merge that
+ * brings it is). */
+static const field_case look_alike_cases[] = {
+    {"s:\n  FROM_DATE: 1999-01-01\n",
+     "2:3: parameter \"FROM_DATE\" would pass for the special field from_date in the sh and infa "
+     "outputs"},
+    {"s:\n  p: 1\n  from-date: x\n", "3:3: parameter \"from-date\" would pass for the special "
+                                     "field from_date"},
+    {"s:\n  Batch.Id: 7\n",
+     "2:3: parameter \"Batch.Id\" would pass for the special field batch_id"},
+    {"s:\n  Status: open\n", "2:3: parameter \"Status\" would pass for the special field status"},
+    {"s:\n  to date: x\n", "2:3: parameter \"to date\" would pass for the special field to_date"},
+    /* long s (U+017F): "status" to a caseless reader */
+    {"s:\n  \xc5\xbftatus: x\n", "2:3: parameter \"\xc5\xbftatus\" would pass for the special "
+                                 "field status"},
+    {"x:\n  p: &d {STATUS: x}\ns:\n  <<: *d\n", "4:7: parameter \"STATUS\" would pass for"},
+    {"x:\n  p: &d {TO_DATE: x}\ns: *d\n", "3:4: parameter \"TO_DATE\" would pass for"},
+};
+
+static void look_alike_parameter_names_rejected_with_position(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(look_alike_cases) / sizeof(look_alike_cases[0]); i++) {
+        char prefix[400];
+        snprintf(prefix, sizeof(prefix), "t.yaml:%s", look_alike_cases[i].error);
+        assert_rejects(look_alike_cases[i].yaml, prefix);
+    }
+}
+
+static void names_that_do_not_pass_for_special_fields_load(void **state)
+{
+    (void)state;
+    /* the close/fail parameters are plain names in a file, and so are
+     * their look-alikes; nested keys are not parameters */
+    assert_loads("s:\n  STEP: 1\n  Token: 2\n  ERROR: 3\n  step: 4\n",
+                 "{\"s\":{\"STEP\":1,\"Token\":2,\"ERROR\":3,\"step\":4}}");
+    assert_loads("s:\n  nested: {FROM_DATE: x, Status: y}\n",
+                 "{\"s\":{\"nested\":{\"FROM_DATE\":\"x\",\"Status\":\"y\"}}}");
+    assert_loads("s:\n  from_date_local: x\n  status_: y\n  _status: z\n  batchid: 1\n",
+                 "{\"s\":{\"from_date_local\":\"x\",\"status_\":\"y\",\"_status\":\"z\","
+                 "\"batchid\":1}}");
+    /* a step may be named like a special field */
+    assert_loads("FROM_DATE: {status: new}\n", "{\"FROM_DATE\":{\"status\":\"new\"}}");
+}
+
+/* ------------------------------------------------------------ step count */
+
+/* n bare steps "s00001:" ... one per line. */
+static char *bare_steps(int n, size_t *len)
+{
+    char *yaml = malloc((size_t)n * 8 + 1);
+    assert_non_null(yaml);
+    for (int i = 0; i < n; i++)
+        snprintf(yaml + (size_t)i * 8, 9, "s%05d:\n", i + 1);
+    *len = (size_t)n * 8;
+    return yaml;
+}
+
+static void at_most_max_steps_load(void **state)
+{
+    (void)state;
+    size_t len;
+    char *yaml = bare_steps(BTY_MAX_STEPS, &len);
+    bty_error err;
+    cJSON *doc = parse_len(yaml, len, &err);
+    if (!doc)
+        fail_msg("%d steps: %s", BTY_MAX_STEPS, err.message);
+    assert_int_equal(cJSON_GetArraySize(doc), BTY_MAX_STEPS);
+    cJSON_Delete(doc);
+    free(yaml);
+
+    yaml = bare_steps(BTY_MAX_STEPS + 1, &len);
+    char expected[128];
+    snprintf(expected, sizeof(expected), "t.yaml:%d:1: more than %d steps", BTY_MAX_STEPS + 1,
+             BTY_MAX_STEPS);
+    assert_fails(yaml, len, 422, expected);
+    free(yaml);
+
+    /* steps merged in at the top level count too, at the merge value */
+    yaml = bare_steps(BTY_MAX_STEPS - 1, &len);
+    static const char merge[] = "<<: {m1: {}, m2: {}}\n";
+    char *more = realloc(yaml, len + sizeof(merge));
+    assert_non_null(more);
+    memcpy(more + len, merge, sizeof(merge));
+    snprintf(expected, sizeof(expected), "t.yaml:%d:5: more than %d steps", BTY_MAX_STEPS,
+             BTY_MAX_STEPS);
+    assert_fails(more, len + sizeof(merge) - 1, 422, expected);
+    free(more);
 }
 
 int main(void)
@@ -791,6 +886,9 @@ int main(void)
         cmocka_unit_test(null_text_and_source_handled),
         cmocka_unit_test(special_fields_valid_values_accepted),
         cmocka_unit_test(special_field_errors_have_line_and_column),
+        cmocka_unit_test(look_alike_parameter_names_rejected_with_position),
+        cmocka_unit_test(names_that_do_not_pass_for_special_fields_load),
+        cmocka_unit_test(at_most_max_steps_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

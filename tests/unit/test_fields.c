@@ -2,8 +2,9 @@
  * test_fields.c - unit tests of fields.c: the table of special fields
  * (SPEC section 2) found by name and only by its exact name, the type,
  * bounds and flags of each row, messages that name the bounds of the
- * table, which values fit each type, and that rules_end refuses every
- * row as a close/fail parameter.
+ * table, which values fit each type, that rules_end refuses every row as
+ * a close/fail parameter, and the names that would pass for a row in the
+ * sh or infa output (special_field_reserved), which rules_end refuses too.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,6 +171,101 @@ static void fail_refuses_every_row_as_a_parameter(void **state)
     cJSON_Delete(doc);
 }
 
+/* Which row each name passes for: itself, its sh spelling (upper-cased,
+ * other bytes as '_'), or itself compared without case. */
+static void look_alikes_pass_for_the_row_they_print_as(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *row;
+    } cases[] = {
+        {"from_date", "from_date"},
+        {"FROM_DATE", "from_date"},
+        {"from-date", "from_date"},
+        {"From_Date", "from_date"},
+        {"from date", "from_date"},
+        {"batch.id", "batch_id"},
+        {"Batch-Id", "batch_id"},
+        {"STATUS", "status"},
+        {"error-message", "error_message"},
+        {"INFA.SECTION", "infa_section"},
+        {"ReProcess_Hours", "reprocess_hours"},
+        {"trunc:start", "trunc_start"},
+        {"batch_end", "batch_end"},
+        {"Batch_Start", "batch_start"},
+        {"to.date", "to_date"},
+        {"Token", "token"},
+        {"STEP", "step"},
+        {"Error", "error"},
+        /* letters a caseless reader (Java, Unicode folding) takes for
+         * ASCII: long s, dotless and dotted i, the Kelvin sign */
+        {"\xc5\xbftatus", "status"},
+        {"\xc4\xb1nfa_section", "infa_section"},
+        {"\xc4\xb0NFA_SECTION", "infa_section"},
+        {"to\xe2\x84\xaa"
+         "en",
+         "token"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const bty_special_field *f = special_field_reserved(cases[i].name);
+        if (!f || strcmp(f->name, cases[i].row) != 0)
+            fail_msg("\"%s\" should pass for %s, not %s", cases[i].name, cases[i].row,
+                     f ? f->name : "nothing");
+    }
+}
+
+static void other_names_pass_for_no_row(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "",           "rows_loaded",   "status_",     "_status",       "statuss",
+        "from__date", "fromdate",      "tokens",      "steps",         "errors",
+        "from_date ", " status",       "expected_by", "st\xc3\xa1tus", "batch\xc2\xa0id",
+        "batch__id",  "from_date\x01", "to_dat",      "s\xc5\xbf",     "\xe2\x84\xaa",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const bty_special_field *f = special_field_reserved(names[i]);
+        if (f)
+            fail_msg("\"%s\" should pass for no field, not %s", names[i], f->name);
+    }
+}
+
+/* close_batch?FROM_DATE=1999-01-01 was stored, and after `eval` of the sh
+ * output it set the window the step processes. */
+static void close_refuses_names_that_pass_for_a_field(void **state)
+{
+    (void)state;
+    cJSON *doc = cJSON_Parse("{\"s\": {\"status\": \"open\", \"batch_id\": 7}}");
+    assert_non_null(doc);
+    static const char *const names[] = {"FROM_DATE", "from-date", "From_Date", "batch.id",
+                                        "Status",    "TOKEN",     "Step",      "ERROR"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = "1999-01-01";
+        bty_end_request req = {
+            .status = "success", .extra_names = &names[i], .extra_values = &v, .nextra = 1};
+        bty_change out;
+        bty_error err = {0};
+        bty_time now = {1800000000, 0};
+        assert_int_equal(rules_end("wf", doc, &req, now, &out, &err), -1);
+        assert_int_equal(err.status, 400);
+        char want[128];
+        snprintf(want, sizeof(want), "'%s' is a special field that close_batch cannot set",
+                 names[i]);
+        if (!strstr(err.message, want))
+            fail_msg("%s: %s", names[i], err.message);
+    }
+    /* and other names are stored */
+    const char *name = "rows_loaded", *v = "12";
+    bty_end_request req = {
+        .status = "success", .extra_names = &name, .extra_values = &v, .nextra = 1};
+    bty_change out;
+    bty_error err = {0};
+    bty_time now = {1800000000, 0};
+    assert_int_equal(rules_end("wf", doc, &req, now, &out, &err), 0);
+    change_free(&out);
+    cJSON_Delete(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +276,9 @@ int main(void)
         cmocka_unit_test(bounds_are_the_shared_ones_and_messages_name_them),
         cmocka_unit_test(values_fit_by_type),
         cmocka_unit_test(fail_refuses_every_row_as_a_parameter),
+        cmocka_unit_test(look_alikes_pass_for_the_row_they_print_as),
+        cmocka_unit_test(other_names_pass_for_no_row),
+        cmocka_unit_test(close_refuses_names_that_pass_for_a_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /*
  * test_format.c - unit tests of format.c: the exact text of the json, infa
- * and sh outputs for documents with every kind of value, odd names,
+ * and sh outputs for documents with every kind of value, odd names, special
+ * fields after the other parameters (in sh, after those of every step),
  * quotes and newlines, and robustness on documents of unusual shape.
  */
 #include <stdarg.h>
@@ -110,8 +111,8 @@ static void infa_writes_step_header_then_one_line_per_param(void **state)
 static void infa_renders_numbers_booleans_null_and_nested_values(void **state)
 {
     (void)state;
+    /* batch_id, first in the record, is a special field: printed last */
     expect_infa(every_value, "[extract]\n"
-                             "$$batch_id=1467149783\n"
                              "$$rate=1.5\n"
                              "$$neg=-0.25\n"
                              "$$big=1e+20\n"
@@ -121,7 +122,8 @@ static void infa_renders_numbers_booleans_null_and_nested_values(void **state)
                              "$$list=[1,\"a\",{\"b\":null}]\n"
                              "$$obj={}\n"
                              "$$s=dw.orders\n"
-                             "$$blank=\n");
+                             "$$blank=\n"
+                             "$$batch_id=1467149783\n");
 }
 
 static void infa_uses_infa_section_as_header(void **state)
@@ -198,7 +200,6 @@ static void sh_renders_values_as_infa_does(void **state)
     expect_sh("wf1", 0, every_value,
               "BATCHY_WORKFLOW='wf1'\n"
               "BATCHY_BATCH_ID=0\n"
-              "BATCHY_EXTRACT_BATCH_ID='1467149783'\n"
               "BATCHY_EXTRACT_RATE='1.5'\n"
               "BATCHY_EXTRACT_NEG='-0.25'\n"
               "BATCHY_EXTRACT_BIG='1e+20'\n"
@@ -208,7 +209,8 @@ static void sh_renders_values_as_infa_does(void **state)
               "BATCHY_EXTRACT_LIST='[1,\"a\",{\"b\":null}]'\n"
               "BATCHY_EXTRACT_OBJ='{}'\n"
               "BATCHY_EXTRACT_S='dw.orders'\n"
-              "BATCHY_EXTRACT_BLANK=''\n");
+              "BATCHY_EXTRACT_BLANK=''\n"
+              "BATCHY_EXTRACT_BATCH_ID='1467149783'\n");
 }
 
 static void sh_upper_cases_names_and_replaces_other_bytes_with_underscore(void **state)
@@ -229,11 +231,65 @@ static void sh_upper_cases_names_and_replaces_other_bytes_with_underscore(void *
 static void sh_includes_infa_section(void **state)
 {
     (void)state;
+    /* infa_section is a special field: after the other parameters */
     expect_sh("wf1", 7, "{\"job1\": {\"infa_section\": \"s_m_load\", \"a\": 1}}",
               "BATCHY_WORKFLOW='wf1'\n"
               "BATCHY_BATCH_ID=7\n"
-              "BATCHY_JOB1_INFA_SECTION='s_m_load'\n"
-              "BATCHY_JOB1_A='1'\n");
+              "BATCHY_JOB1_A='1'\n"
+              "BATCHY_JOB1_INFA_SECTION='s_m_load'\n");
+}
+
+/* A parameter that passes for a special field (stored before close_batch
+ * refused such names) comes first, so that a reader keeping the last line
+ * of a name, as eval does, keeps the real field. */
+static void infa_prints_special_fields_after_look_alike_params(void **state)
+{
+    (void)state;
+    expect_infa("{\"job1\": {\"from_date\": \"2026-11-23T06:00:00.000000\", "
+                "\"status\": \"open\", \"FROM_DATE\": \"1999-01-01\", \"rows\": 3, "
+                "\"infa_section\": \"s1\", \"token\": \"t\"}, "
+                "\"job2\": {\"batch_id\": 5, \"Batch_Id\": 1}}",
+                "[s1]\n"
+                "$$FROM_DATE=1999-01-01\n"
+                "$$rows=3\n"
+                "$$token=t\n"
+                "$$from_date=2026-11-23T06:00:00.000000\n"
+                "$$status=open\n"
+                "[job2]\n"
+                "$$Batch_Id=1\n"
+                "$$batch_id=5\n");
+}
+
+static void sh_prints_special_fields_of_every_step_after_all_other_params(void **state)
+{
+    (void)state;
+    /* "date" of step "a_from" prints as BATCHY_A_FROM_DATE, as does the
+     * from_date of step "a", which sorts first: the field must still be
+     * the last line of that name. */
+    expect_sh("wf1", 9,
+              "{\"a\": {\"from_date\": \"2026-11-23T06:00:00.000000\", \"x\": \"1\", "
+              "\"from-date\": \"1999-01-01\"}, "
+              "\"a_from\": {\"date\": \"1999-01-01\", \"status\": \"open\"}}",
+              "BATCHY_WORKFLOW='wf1'\n"
+              "BATCHY_BATCH_ID=9\n"
+              "BATCHY_A_X='1'\n"
+              "BATCHY_A_FROM_DATE='1999-01-01'\n"
+              "BATCHY_A_FROM_DATE='1999-01-01'\n"
+              "BATCHY_A_FROM_DATE='2026-11-23T06:00:00.000000'\n"
+              "BATCHY_A_FROM_STATUS='open'\n");
+}
+
+static void sh_writes_header_again_when_a_param_prints_as_it(void **state)
+{
+    (void)state;
+    /* step "batch", parameter "id": BATCHY_BATCH_ID */
+    expect_sh("wf1", 9, "{\"batch\": {\"id\": \"1\", \"status\": \"open\"}}",
+              "BATCHY_WORKFLOW='wf1'\n"
+              "BATCHY_BATCH_ID=9\n"
+              "BATCHY_BATCH_ID='1'\n"
+              "BATCHY_BATCH_STATUS='open'\n"
+              "BATCHY_WORKFLOW='wf1'\n"
+              "BATCHY_BATCH_ID=9\n");
 }
 
 static void sh_escapes_single_quotes_so_eval_cannot_escape(void **state)
@@ -380,6 +436,9 @@ int main(void)
         cmocka_unit_test(sh_renders_values_as_infa_does),
         cmocka_unit_test(sh_upper_cases_names_and_replaces_other_bytes_with_underscore),
         cmocka_unit_test(sh_includes_infa_section),
+        cmocka_unit_test(infa_prints_special_fields_after_look_alike_params),
+        cmocka_unit_test(sh_prints_special_fields_of_every_step_after_all_other_params),
+        cmocka_unit_test(sh_writes_header_again_when_a_param_prints_as_it),
         cmocka_unit_test(sh_escapes_single_quotes_so_eval_cannot_escape),
         cmocka_unit_test(sh_quotes_workflow_and_prints_negative_batch_id),
         cmocka_unit_test(formats_survive_documents_of_unusual_shape),

@@ -366,13 +366,28 @@ static void close_retry_answers_current_state_and_writes_nothing(void **state)
     assert_int_equal(c.plan.n, 0);
     assert_string_equal(field(c.state, "a", "batch_end"), "2026-11-23T05:59:00.000000");
     change_free(&c);
-    /* A success of an older batch is not a retry of this one. */
+    /* After a partial open, each step is in its own batch: a success in
+     * a's batch is a retry there, whatever batch b is in; with a's batch
+     * id it is too, with b's it is stale. */
+    const char *split = "{\"a\":{\"status\":\"success\",\"batch_id\":1},"
+                        "\"b\":{\"status\":\"open\",\"batch_id\":2}}";
+    const char *a_only[] = {"a"};
     assert_int_equal(
-        end("{\"a\":{\"status\":\"success\",\"batch_id\":1},"
-            "\"b\":{\"status\":\"open\",\"batch_id\":2}}",
-            &(bty_end_request){.status = "success", .steps = (const char *[]){"a"}, .nsteps = 1},
-            &c, &err),
-        -1);
+        end(split, &(bty_end_request){.status = "success", .steps = a_only, .nsteps = 1}, &c, &err),
+        0);
+    assert_int_equal(c.plan.n, 0);
+    change_free(&c);
+    assert_int_equal(end(split,
+                         &(bty_end_request){.status = "success",
+                                            .steps = a_only,
+                                            .nsteps = 1,
+                                            .has_batch_id = 1,
+                                            .batch_id = 2},
+                         &c, &err),
+                     -1);
+    assert_int_equal(err.status, 409);
+    /* and a close of every step is not a retry while b is open */
+    assert_int_equal(end(split, &req, &c, &err), -1);
     assert_int_equal(err.status, 409);
 }
 
