@@ -185,62 +185,67 @@ static char *read_cfg_file(const char *dir, const char *workflow, size_t *len, c
     return buf;
 }
 
-/* load_cfg: no read, so nothing to compare: a load replaces the workflow
- * whatever it holds. The write is tried again (three times at most) only
- * when Redis had lost the script (SCRIPT FLUSH), which the store loads
- * again. */
+static int written_reply(api_request *req, bty_apply *a, apply_rule_fn rule, const void *arg,
+                         bty_format format, api_reply *out, bty_error *err);
+
+static int load_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
+                     const void *arg, bty_change *out, bty_error *err)
+{
+    (void)min_batch_id;
+    /* The file's document is kept for another try: the rule gets a copy. */
+    cJSON *copy = cJSON_Duplicate(arg, 1);
+    if (!copy)
+        return bty_error_set(err, 503, "out of memory; try again");
+    /* What <wf> holds (doc) only says which steps of a batch still open
+     * to mark abandoned; unreadable, it is replaced all the same: a reload
+     * is how an operator repairs a workflow. */
+    if (!doc)
+        memset(err, 0, sizeof(*err));
+    return rules_load_over(workflow, copy, doc, now, out, err);
+}
+
+/* load_cfg: the file, read and checked once, then written over what <wf>
+ * holds, through the write protocol (apply.c): a load racing a close of
+ * the batch it abandons must not lose that close. */
 static int handle_load_cfg(api_request *req, api_reply *out, bty_error *err)
 {
     const char *workflow = req->target.workflow;
-    bty_change *change = &req->u.load.change;
     if (req->runs == 0) {
         char name[160];
         size_t len = 0;
         char *text = read_cfg_file(req->opts->cfg_dir, workflow, &len, name, sizeof(name), err);
         if (!text)
             return HANDLER_FAILED;
-        cJSON *doc = cfg_parse(text, len, name, err);
+        req->u.load.doc = cfg_parse(text, len, name, err);
         free(text);
-        if (!doc || rules_load(workflow, doc, clock_now(), change, err) != 0)
+        if (!req->u.load.doc)
             return HANDLER_FAILED;
-    } else {
-        int outcome = store_commit_result(&req->call, NULL, err);
-        if (outcome == COMMIT_WRITTEN) {
-            char *body = format_json(change->state);
-            cache_put(cache_entry_after(workflow, NULL, 0, &change->plan, change->state));
-            change->state = NULL;
-            if (reply_text(out, 200, TYPE_JSON, body) != 0)
-                return written_unanswered(err);
-            return HANDLER_DONE;
-        }
-        cache_forget(workflow);
-        if (outcome != COMMIT_AGAIN)
-            return HANDLER_FAILED;
-        if (req->runs == 3)
-            return bty_error_set(err, 503, "could not write workflow '%s'; try again", workflow);
     }
-    if (store_call_commit(&req->call, workflow, NULL, &change->plan, err) != 0)
-        return HANDLER_FAILED;
-    return HANDLER_WAIT;
+    return written_reply(req, &req->u.load.apply, load_rule, req->u.load.doc, FMT_JSON, out, err);
 }
 
 static int open_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
                      const void *arg, bty_change *out, bty_error *err)
 {
-    (void)arg;
-    return rules_open(workflow, doc, now, min_batch_id, out, err);
+    const bty_end_request *steps = arg;
+    if (!doc)
+        return -1; /* unreadable: err says why */
+    return rules_open_steps(workflow, doc, steps->steps, steps->nsteps, now, min_batch_id, out,
+                            err);
 }
 
-static int handle_open_batch(api_request *req, api_reply *out, bty_error *err)
+/* Run the write protocol with `rule`, then answer with the workflow in
+ * `format`: the body of every handler that writes. */
+static int written_reply(api_request *req, bty_apply *a, apply_rule_fn rule, const void *arg,
+                         bty_format format, api_reply *out, bty_error *err)
 {
-    bty_apply *a = &req->u.open;
-    int rc = apply_run(a, &req->call, req->target.workflow, open_rule, NULL, err);
+    int rc = apply_run(a, &req->call, req->target.workflow, rule, arg, err);
     req->delay_us = a->delay_us;
     if (rc != APPLY_DONE)
         return rc == APPLY_WAIT ? HANDLER_WAIT : HANDLER_FAILED;
     const bty_change *change = &a->change;
     char *body;
-    switch (req->target.format) {
+    switch (format) {
     case FMT_INFA:
         body = format_infa(change->state);
         break;
@@ -253,16 +258,47 @@ static int handle_open_batch(api_request *req, api_reply *out, bty_error *err)
     }
     int wrote = change->plan.n != 0;
     apply_remember(a, req->target.workflow);
-    if (reply_text(out, 200, req->target.format == FMT_JSON ? TYPE_JSON : TYPE_TEXT, body))
+    if (reply_text(out, 200, format == FMT_JSON ? TYPE_JSON : TYPE_TEXT, body))
         return wrote ? written_unanswered(err)
                      : bty_error_set(err, 503, "out of memory rendering the answer; try again");
     return HANDLER_DONE;
+}
+
+/* open_batch: ?step= names the steps to open (all by default); any other
+ * parameter is ignored, as it always was. */
+static int handle_open_batch(api_request *req, api_reply *out, bty_error *err)
+{
+    bty_end_params *p = &req->u.open.steps;
+    if (req->runs == 0) {
+        size_t n = 0;
+        char **names = malloc((req->nparams ? req->nparams : 1) * sizeof(*names));
+        char **values = malloc((req->nparams ? req->nparams : 1) * sizeof(*values));
+        if (!names || !values) {
+            free(names);
+            free(values);
+            return bty_error_set(err, 503, "out of memory; try again");
+        }
+        for (size_t i = 0; i < req->nparams; i++)
+            if (strcmp(req->names[i], "step") == 0) {
+                names[n] = req->names[i];
+                values[n++] = req->values[i];
+            }
+        int rc = end_params_read(p, "open", names, values, n, 1, err);
+        free(names);
+        free(values);
+        if (rc != 0)
+            return HANDLER_FAILED;
+    }
+    return written_reply(req, &req->u.open.apply, open_rule, &p->req, req->target.format, out,
+                         err);
 }
 
 static int end_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
                     const void *arg, bty_change *out, bty_error *err)
 {
     (void)min_batch_id;
+    if (!doc)
+        return -1; /* unreadable: err says why */
     return rules_end(workflow, doc, arg, now, out, err);
 }
 
@@ -279,18 +315,8 @@ static int handle_end(api_request *req, const char *status, api_reply *out, bty_
                             req->opts->token[0] != '\0', err) != 0)
             return HANDLER_FAILED;
     }
-    bty_apply *a = &req->u.end.apply;
-    int rc = apply_run(a, &req->call, req->target.workflow, end_rule, &req->u.end.params->req, err);
-    req->delay_us = a->delay_us;
-    if (rc != APPLY_DONE)
-        return rc == APPLY_WAIT ? HANDLER_WAIT : HANDLER_FAILED;
-    char *body = format_json(a->change.state);
-    int wrote = a->change.plan.n != 0;
-    apply_remember(a, req->target.workflow);
-    if (reply_text(out, 200, TYPE_JSON, body))
-        return wrote ? written_unanswered(err)
-                     : bty_error_set(err, 503, "out of memory rendering the answer; try again");
-    return HANDLER_DONE;
+    return written_reply(req, &req->u.end.apply, end_rule, &req->u.end.params->req, FMT_JSON,
+                         out, err);
 }
 
 static int handle_close_batch(api_request *req, api_reply *out, bty_error *err)
@@ -329,10 +355,12 @@ void api_request_free(api_request *req)
         return; /* never routed: no handler state */
     switch (req->target.route->endpoint) {
     case EP_LOAD_CFG:
-        change_free(&req->u.load.change);
+        apply_free(&req->u.load.apply);
+        cJSON_Delete(req->u.load.doc);
         break;
     case EP_OPEN_BATCH:
-        apply_free(&req->u.open);
+        apply_free(&req->u.open.apply);
+        end_params_free(&req->u.open.steps);
         break;
     case EP_CLOSE_BATCH:
     case EP_FAIL_BATCH:

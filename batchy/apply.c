@@ -10,15 +10,21 @@
  *      `now`, taken when it runs (clock_now). An empty workflow is the
  *      rule's 404 "not loaded".
  *   3. write: the plan goes out as one compare-and-set (plan.lua): Redis
- *      applies it only if <wf> still holds `base`, else writes nothing and
- *      answers with what <wf> holds now. What a write is compared against
- *      is decided in one place, expectation() below.
- *   4. retry: on such a conflict, go on at once from what Redis answered
- *      (twice at most), then back off (growing, jittered) and read again,
- *      MAX_ATTEMPTS reads at most, after which the call answers 503. When
+ *      applies it only if what the change was computed from is unchanged,
+ *      else writes nothing and answers with what <wf> holds now. What that
+ *      is, is decided in one place, commit() below: the whole of <wf> for
+ *      an open or a load (they read every step), the steps it ends for a
+ *      close or a fail, so that calls on different steps never conflict.
+ *      A close written while other steps changed is answered with what
+ *      <wf> holds after it, as Redis says.
+ *   4. retry: on a conflict, go on at once from what Redis answered (twice
+ *      at most), then back off (growing to a few ms, jittered) and read
+ *      again. A conflict means another call made progress, so this ends;
+ *      MAX_ATTEMPTS is only a guard against a defect, not a budget. When
  *      the snapshot of the batch id chosen exists already (a load_cfg reset
- *      the ids), find the first free id in one round trip and go on from it.
- *      When Redis lost the script (SCRIPT FLUSH), read again.
+ *      the ids, or opens ran ahead of the clock), Redis names the first free
+ *      id and the rule runs again from the same base. When Redis lost the
+ *      script (SCRIPT FLUSH), read again.
  *
  * The cache is only ever tried, never trusted: a change computed from a
  * cached base is checked by Redis like any other. An answer that writes
@@ -33,16 +39,19 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "shell.h"
 
-#define MAX_ATTEMPTS 50
+#define MAX_ATTEMPTS 100000
+#define MAX_DELAY_US 5000
 
 /* Where the last round trip left the protocol. */
-enum { APPLY_START = 0, APPLY_READ, APPLY_WRITE, APPLY_FREE_ID };
+enum { APPLY_START = 0, APPLY_READ, APPLY_WRITE };
 
-/* Every try found the workflow changed by another call. */
+/* Every try found the workflow changed by another call: never seen, as
+ * each conflict is another call's progress; said rather than looped on. */
 static int too_fast(const char *workflow, bty_error *err)
 {
     return bty_error_set(
@@ -62,7 +71,8 @@ static int read_again(bty_apply *a, store_call *call, const char *workflow, bty_
         if (!seed)
             seed = (unsigned)getpid() ^ (unsigned)(uintptr_t)pthread_self() ^
                    (unsigned)clock_now().usec;
-        a->delay_us = a->attempt * 100 + (int)(rand_r(&seed) % 100);
+        int delay = a->attempt < MAX_DELAY_US / 100 ? a->attempt * 100 : MAX_DELAY_US;
+        a->delay_us = delay + (int)(rand_r(&seed) % (unsigned)(delay / 2 + 100));
     }
     a->attempt++;
     if (store_call_read(call, workflow, err) != 0)
@@ -71,11 +81,29 @@ static int read_again(bty_apply *a, store_call *call, const char *workflow, bty_
     return APPLY_WAIT;
 }
 
-/* What a write of a change computed from `base` is compared against: the
- * whole <wf> hash as base holds it. The one place that decides it. */
-static const bty_hash *expectation(const bty_hash *base)
+/* What a write of `change`, computed from `base`, is compared against:
+ * every field of <wf> as base holds it when the change read them all,
+ * else only the steps it writes into <wf> (store_call_commit). The one
+ * place that decides it. */
+static int commit(store_call *call, const char *workflow, const bty_hash *base,
+                  const bty_change *change, bty_error *err)
 {
-    return base;
+    return store_call_commit(call, workflow, base, change->reads_all, &change->plan, err);
+}
+
+/* The change was written while other steps of <wf> changed: `now` is what
+ * <wf> holds after it (consumed). The answer says so, and the cache learns
+ * it (apply_remember applies the plan to it again, which changes nothing). */
+static void written_amid(bty_apply *a, const char *workflow, bty_hash *now)
+{
+    bty_error ignored;
+    cJSON *doc = doc_from_hash(now->fields, now->n, workflow, &ignored);
+    if (doc) {
+        cJSON_Delete(a->change.state);
+        a->change.state = doc;
+    } /* else: unreadable besides (a hand edit): answer with what was computed */
+    store_hash_free(&a->base);
+    a->base = *now;
 }
 
 /* Apply the rule to `base` (what <wf> holds, as read, as the store said
@@ -90,7 +118,9 @@ static int rule_then_write(bty_apply *a, store_call *call, const char *workflow,
     cJSON *parsed = doc ? NULL : doc_from_hash(base->fields, base->n, workflow, err);
     if (parsed)
         doc = parsed;
-    int rc = doc ? rule(workflow, doc, clock_now(), a->min_batch_id, arg, &a->change, err) : -1;
+    /* Unreadable, doc is NULL and err says why: the rule decides (a load
+     * replaces it all the same). */
+    int rc = rule(workflow, doc, clock_now(), a->min_batch_id, arg, &a->change, err);
     cJSON_Delete(parsed);
     if (from_cache && (rc != 0 || a->change.plan.n == 0)) {
         /* Only a write checks the cache; an answer without one (an error,
@@ -100,7 +130,7 @@ static int rule_then_write(bty_apply *a, store_call *call, const char *workflow,
         return read_again(a, call, workflow, err);
     }
     if (rc == 0 && a->change.plan.n)
-        rc = store_call_commit(call, workflow, expectation(base), &a->change.plan, err);
+        rc = commit(call, workflow, base, &a->change, err);
     if (rc != 0 || a->change.plan.n == 0) {
         store_hash_free(base);
         return rc ? APPLY_FAILED : APPLY_DONE; /* done: a retried close, nothing to write */
@@ -120,14 +150,27 @@ int apply_run(bty_apply *a, store_call *call, const char *workflow, apply_rule_f
             return APPLY_FAILED;
         return rule_then_write(a, call, workflow, rule, arg, &hash, err);
     case APPLY_WRITE: {
-        int outcome = store_commit_result(call, &hash, err);
+        long long free_id = 0;
+        int outcome = store_commit_result(call, &hash, &free_id, err);
         if (outcome == COMMIT_WRITTEN)
             return APPLY_DONE; /* the handler renders, then apply_remember */
+        if (outcome == COMMIT_WRITTEN_AMID) {
+            written_amid(a, workflow, &hash);
+            return APPLY_DONE;
+        }
+        if (outcome == COMMIT_EXISTS) {
+            /* Nothing was written and <wf> is as the change was computed
+             * from: the same base again, with the id Redis found free. */
+            bty_hash base = a->base;
+            memset(&a->base, 0, sizeof(a->base));
+            change_free(&a->change);
+            a->min_batch_id = free_id;
+            return rule_then_write(a, call, workflow, rule, arg, &base, err);
+        }
         store_hash_free(&a->base);
         cache_forget(workflow);
         if (outcome == COMMIT_FAILED)
             return APPLY_FAILED;
-        long long taken = a->change.batch_id;
         change_free(&a->change);
         if (outcome == COMMIT_CHANGED) {
             /* Go on at once from what the workflow holds now: the usual
@@ -143,21 +186,8 @@ int apply_run(bty_apply *a, store_call *call, const char *workflow, apply_rule_f
             store_hash_free(&hash);
             return read_again(a, call, workflow, err);
         }
-        if (outcome == COMMIT_AGAIN)
-            return read_again(a, call, workflow, err);
-        /* COMMIT_EXISTS. Opens in one second take consecutive ids: find
-         * the end of the run in one round trip rather than one retry each. */
-        a->min_batch_id = taken + 1;
-        if (store_call_first_free(call, workflow, a->min_batch_id, 64, err) != 0)
-            return APPLY_FAILED;
-        a->stage = APPLY_FREE_ID;
-        return APPLY_WAIT;
+        return read_again(a, call, workflow, err); /* COMMIT_AGAIN */
     }
-    case APPLY_FREE_ID:
-        a->min_batch_id = store_first_free_result(call, a->min_batch_id, err);
-        if (a->min_batch_id < 0)
-            return APPLY_FAILED;
-        return read_again(a, call, workflow, err);
     default:
         a->attempt = 0;
         a->min_batch_id = 0;

@@ -21,6 +21,11 @@ void key_snapshot(char buf[BTY_KEY_MAX], const char *workflow, long long batch_i
     snprintf(buf, BTY_KEY_MAX, "%s-%lld", workflow, batch_id);
 }
 
+void key_snapshot_prefix(char buf[BTY_KEY_MAX], const char *workflow)
+{
+    snprintf(buf, BTY_KEY_MAX, "%s-", workflow);
+}
+
 void key_init_snapshot(char buf[BTY_KEY_MAX], const char *workflow, long long epoch)
 {
     snprintf(buf, BTY_KEY_MAX, "%s-%lld%s", workflow, epoch, INIT_SUFFIX);

@@ -3,21 +3,36 @@
 -- into a C array); store.c loads it with SCRIPT LOAD and resp.c builds
 -- the EVALSHA that runs it.
 --
--- KEYS[1] is the hash the call read, KEYS[2..] the
--- hashes to write. ARGV[1] is how many fields KEYS[1] held when it was
--- read (-1 when the write does not depend on it), followed by their names,
--- then their values. When KEYS[1] holds anything else now, nothing is
--- written and the answer is {"BATCHY_CHANGED", what it holds}, so that the
--- caller can start over without reading it again. Then, per hash to write:
--- its bty_write_mode (0 merge, 1 replace, 2 create), its field count and
--- its field/value pairs, or a count of -1 for "the same pairs as the hash
--- before" (a snapshot holds what <wf> gets). Every key is checked before
--- any is written, so a write is never half applied. HMGET and HSET take
--- their arguments in chunks: Lua's unpack has a limit. Redis' own cost
--- of a call is mostly per command and per argument, hence the shape.
--- The script never calls HGETALL or EXISTS, the commands of batchy's
--- reads and id probes, so that INFO commandstats counts those round trips
--- alone (scripts/bench.sh).
+-- KEYS[1] is the hash the call computed from (<wf>), KEYS[2..] the hashes
+-- to write. ARGV:
+--   [1] how the write depends on KEYS[1]: '-' not at all (nothing is
+--       compared), 'all' on the whole hash (it must hold exactly the E
+--       fields sent), 'some' on the first M fields sent only (the other
+--       E - M are what the call believed the rest to be);
+--   [2] M, [3] E, then E field names, then their E values;
+--   then per hash to write: its mode ('0' merge, '1' replace, '2' create),
+--   for '2' the prefix of its key ("<wf>-", the key being prefix .. id),
+--   its field count and its field/value pairs, or a count of -1 for "the
+--   same pairs as the hash before" (a snapshot holds what <wf> gets).
+--
+-- Answers:
+--   'OK'                            written;
+--   {'BATCHY_CHANGED', pairs}       nothing written: what the call depends
+--                                   on changed; pairs is what KEYS[1] holds,
+--                                   for the call to start over from;
+--   {'BATCHY_WRITTEN', pairs}       written, with mode 'some', while other
+--                                   fields of KEYS[1] had changed: pairs is
+--                                   what it holds now, to answer with;
+--   error 'BATCHY_EXISTS <id>'      nothing written: a key to create exists;
+--                                   <id> is the first free one after it;
+--   error 'WRONGTYPE ...'           nothing written: a key is not a hash.
+--
+-- Every key is checked before any is written, so a write is never half
+-- applied. HMGET and HSET take their arguments in chunks: Lua's unpack has
+-- a limit. Redis' own cost of a call is mostly per command and per
+-- argument, hence the shape. The script never calls HGETALL or EXISTS,
+-- the commands of batchy's reads, so that INFO commandstats counts those
+-- round trips alone (scripts/bench.sh, tests/integration/test_store.py).
 
 local function holds(k)
   local names, out, n, i = redis.call('HKEYS', k), {}, 0, 0
@@ -35,43 +50,59 @@ local function wrongtype(k)
   return redis.error_reply('WRONGTYPE key ' .. k .. ' is a ' ..
                            redis.call('TYPE', k).ok .. ', not a hash')
 end
-local e = tonumber(ARGV[1])
-local a = 2
-if e >= 0 then
-  local n = redis.pcall('HLEN', KEYS[1])
-  if type(n) == 'table' then return wrongtype(KEYS[1]) end
-  local same = n == e
-  local i = 0
-  while same and i < e do
-    local m = math.min(e - i, 1000)
-    local got = redis.call('HMGET', KEYS[1], unpack(ARGV, a + i, a + i + m - 1))
+-- Do fields from+1..to of those sent hold the values sent?
+local function same(k, e, from, to)
+  local i = from
+  while i < to do
+    local m = math.min(to - i, 1000)
+    local got = redis.call('HMGET', k, unpack(ARGV, 4 + i, 3 + i + m))
     for j = 1, m do
-      if got[j] ~= ARGV[a + e + i + j - 1] then same = false end
+      if got[j] ~= ARGV[3 + e + i + j] then return false end
     end
     i = i + m
   end
-  if not same then
+  return true
+end
+
+local mode, m, e = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local stale = false
+if mode ~= '-' then
+  local n = redis.pcall('HLEN', KEYS[1])
+  if type(n) == 'table' then return wrongtype(KEYS[1]) end
+  if (mode == 'all' and n ~= e) or not same(KEYS[1], e, 0, m) then
     return {'BATCHY_CHANGED', holds(KEYS[1])}
   end
-  a = a + 2 * e
+  if mode == 'some' then
+    stale = n ~= e or not same(KEYS[1], e, m, e)
+  end
 end
+local a = 4 + 2 * e
 local b = a
 for i = 2, #KEYS do
-  local k, n = KEYS[i], tonumber(ARGV[b + 1])
-  if ARGV[b] == '2' then
+  local k, w = KEYS[i], ARGV[b]
+  if w == '2' then
+    local prefix = ARGV[b + 1]
+    b = b + 1
     if redis.call('TYPE', k).ok ~= 'none' then
-      return redis.error_reply('BATCHY_EXISTS ' .. k)
+      -- the first free id after it, in this one round trip
+      local id = tonumber(string.sub(k, #prefix + 1))
+      repeat
+        id = id + 1
+      until redis.call('TYPE', prefix .. string.format('%.0f', id)).ok == 'none'
+      return redis.error_reply('BATCHY_EXISTS ' .. string.format('%.0f', id))
     end
-  elseif k ~= KEYS[1] or e < 0 then
+  elseif k ~= KEYS[1] or mode == '-' then
     local t = redis.call('TYPE', k).ok
     if t ~= 'hash' and t ~= 'none' then return wrongtype(k) end
   end
-  b = b + 2 + math.max(n, 0) * 2
+  b = b + 2 + math.max(tonumber(ARGV[b + 1]), 0) * 2
 end
 local from, count = a, 0
 for i = 2, #KEYS do
-  local k, n = KEYS[i], tonumber(ARGV[a + 1])
-  if ARGV[a] == '1' then redis.call('DEL', k) end
+  local k, w = KEYS[i], ARGV[a]
+  if w == '1' then redis.call('DEL', k) end
+  if w == '2' then a = a + 1 end
+  local n = tonumber(ARGV[a + 1])
   a = a + 2
   if n >= 0 then
     from, count = a, n
@@ -79,9 +110,10 @@ for i = 2, #KEYS do
   end
   local j = 0
   while j < count do
-    local m = math.min(count - j, 500)
-    redis.call('HSET', k, unpack(ARGV, from + 2 * j, from + 2 * (j + m) - 1))
-    j = j + m
+    local c = math.min(count - j, 500)
+    redis.call('HSET', k, unpack(ARGV, from + 2 * j, from + 2 * (j + c) - 1))
+    j = j + c
   end
 end
+if stale then return {'BATCHY_WRITTEN', holds(KEYS[1])} end
 return 'OK'

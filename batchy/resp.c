@@ -10,6 +10,7 @@
  * hashes and, for a compare-and-set, what the read key held (see the
  * script's head comment for the arguments).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,21 +98,6 @@ int store_call_ping(store_call *c, bty_error *err)
     return call_append(c, 1, argv, NULL, err);
 }
 
-int store_call_first_free(store_call *c, const char *workflow, long long from, int count,
-                          bty_error *err)
-{
-    store_call_clear(c);
-    c->kind = CALL_READ;
-    for (int i = 0; i < count; i++) {
-        char key[BTY_KEY_MAX];
-        key_snapshot(key, workflow, from + i);
-        const char *argv[] = {"EXISTS", key};
-        if (call_append(c, 2, argv, NULL, err) != 0)
-            return -1;
-    }
-    return 0;
-}
-
 /* Add one argument to an argv under construction. */
 static void push(const char **argv, size_t *argvlen, size_t *a, const char *s, size_t len)
 {
@@ -131,42 +117,82 @@ static int same_pairs(const bty_hash_write *h, const bty_hash_write *g)
     return 1;
 }
 
-int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect,
+/* Is name (len bytes) among the n names, sorted in byte order? */
+static int among_sorted(const char *name, size_t len, char *const *names, size_t n)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        size_t mlen = strlen(names[mid]);
+        int cmp = memcmp(name, names[mid], len < mlen ? len : mlen);
+        if (cmp == 0)
+            cmp = len < mlen ? -1 : len > mlen;
+        if (cmp == 0)
+            return 1;
+        if (cmp < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
+}
+
+int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect, int whole,
                       const bty_write_plan *plan, bty_error *err)
 {
     store_call_clear(c);
     c->kind = CALL_WRITE;
     snprintf(c->key, sizeof(c->key), "%s", read_key);
-    /* EVALSHA sha numkeys read_key key... E names... values... (mode n pairs...)...
-     * (plan_script). The SHA is written in as the call is sent (call_set_sha). */
+    /* EVALSHA sha numkeys read_key key... mode M E names... values...
+     * (mode [prefix] n pairs...)... (plan.lua). The SHA is written in as
+     * the call is sent (store_call_set_sha). */
     size_t e = expect ? expect->n : 0;
-    size_t argc = 5 + plan->n + 2 * e;
+    /* 7 before the hashes; per hash its key, mode, [prefix,] count, pairs */
+    size_t argc = 7 + 2 * e;
     for (size_t i = 0; i < plan->n; i++)
-        argc += 2 + 2 * plan->hashes[i].n;
+        argc += 3 + (plan->hashes[i].mode == WRITE_CREATE) + 2 * plan->hashes[i].n;
     const char **argv = malloc(argc * sizeof(*argv));
     size_t *argvlen = malloc(argc * sizeof(*argvlen));
-    char(*counts)[24] = malloc((plan->n + 2) * sizeof(*counts)); /* hashes, E, numkeys */
+    char(*counts)[24] = malloc((plan->n + 3) * sizeof(*counts)); /* hashes, M, E, numkeys */
+    size_t *order = malloc((e ? e : 1) * sizeof(*order));
     int rc = -1;
-    if (!argv || !argvlen || !counts) {
+    if (!argv || !argvlen || !counts || !order) {
         bty_error_set(err, 503, "out of memory writing the batch; try again");
         goto out;
     }
+    /* What must match: every field (whole), or those the plan writes into
+     * read_key (the steps a close or fail ended), sent first. */
+    const bty_hash_write *own = NULL;
+    for (size_t i = 0; i < plan->n && !whole; i++)
+        if (strcmp(plan->hashes[i].key, read_key) == 0)
+            own = &plan->hashes[i];
+    size_t m = 0, rest = e;
+    for (size_t i = 0; i < e; i++) {
+        const bty_field *f = &expect->fields[i];
+        if (whole || (own && among_sorted(f->name, f->name_len, own->names, own->n)))
+            order[m++] = i;
+        else
+            order[--rest] = i;
+    }
+    char prefix[BTY_KEY_MAX];
+    key_snapshot_prefix(prefix, read_key);
     size_t a = 0;
-    char *numkeys = counts[plan->n + 1], *fields = counts[plan->n];
+    char *numkeys = counts[plan->n + 2], *nmust = counts[plan->n + 1], *nsent = counts[plan->n];
     push(argv, argvlen, &a, "EVALSHA", 7);
     push(argv, argvlen, &a, "0000000000000000000000000000000000000000", 40);
     push(argv, argvlen, &a, numkeys, (size_t)snprintf(numkeys, 24, "%zu", plan->n + 1));
     push(argv, argvlen, &a, read_key, strlen(read_key));
     for (size_t i = 0; i < plan->n; i++)
         push(argv, argvlen, &a, plan->hashes[i].key, strlen(plan->hashes[i].key));
-    if (expect)
-        push(argv, argvlen, &a, fields, (size_t)snprintf(fields, 24, "%zu", e));
-    else
-        push(argv, argvlen, &a, "-1", 2);
+    const char *mode = !expect ? "-" : whole ? "all" : "some";
+    push(argv, argvlen, &a, mode, strlen(mode));
+    push(argv, argvlen, &a, nmust, (size_t)snprintf(nmust, 24, "%zu", m));
+    push(argv, argvlen, &a, nsent, (size_t)snprintf(nsent, 24, "%zu", e));
     for (size_t i = 0; i < e; i++)
-        push(argv, argvlen, &a, expect->fields[i].name, expect->fields[i].name_len);
+        push(argv, argvlen, &a, expect->fields[order[i]].name, expect->fields[order[i]].name_len);
     for (size_t i = 0; i < e; i++)
-        push(argv, argvlen, &a, expect->fields[i].value, expect->fields[i].value_len);
+        push(argv, argvlen, &a, expect->fields[order[i]].value,
+             expect->fields[order[i]].value_len);
     for (size_t i = 0; i < plan->n; i++) {
         const bty_hash_write *h = &plan->hashes[i];
         push(argv, argvlen, &a,
@@ -174,6 +200,8 @@ int store_call_commit(store_call *c, const char *read_key, const bty_hash *expec
              : h->mode == WRITE_REPLACE ? "1"
                                         : "0",
              1);
+        if (h->mode == WRITE_CREATE)
+            push(argv, argvlen, &a, prefix, strlen(prefix));
         if (i > 0 && same_pairs(h, &plan->hashes[i - 1])) {
             push(argv, argvlen, &a, "-1", 2);
             continue;
@@ -184,11 +212,13 @@ int store_call_commit(store_call *c, const char *read_key, const bty_hash *expec
             push(argv, argvlen, &a, h->values[j], strlen(h->values[j]));
         }
     }
+    assert(a <= argc); /* fewer when a snapshot repeats the pairs before it */
     rc = call_append(c, (int)a, argv, argvlen, err);
 out:
     free(argv);
     free(argvlen);
     free(counts);
+    free(order);
     return rc;
 }
 
@@ -273,41 +303,39 @@ int store_ping_result(store_call *c, bty_error *err)
     return r->type == REDIS_REPLY_STATUS ? 0 : store_unreachable(err, "PING refused");
 }
 
-long long store_first_free_result(store_call *c, long long from, bty_error *err)
+/* A reply {tag, pairs} of the script: 1 when r is one with that tag. */
+static int tagged_pairs(const redisReply *r, const char *tag)
 {
-    if (call_failed(c, err))
-        return -1;
-    for (int i = 0; i < c->ncommands; i++) {
-        const redisReply *r = c->replies[i];
-        if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-            return from + i;
-    }
-    return from + c->ncommands;
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+           r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, tag) == 0 &&
+           r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements % 2 == 0;
 }
 
-int store_commit_result(store_call *c, bty_hash *current, bty_error *err)
+int store_commit_result(store_call *c, bty_hash *current, long long *free_id, bty_error *err)
 {
     if (current)
         memset(current, 0, sizeof(*current));
     if (call_failed(c, err))
         return COMMIT_FAILED;
     redisReply *r = c->replies[0];
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING &&
-        strcmp(r->element[0]->str, "BATCHY_CHANGED") == 0 &&
-        r->element[1]->type == REDIS_REPLY_ARRAY && r->element[1]->elements % 2 == 0) {
-        /* The read key changed since it was read: here is what it holds. */
+    int changed = tagged_pairs(r, "BATCHY_CHANGED");
+    if (changed || tagged_pairs(r, "BATCHY_WRITTEN")) {
+        /* What the read key holds now: it changed since it was read
+         * (nothing written), or besides what the call wrote. */
         if (current) {
             if (hash_from_reply(current, r->element[1], r) != 0)
-                return COMMIT_AGAIN; /* out of memory: read it instead */
-            c->replies[0] = NULL;    /* now the hash's */
+                return changed ? COMMIT_AGAIN : COMMIT_WRITTEN; /* out of memory */
+            c->replies[0] = NULL; /* now the hash's */
         }
-        return COMMIT_CHANGED;
+        return changed ? COMMIT_CHANGED : COMMIT_WRITTEN_AMID;
     }
     if (r->type != REDIS_REPLY_ERROR)
         return COMMIT_WRITTEN;
-    if (strncmp(r->str, "BATCHY_EXISTS", 13) == 0)
+    if (strncmp(r->str, "BATCHY_EXISTS ", 14) == 0) {
+        if (free_id)
+            *free_id = strtoll(r->str + 14, NULL, 10);
         return COMMIT_EXISTS;
+    }
     if (strncmp(r->str, "NOSCRIPT", 8) == 0)
         return COMMIT_AGAIN; /* scripts were flushed: the store loads it again */
     int wrongtype = strncmp(r->str, "WRONGTYPE", 9) == 0;

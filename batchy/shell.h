@@ -126,14 +126,13 @@ void store_hash_free(bty_hash *h);
  * with 503 on out of memory. */
 int store_call_read(store_call *c, const char *key, bty_error *err); /* HGETALL */
 int store_call_ping(store_call *c, bty_error *err);
-/* EXISTS of the snapshot keys of batches from..from+count-1. */
-int store_call_first_free(store_call *c, const char *workflow, long long from, int count,
-                          bty_error *err);
-/* Apply a write plan atomically, with plan.lua. With expect (the hash
- * read_key held when it was read), nothing is written if read_key holds
- * anything else now. The script's SHA is filled in as the call is sent
+/* Apply a write plan atomically, with plan.lua. With expect (what
+ * read_key held when the plan was computed from it), nothing is written if
+ * read_key holds anything else now: with whole, in any field; without, in
+ * the fields the plan writes into read_key (sorted in byte order, as
+ * documents are). The script's SHA is filled in as the call is sent
  * (store_call_set_sha). */
-int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect,
+int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect, int whole,
                       const bty_write_plan *plan, bty_error *err);
 void store_call_set_sha(store_call *c, const char sha[40]);
 /* A call of one command (argv form, as hiredis takes it): the store's own
@@ -149,11 +148,15 @@ void store_call_forget_failure(store_call *c);
 
 /* What a commit did. */
 enum store_commit_outcome {
-    COMMIT_FAILED = -1, /* err set; 409 when a key is not a hash */
-    COMMIT_WRITTEN,
-    COMMIT_CHANGED, /* the read key holds something else: *current */
-    COMMIT_EXISTS,  /* a WRITE_CREATE key exists */
-    COMMIT_AGAIN,   /* Redis had lost the script: read again and retry */
+    COMMIT_FAILED = -1,  /* err set; 409 when a key is not a hash */
+    COMMIT_WRITTEN,      /* as computed */
+    COMMIT_WRITTEN_AMID, /* written, and other fields of the read key had
+                            changed: *current is what it holds now */
+    COMMIT_CHANGED,      /* nothing written: the read key holds something
+                            else: *current */
+    COMMIT_EXISTS,       /* nothing written: a WRITE_CREATE key exists;
+                            *free_id is the first free batch id after it */
+    COMMIT_AGAIN,        /* Redis had lost the script: read again and retry */
 };
 
 /* What a finished call says. Each returns -1 with err set when the call
@@ -161,14 +164,12 @@ enum store_commit_outcome {
  * read: 0 with the hash (empty when the key does not exist; out owns the
  *   reply), -1 also for 409 when the key is not a hash;
  * ping: 0 when Redis answered;
- * first_free: the first batch id whose snapshot does not exist;
  * commit: a store_commit_outcome; nothing was written unless
- *   COMMIT_WRITTEN. On COMMIT_CHANGED, *current (when given) holds what
- *   the read key holds now, to be freed with store_hash_free. */
+ *   COMMIT_WRITTEN or COMMIT_WRITTEN_AMID. *current (when given) is to be
+ *   freed with store_hash_free. */
 int store_read_result(store_call *c, bty_hash *out, bty_error *err);
 int store_ping_result(store_call *c, bty_error *err);
-long long store_first_free_result(store_call *c, long long from, bty_error *err);
-int store_commit_result(store_call *c, bty_hash *current, bty_error *err);
+int store_commit_result(store_call *c, bty_hash *current, long long *free_id, bty_error *err);
 
 /* The 503 for a Redis that cannot be reached (why says how). Returns -1. */
 int store_unreachable(bty_error *err, const char *why);
@@ -216,7 +217,9 @@ void cache_clear(void);
  * retried close, nothing to write), APPLY_FAILED (err set) or APPLY_WAIT
  * (it built `call`, to be submitted after delay_us). */
 
-/* What the protocol needs of a rule: the change of `doc` at `now`.
+/* What the protocol needs of a rule: the change of `doc` at `now` (doc
+ * NULL when what <wf> holds could not be read, err saying why: a rule
+ * that needs it returns -1 and leaves err as it is).
  * min_batch_id is for open (the id must be at least that); arg is the
  * rule's own (a close's parameters). */
 typedef int (*apply_rule_fn)(const char *workflow, const cJSON *doc, bty_time now,
@@ -275,9 +278,13 @@ typedef struct api_request {
             int unused;
         } read;
         struct {
-            bty_change change; /* what load_cfg writes; owned */
+            bty_apply apply;
+            cJSON *doc; /* the file, as loaded; owned */
         } load;
-        bty_apply open;
+        struct {
+            bty_apply apply;
+            bty_end_params steps; /* step=, owned */
+        } open;
         struct {
             bty_apply apply;
             bty_end_params *params; /* owned */

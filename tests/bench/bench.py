@@ -37,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -326,14 +327,76 @@ def cost_growth(servers, client):
         before = commandstats(servers)
         turns_ms = timed_calls([client, other], "/open_batch/" + wf, calls)
         turns_cmds = delta(commandstats(servers), before)
+        # close_batch of one step each time, the others still open
+        close_ms = median_ms([lambda i=i: client.get("/close_batch/%s?step=step%05d" % (wf, i))
+                              for i in range(min(calls, steps))])
         doc = len(client.get("/get_status/" + wf))
         rows.append({
             "steps": steps, "document_bytes": doc,
             "load_cfg_ms": load_ms, "open_batch_ms": open_ms, "open_turns_ms": turns_ms,
+            "close_one_ms": close_ms,
             "load_cfg_redis": {k: v / calls for k, v in load_cmds.items()},
             "open_batch_redis": {k: v / calls for k, v in open_cmds.items()},
             "open_turns_redis": {k: v / calls for k, v in turns_cmds.items()},
         })
+    return rows
+
+
+def median_ms(calls):
+    """Run each call in turn; the median time in ms."""
+    times = []
+    for call in calls:
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] * 1e3
+
+
+def parallel_closes(servers):
+    """For N in 16, 64, 256: a workflow of N steps, one batch open, then N
+    clients at once each close (or, one in four, fail) its own step, half
+    through each of the two batchy processes. Every answer should be 200:
+    calls on different steps do not conflict. Latency of the calls, and how
+    many answered 503 (or anything but 200)."""
+    rows = []
+    client = Client(servers.batchy_port)
+    for n in (16, 64, 256):
+        for rnd in range(ROUNDS):
+            wf = "par%d_%d" % (n, rnd)
+            load(servers, client, wf, n)
+            client.get("/open_batch/" + wf)
+            gate = threading.Barrier(n)
+            results = [None] * n
+
+            def call(i):
+                port = servers.batchy_port if i % 2 == 0 else servers.other_port
+                path = ("/fail_batch/%s?step=step%05d&error=x" if i % 4 == 3 else
+                        "/close_batch/%s?step=step%05d") % (wf, i)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                gate.wait(60)
+                t0 = time.perf_counter()
+                try:
+                    conn.request("GET", path)
+                    r = conn.getresponse()
+                    r.read()
+                    results[i] = (r.status, (time.perf_counter() - t0) * 1e3)
+                except OSError:
+                    results[i] = (0, (time.perf_counter() - t0) * 1e3)
+                finally:
+                    conn.close()
+
+            threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(180)
+            times = sorted(t for _, t in results)
+            rows.append({"calls": n, "round": rnd,
+                         "p50_ms": times[n // 2], "p99_ms": times[min(n - 1, n * 99 // 100)],
+                         "max_ms": times[-1],
+                         "status_503": sum(1 for st, _ in results if st == 503),
+                         "not_200": sum(1 for st, _ in results if st != 200)})
     return rows
 
 
@@ -419,6 +482,7 @@ def run(servers):
         long_run = long_rss(servers, base + "/get_status/get3", bpid)
 
     growth = cost_growth(servers, client)
+    parallel = parallel_closes(servers)
 
     report = {
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -427,7 +491,7 @@ def run(servers):
                     "rounds": ROUNDS},
         "http": results, "redis": redis,
         "batchy_rss_kb": {"idle": idle_rss, "peak": peak_rss},
-        "cost_growth": growth, "long_run": long_run,
+        "cost_growth": growth, "long_run": long_run, "parallel_closes": parallel,
     }
     print_report(report)
     out_dir = os.path.join(ROOT, "var", "bench")
@@ -525,21 +589,33 @@ def print_report(rep):
     print()
     print("Cost with the workflow's size (median of sequential calls; Redis round trips")
     print("per call; 'turns': open_batch taking turns between two batchy processes):")
-    print("  %7s %10s %9s %6s %9s %6s %9s %6s" % (
-        "steps", "doc bytes", "load ms", "trips", "open ms", "trips", "turns ms", "trips"))
+    print("  %7s %10s %9s %6s %9s %6s %9s %6s %9s" % (
+        "steps", "doc bytes", "load ms", "trips", "open ms", "trips", "turns ms", "trips",
+        "close1 ms"))
     for g in rep["cost_growth"]:
-        print("  %7d %10d %9.2f %6s %9.2f %6s %9s %6s" % (
+        print("  %7d %10d %9.2f %6s %9.2f %6s %9s %6s %9s" % (
             g["steps"], g["document_bytes"], g["load_cfg_ms"],
             "%g" % round_trips(g["load_cfg_redis"]), g["open_batch_ms"],
             "%g" % round_trips(g["open_batch_redis"]),
             "%.2f" % g["open_turns_ms"] if "open_turns_ms" in g else "",
-            "%g" % round_trips(g["open_turns_redis"]) if "open_turns_redis" in g else ""))
+            "%g" % round_trips(g["open_turns_redis"]) if "open_turns_redis" in g else "",
+            "%.2f" % g["close_one_ms"] if "close_one_ms" in g else ""))
     for key, what in (("open_batch_redis", "open_batch"), ("open_turns_redis", "turns")):
         cmds = rep["cost_growth"][-1].get(key)
         if cmds:
             print("  Redis commands per %s (10,000 steps): %s" % (what, ", ".join(
                 "%s %g" % (k.upper(), v) for k, v in sorted(cmds.items()))))
 
+    if rep.get("parallel_closes"):
+        print()
+        print("Parallel closes of distinct steps of one workflow (N clients at once, two batchy")
+        print("processes, one in four a fail), each round:")
+        print("  %6s %9s %9s %9s %6s %8s" % ("calls", "p50 ms", "p99 ms", "max ms", "503s",
+                                            "not 200"))
+        for r in rep["parallel_closes"]:
+            print("  %6d %9.2f %9.2f %9.2f %6d %8d" % (r["calls"], r["p50_ms"], r["p99_ms"],
+                                                       r["max_ms"], r["status_503"],
+                                                       r["not_200"]))
 
 if __name__ == "__main__":
     main()

@@ -142,7 +142,7 @@ static void a_failed_call_says_why(void **state)
     store_call_clear(&c);
 }
 
-static void ping_and_first_free(void **state)
+static void ping(void **state)
 {
     (void)state;
     store_call c = {0};
@@ -157,18 +157,6 @@ static void ping_and_first_free(void **state)
     assert_int_equal(err.status, 503);
     store_call_clear(&c);
 
-    assert_int_equal(store_call_first_free(&c, "wf1", 100, 3, &err), 0);
-    redisReply **cmds = commands_of(&c);
-    assert_args(cmds[0], 2, "EXISTS", "wf1-100");
-    assert_args(cmds[2], 2, "EXISTS", "wf1-102");
-    free_commands(cmds);
-    give_replies(&c, (const char *const[]){":1\r\n", ":1\r\n", ":0\r\n"});
-    assert_int_equal(store_first_free_result(&c, 100, &err), 102);
-    store_call_clear(&c);
-    store_call_first_free(&c, "wf1", 100, 2, &err);
-    give_replies(&c, (const char *const[]){":1\r\n", ":1\r\n"});
-    assert_int_equal(store_first_free_result(&c, 100, &err), 102);
-    store_call_clear(&c);
 }
 
 /* A plan of <wf> (merge) and its snapshot (create) with the same pairs. */
@@ -188,23 +176,33 @@ static void commit_is_one_evalsha_with_the_expectation(void **state)
     bty_error err = {0};
     bty_write_plan plan;
     build_plan(&plan);
-    bty_field fields[] = {{"a", 1, "{\"x\":1}", 7}};
-    bty_hash expect = {.fields = fields, .n = 1};
-    assert_int_equal(store_call_commit(&c, "wf1", &expect, &plan, &err), 0);
+    bty_field fields[] = {{"c", 1, "{\"z\":3}", 7}, {"a", 1, "{\"x\":1}", 7}};
+    bty_hash expect = {.fields = fields, .n = 2};
+    assert_int_equal(store_call_commit(&c, "wf1", &expect, 1, &plan, &err), 0);
     assert_int_equal(c.kind, CALL_WRITE);
     store_call_set_sha(&c, "0123456789012345678901234567890123456789");
     redisReply **cmds = commands_of(&c);
-    /* EVALSHA sha 3 wf1 wf1 wf1-7 | E=1 a {"x":1} | 0 2 a .. b .. | 2 -1 */
-    assert_args(cmds[0], 17, "EVALSHA", "0123456789012345678901234567890123456789", "3", "wf1",
-                "wf1", "wf1-7", "1", "a", "{\"x\":1}", "0", "2", "a", NULL, "b", NULL, "2", "-1");
+    /* EVALSHA sha 3 wf1 wf1 wf1-7 | all M=2 E=2 c a {..} {..} |
+     * 0 2 a .. b .. | 2 wf1- -1 */
+    assert_args(cmds[0], 22, "EVALSHA", "0123456789012345678901234567890123456789", "3", "wf1",
+                "wf1", "wf1-7", "all", "2", "2", "c", "a", "{\"z\":3}", "{\"x\":1}", "0", "2", "a",
+                NULL, "b", NULL, "2", "wf1-", "-1");
     free_commands(cmds);
     store_call_clear(&c);
 
-    /* without an expectation (load_cfg): -1 and no fields */
-    assert_int_equal(store_call_commit(&c, "wf1", NULL, &plan, &err), 0);
+    /* only the steps the plan writes into wf1 must match, and go first */
+    assert_int_equal(store_call_commit(&c, "wf1", &expect, 0, &plan, &err), 0);
     cmds = commands_of(&c);
-    assert_args(cmds[0], 15, "EVALSHA", NULL, "3", "wf1", "wf1", "wf1-7", "-1", "0", "2", "a", NULL,
-                "b", NULL, "2", "-1");
+    assert_args(cmds[0], 22, "EVALSHA", NULL, "3", "wf1", "wf1", "wf1-7", "some", "1", "2", "a",
+                "c", "{\"x\":1}", "{\"z\":3}", "0", "2", "a", NULL, "b", NULL, "2", "wf1-", "-1");
+    free_commands(cmds);
+    store_call_clear(&c);
+
+    /* without an expectation (nothing compared): no fields */
+    assert_int_equal(store_call_commit(&c, "wf1", NULL, 1, &plan, &err), 0);
+    cmds = commands_of(&c);
+    assert_args(cmds[0], 18, "EVALSHA", NULL, "3", "wf1", "wf1", "wf1-7", "-", "0", "0", "0", "2",
+                "a", NULL, "b", NULL, "2", "wf1-", "-1");
     free_commands(cmds);
     store_call_clear(&c);
     plan_free(&plan);
@@ -215,10 +213,13 @@ static int commit_outcome(const char *reply, bty_hash *current, bty_error *err)
     store_call c = {0};
     bty_write_plan plan;
     build_plan(&plan);
-    store_call_commit(&c, "wf1", NULL, &plan, err);
+    store_call_commit(&c, "wf1", NULL, 1, &plan, err);
     plan_free(&plan);
     give_replies(&c, (const char *const[]){reply});
-    int outcome = store_commit_result(&c, current, err);
+    long long free_id = 0;
+    int outcome = store_commit_result(&c, current, &free_id, err);
+    if (outcome == COMMIT_EXISTS)
+        assert_int_equal(free_id, 12);
     store_call_clear(&c);
     return outcome;
 }
@@ -235,7 +236,13 @@ static void commit_outcomes(void **state)
     assert_int_equal(now.n, 1);
     assert_memory_equal(now.fields[0].value, "{}", 2);
     store_hash_free(&now);
-    assert_int_equal(commit_outcome("-BATCHY_EXISTS wf1-7\r\n", &now, &err), COMMIT_EXISTS);
+    assert_int_equal(commit_outcome("*2\r\n$14\r\nBATCHY_WRITTEN\r\n*2\r\n$1\r\nb\r\n$2\r\n{}\r\n",
+                                    &now, &err),
+                     COMMIT_WRITTEN_AMID);
+    assert_int_equal(now.n, 1);
+    assert_memory_equal(now.fields[0].name, "b", 1);
+    store_hash_free(&now);
+    assert_int_equal(commit_outcome("-BATCHY_EXISTS 12\r\n", &now, &err), COMMIT_EXISTS);
     assert_int_equal(commit_outcome("-NOSCRIPT No matching script\r\n", &now, &err), COMMIT_AGAIN);
     assert_int_equal(commit_outcome("-WRONGTYPE key wf1-7 is a string, not a hash\r\n", &now, &err),
                      COMMIT_FAILED);
@@ -251,7 +258,7 @@ int main(void)
         cmocka_unit_test(read_is_one_hgetall),
         cmocka_unit_test(read_result_is_the_hash_or_an_error),
         cmocka_unit_test(a_failed_call_says_why),
-        cmocka_unit_test(ping_and_first_free),
+        cmocka_unit_test(ping),
         cmocka_unit_test(commit_is_one_evalsha_with_the_expectation),
         cmocka_unit_test(commit_outcomes),
     };
