@@ -285,6 +285,15 @@ class RedisServer:
             return None
         return {k: json.loads(v) for k, v in h.items()}
 
+    def commandstats(self):
+        """{command: calls} from INFO commandstats (scripts' commands too)."""
+        counts = {}
+        for line in self.cli("INFO", "commandstats").splitlines():
+            if line.startswith("cmdstat_"):
+                name, _, rest = line[len("cmdstat_"):].partition(":")
+                counts[name] = int(rest.split(",")[0].split("=")[1])
+        return counts
+
     def set_state(self, key, steps):
         """Replace hash `key` by {step: record}; dict records are written as
         compact JSON, strings as they are."""
@@ -641,6 +650,35 @@ class ServiceTestCase(unittest.TestCase):
     def assert_service_up(self):
         r = self.batchy.get("/index")
         self.assertEqual(r.status, 200, r)
+
+
+class TwoBatchyTestCase(ServiceTestCase):
+    """A ServiceTestCase with a second batchy (self.second) on the same
+    Redis and cfg dir, started with second_args and batchy_env."""
+
+    second_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.second = None
+        try:
+            cls.second = Batchy(cls.redis.url, cls.cfg_dir, args=cls.second_args,
+                                env=cls.batchy_env)
+            cls.second.start()
+        except BaseException:
+            if cls.second:
+                cls.second.cleanup()
+            cls._cleanup_class()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.second.stop_checked()
+        finally:
+            cls.second.cleanup()
+            super().tearDownClass()
 
 
 class OwnBatchyMixin:

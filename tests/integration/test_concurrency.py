@@ -13,7 +13,7 @@ import unittest
 import urllib.parse
 from collections import defaultdict
 
-from harness import Batchy, ServiceTestCase, http_request
+from harness import TwoBatchyTestCase, http_request
 
 WORKFLOWS = {
     "cc": "job1:\n  p: 1\njob2:\n  p: 2\njob3:\n  p: 3\n",
@@ -25,28 +25,7 @@ THREADS = 8
 ITERATIONS = 25
 
 
-class TwoProcessesTest(ServiceTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.second = None
-        try:
-            cls.second = Batchy(cls.redis.url, cls.cfg_dir, workdir=None)
-            cls.second.start()
-        except BaseException:
-            if cls.second:
-                cls.second.cleanup()
-            cls._cleanup_class()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.second.stop_checked()
-        finally:
-            cls.second.cleanup()
-            super().tearDownClass()
-
+class TwoProcessesTest(TwoBatchyTestCase):
     def setUp(self):
         self.redis.cli("FLUSHALL")
         self.loaded = {wf: self.load(wf, text) for wf, text in WORKFLOWS.items()}

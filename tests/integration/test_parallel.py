@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import SLOW, Batchy, ServiceTestCase, http_request
+from harness import SLOW, ServiceTestCase, TwoBatchyTestCase, http_request
 from test_faults import run_check_state
 
 # What batchy waits for a Redis reply. Redis answers these calls within
@@ -24,30 +24,9 @@ def steps_yaml(n):
     return "".join("s%03d:\n  p: %d\n" % (i, i) for i in range(n))
 
 
-class TwoBatchyCase(ServiceTestCase):
-    """The class's batchy and a second one on the same Redis."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.second = None
-        try:
-            cls.second = Batchy(cls.redis.url, cls.cfg_dir, args=("--threads", "2"),
-                                env=REDIS_WAIT)
-            cls.second.start()
-        except BaseException:
-            if cls.second:
-                cls.second.cleanup()
-            cls._cleanup_class()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.second.stop_checked()
-        finally:
-            cls.second.cleanup()
-            super().tearDownClass()
+class TwoBatchyCase(TwoBatchyTestCase):
+    """Two batchy processes, and calls sent from many threads at once."""
+    second_args = ("--threads", "2")
 
     def port_of(self, index):
         return (self.batchy if index % 2 == 0 else self.second).port
@@ -220,14 +199,6 @@ class BatchIdsTest(ServiceTestCase):
     """Snapshots ahead of the clock (a burst of opens, or a load_cfg that
     reset the ids) cost one extra write, never a 503."""
 
-    def commandstats(self):
-        counts = {}
-        for line in self.redis.cli("INFO", "commandstats").splitlines():
-            if line.startswith("cmdstat_"):
-                name, _, rest = line[len("cmdstat_"):].partition(":")
-                counts[name] = int(rest.split(",")[0].split("=")[1])
-        return counts
-
     def test_open_finds_the_first_free_id_past_thousands_of_snapshots_in_one_step(self):
         wf = self.unique("ids")
         self.load(wf, "a:\n")
@@ -239,7 +210,7 @@ class BatchIdsTest(ServiceTestCase):
         doc = self.open_batch(wf)
         self.assertGreaterEqual(doc["a"]["batch_id"], now + 5000)
         self.assertLessEqual(doc["a"]["batch_id"], int(time.time()) + 5000)
-        self.assertEqual(self.commandstats().get("evalsha"), 2, self.commandstats())
+        self.assertEqual(self.redis.commandstats().get("evalsha"), 2, self.redis.commandstats())
         # the next one follows on at once
         self.assertEqual(self.open_batch(wf)["a"]["batch_id"], doc["a"]["batch_id"] + 1)
 

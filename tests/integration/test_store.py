@@ -196,14 +196,6 @@ class RoundTripsTest(ServiceTestCase):
     to probe ids, EVALSHA to write), so these count the round trips."""
     ROUND_TRIPS = ("hgetall", "exists", "evalsha", "eval", "script|load", "ping")
 
-    def commandstats(self):
-        counts = {}
-        for line in self.redis.cli("INFO", "commandstats").splitlines():
-            if line.startswith("cmdstat_"):
-                name, _, rest = line[len("cmdstat_"):].partition(":")
-                counts[name] = int(rest.split(",")[0].split("=")[1])
-        return counts
-
     def test_open_and_close_on_a_workflow_only_this_process_writes_cost_one_write_each(self):
         wf = self.unique("rt")
         self.load(wf, "a:\n  p: 1\nb:\n")
@@ -212,6 +204,6 @@ class RoundTripsTest(ServiceTestCase):
                 self.redis.cli("CONFIG", "RESETSTAT")
                 query = {"step": "a", "error": "x"} if endpoint == "fail_batch" else None
                 self.ok(endpoint, wf, query)
-                counts = self.commandstats()
+                counts = self.redis.commandstats()
                 trips = {k: v for k, v in counts.items() if k in self.ROUND_TRIPS}
                 self.assertEqual(trips, {"evalsha": 1}, "%s/%s cost %r" % (endpoint, wf, counts))
