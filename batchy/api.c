@@ -92,18 +92,23 @@ static int handle_healthz(api_request *req, api_reply *out, bty_error *err)
     return reply_text(out, 200, TYPE_JSON, strdup("{\"status\":\"ok\"}\n"));
 }
 
-/* The key get_status reads: <wf>, or with ?batch_id=N the snapshot. */
+/* The key get_status reads: <wf>, or with ?batch_id=N the snapshot; or a
+ * snapshot named by its key, as the original's get_status took it. */
 static int status_key(const api_request *req, char key[BTY_KEY_MAX], const char **id_text,
                       long long *id, bty_error *err)
 {
     *id_text = api_param(req, "batch_id");
     *id = 0;
+    if (*id_text && req->target.snapshot)
+        return bty_error_set(err, 400,
+                             "batch_id= is for a workflow; '%s' is a snapshot already",
+                             req->target.workflow);
     if (*id_text && batch_id_parse(*id_text, id) != 0)
         return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", *id_text);
     if (*id_text)
         key_snapshot(key, req->target.workflow, *id);
     else
-        snprintf(key, BTY_KEY_MAX, "%s", req->target.workflow);
+        memcpy(key, req->target.workflow, BTY_KEY_MAX); /* as long as a key */
     return 0;
 }
 
@@ -123,6 +128,8 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
         store_hash_free(&hash);
         if (id_text)
             return bty_error_set(err, 404, "workflow '%s' has no batch %lld", workflow, id);
+        if (req->target.snapshot)
+            return bty_error_set(err, 404, "there is no snapshot '%s'", workflow);
         return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s", workflow,
                              workflow);
     }
@@ -211,7 +218,7 @@ static int handle_load_cfg(api_request *req, api_reply *out, bty_error *err)
 {
     const char *workflow = req->target.workflow;
     if (req->runs == 0) {
-        char name[160];
+        char name[BTY_KEY_MAX + 8]; /* "<wf>.yaml" */
         size_t len = 0;
         char *text = read_cfg_file(req->opts->cfg_dir, workflow, &len, name, sizeof(name), err);
         if (!text)

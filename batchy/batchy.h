@@ -102,6 +102,11 @@ int time_parse(const char *text, bty_time *out);
 /* Write t as "YYYY-MM-DDTHH:MM:SS.ffffff" plus NUL into out. */
 void time_format(bty_time t, char out[BTY_TIME_LEN + 1]);
 
+/* Write t as the original service's infa output did (Python's
+ * str(datetime)): "YYYY-MM-DD HH:MM:SS.ffffff", or without ".ffffff"
+ * when the fraction is zero. */
+void time_format_python(bty_time t, char out[BTY_TIME_LEN + 1]);
+
 /* 00:00:00.000000 UTC of t's day. */
 bty_time time_trunc_day(bty_time t);
 
@@ -183,6 +188,10 @@ void key_init_snapshot(char buf[BTY_KEY_MAX], const char *workflow, long long ep
 /* 1 when name[0..len) ends as a snapshot key does (-<digits> or
  * -<digits>-init), which a workflow name may not. */
 int key_looks_like_snapshot(const char *name, size_t len);
+/* When name is a snapshot's key ("<wf>-<digits>" or "<wf>-<digits>-init"),
+ * the length of its <wf> part, else 0 (which workflow names may be is
+ * names.c's to say). */
+size_t key_snapshot_workflow_len(const char *name);
 
 /* ------------------------------------------------------------------ doc.c
  * A workflow document is a cJSON object {step: {field: value}}, steps in
@@ -370,20 +379,22 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
  * here plus its handler in api.c.
  *
  *   id, URL name, handler (api.c), methods, workflow: takes /<wf>,
+ *   snap: takes a snapshot's key in place of <wf> too (<wf>-<batch_id>,
+ *   <wf>-<epoch>-init: read-only, as the original's get_status did),
  *   format: takes /<wf>/<json|infa|sh>, token: needs the token when one is
  *   set, writes: changes Redis */
 #define BTY_GP  (BTY_GET | BTY_POST)
 #define BTY_GPH (BTY_GET | BTY_POST | BTY_HEAD)
 /* clang-format off */
-#define BTY_ENDPOINTS(X)                                                                   \
-    /* id              name           handler             methods  wf fmt token writes */  \
-    X(EP_INDEX,        "index",       handle_index,       BTY_GPH, 0, 0,  0,    0)         \
-    X(EP_HEALTHZ,      "healthz",     handle_healthz,     BTY_GPH, 0, 0,  0,    0)         \
-    X(EP_LOAD_CFG,     "load_cfg",    handle_load_cfg,    BTY_GP,  1, 0,  1,    1)         \
-    X(EP_GET_STATUS,   "get_status",  handle_get_status,  BTY_GPH, 1, 0,  0,    0)         \
-    X(EP_OPEN_BATCH,   "open_batch",  handle_open_batch,  BTY_GP,  1, 1,  1,    1)         \
-    X(EP_CLOSE_BATCH,  "close_batch", handle_close_batch, BTY_GP,  1, 0,  1,    1)         \
-    X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,  1,    1)
+#define BTY_ENDPOINTS(X)                                                                      \
+    /* id              name           handler             methods  wf snap fmt token writes */ \
+    X(EP_INDEX,        "index",       handle_index,       BTY_GPH, 0, 0,   0,  0,    0)         \
+    X(EP_HEALTHZ,      "healthz",     handle_healthz,     BTY_GPH, 0, 0,   0,  0,    0)         \
+    X(EP_LOAD_CFG,     "load_cfg",    handle_load_cfg,    BTY_GP,  1, 0,   0,  1,    1)         \
+    X(EP_GET_STATUS,   "get_status",  handle_get_status,  BTY_GPH, 1, 1,   0,  0,    0)         \
+    X(EP_OPEN_BATCH,   "open_batch",  handle_open_batch,  BTY_GP,  1, 0,   1,  1,    1)         \
+    X(EP_CLOSE_BATCH,  "close_batch", handle_close_batch, BTY_GP,  1, 0,   0,  1,    1)         \
+    X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,   0,  1,    1)
 /* clang-format on */
 
 /* The methods an endpoint accepts (bty_route.methods). */
@@ -405,6 +416,7 @@ typedef struct bty_route {
     bty_endpoint endpoint;
     int methods; /* BTY_GET | BTY_POST | BTY_HEAD */
     int takes_workflow;
+    int takes_snapshot; /* a snapshot's key in place of the workflow */
     int takes_format;
     int needs_token;
     int writes;
@@ -416,7 +428,9 @@ const char *route_allow(int methods);
 /* A matched request path. */
 typedef struct bty_target {
     const bty_route *route;
-    char workflow[129]; /* "" when the route takes none */
+    char workflow[BTY_KEY_MAX]; /* "" when the route takes none; or a
+                                   snapshot's key, when `snapshot` */
+    int snapshot;
     bty_format format;
 } bty_target;
 

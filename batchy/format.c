@@ -190,6 +190,21 @@ char *format_json(const cJSON *doc)
     return text;
 }
 
+/* A special time field (from_date, to_date, batch_start, batch_end) as the
+ * original's infa output wrote it: Informatica mappings parse that form
+ * (SPEC 15). NULL for anything else, or a value that is not a time. */
+static char *infa_time(const cJSON *param)
+{
+    const bty_special_field *f = param->string ? special_field_find(param->string) : NULL;
+    bty_time t;
+    if (!f || f->type != FIELD_TIME || !cJSON_IsString(param) ||
+        time_parse(param->valuestring, &t) != 0)
+        return NULL;
+    char text[BTY_TIME_LEN + 1];
+    time_format_python(t, text);
+    return strdup(text);
+}
+
 /* Append "$$<param>=<value>" for each member of `step` that is a special
  * field (special 1) or is not (special 0), but infa_section. */
 static void infa_params(out_buf *b, const cJSON *step, int special)
@@ -200,7 +215,9 @@ static void infa_params(out_buf *b, const cJSON *step, int special)
         if (is_special(param) != special ||
             (param->string && strcmp(param->string, "infa_section") == 0))
             continue;
-        char *value = render_value(param);
+        char *value = infa_time(param);
+        if (!value)
+            value = render_value(param);
         if (!value) {
             b->failed = 1;
             return;

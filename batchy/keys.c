@@ -40,6 +40,18 @@ static int ends_in_dash_digits(const char *name, size_t len)
     return i < len && i > 0 && name[i - 1] == '-';
 }
 
+size_t key_snapshot_workflow_len(const char *name)
+{
+    size_t len = strlen(name), ninit = sizeof(INIT_SUFFIX) - 1;
+    if (len > ninit && memcmp(name + len - ninit, INIT_SUFFIX, ninit) == 0)
+        len -= ninit;
+    if (!ends_in_dash_digits(name, len))
+        return 0;
+    while (name[len - 1] != '-')
+        len--;
+    return len - 1;
+}
+
 int key_looks_like_snapshot(const char *name, size_t len)
 {
     size_t ninit = sizeof(INIT_SUFFIX) - 1;

@@ -10,8 +10,8 @@
 
 /* The routing table, made of the endpoint table (batchy.h). */
 static const bty_route routes[] = {
-#define ROUTE(id, name, handler, methods, wf, fmt, token, writes)                                  \
-    {name, id, methods, wf, fmt, token, writes},
+#define ROUTE(id, name, handler, methods, wf, snap, fmt, token, writes)                            \
+    {name, id, methods, wf, snap, fmt, token, writes},
     BTY_ENDPOINTS(ROUTE)
 #undef ROUTE
 };
@@ -61,6 +61,19 @@ static int split_path(const char *path, char seg[MAX_SEGMENTS][MAX_SEGMENT + 1])
         n++;
     }
     return n;
+}
+
+/* 1 when name is the key of a snapshot of a workflow that may exist:
+ * "<wf>-<digits>" or "<wf>-<digits>-init" with a valid workflow name. */
+static int is_snapshot_key(const char *name)
+{
+    size_t len = key_snapshot_workflow_len(name);
+    char workflow[BTY_KEY_MAX];
+    if (!len || len >= sizeof(workflow) || strlen(name) >= BTY_KEY_MAX)
+        return 0;
+    memcpy(workflow, name, len);
+    workflow[len] = '\0';
+    return name_workflow_check(workflow, NULL) == 0;
 }
 
 /* The methods of an endpoint for a 405 message: "GET or POST (or HEAD)". */
@@ -120,9 +133,10 @@ int route_match(const char *method, const char *path, bty_target *out, bty_error
                              route->name, methods_in_words(route->methods));
 
     if (route->takes_workflow) {
-        if (name_workflow_check(seg[1], err) != 0)
+        out->snapshot = route->takes_snapshot && is_snapshot_key(seg[1]);
+        if (!out->snapshot && name_workflow_check(seg[1], err) != 0)
             return -1;
-        strcpy(out->workflow, seg[1]); /* checked: at most 128 bytes */
+        strcpy(out->workflow, seg[1]); /* checked: shorter than BTY_KEY_MAX */
     }
     out->format = FMT_JSON;
     if (n == 3) {

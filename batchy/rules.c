@@ -113,15 +113,23 @@ static int time_field(const cJSON *record, const char *name, bty_time *out)
     return 1;
 }
 
+/* A flag as the original read it, by Python's truth: false only when
+ * absent, null, false, zero, "" or an empty list or mapping; so the text
+ * "false" and the number 1 are both true (SPEC 15). Files loaded by Batchy
+ * can only hold a boolean here (cfgload.c). */
 static int is_true(const cJSON *record, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, name);
-    if (cJSON_IsTrue(v))
-        return 1;
+    double d;
+    if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v))
+        return 0;
     if (cJSON_IsString(v))
-        return strcmp(v->valuestring, "true") == 0 || strcmp(v->valuestring, "True") == 0 ||
-               strcmp(v->valuestring, "TRUE") == 0;
-    return 0;
+        return v->valuestring && v->valuestring[0] != '\0';
+    if (cJSON_IsArray(v) || cJSON_IsObject(v))
+        return v->child != NULL;
+    if (cJSON_IsNumber(v) || cJSON_IsRaw(v))
+        return doc_number(v, &d) != 1 || d != 0;
+    return 1; /* true */
 }
 
 static int bad_state(bty_error *err, const char *workflow, const char *step, const char *field)

@@ -13,6 +13,7 @@
  * arithmetic helpers saturate at the int64 limits instead of overflowing.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "batchy.h"
 
@@ -254,6 +255,16 @@ void time_format(bty_time t, char out[BTY_TIME_LEN + 1])
         o += widths[i];
         *o++ = seps[i];
     }
+}
+
+/* See batchy.h. The canonical text with a space for the 'T', cut before
+ * the fraction when that is zero: what Python's str(datetime) prints. */
+void time_format_python(bty_time t, char out[BTY_TIME_LEN + 1])
+{
+    time_format(t, out);
+    out[10] = ' ';
+    if (strcmp(out + 20, "000000") == 0)
+        out[19] = '\0';
 }
 
 /* See batchy.h. Saturates instead of overflowing near INT64_MIN. */

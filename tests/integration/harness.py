@@ -80,6 +80,12 @@ def parse_time(text):
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
 
 
+def python_time(text):
+    """A canonical batchy time as the original's infa output wrote it:
+    Python's own str() of the naive UTC datetime, the reference."""
+    return str(parse_time(text).replace(tzinfo=None))
+
+
 def fmt_time(dt):
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
 

@@ -303,13 +303,35 @@ class FormatTest(ServiceTestCase):
         self.assertEqual(ext["connection"], '{"host":"db1","port":5432}')
         self.assertEqual(ext["status"], "open")
         self.assertEqual(ext["batch_id"], str(rec["batch_id"]))
-        self.assertEqual(ext["from_date"], "2026-01-01T00:00:00.000000")
-        self.assertEqual(ext["to_date"], rec["to_date"])
-        self.assertEqual(ext["batch_start"], rec["batch_start"])
+        # times as the original wrote them in infa: Python's str(datetime)
+        self.assertEqual(ext["from_date"], "2026-01-01 00:00:00")
+        self.assertEqual(ext["to_date"], harness.python_time(rec["to_date"]))
+        self.assertEqual(ext["batch_start"], harness.python_time(rec["batch_start"]))
         self.assertEqual(load["target"], "dw.orders")
         self.assertEqual(load["note"],
                          "it's a \"quoted\" $(touch pwned1) `touch pwned2` value second line")
-        self.assertEqual(load["from_date"], harness.ORIGIN)
+        self.assertEqual(load["from_date"], "1776-07-04 23:59:00")
+
+    def test_infa_times_are_what_python_str_of_the_datetime_prints(self):
+        # the original printed datetime objects with str(): a space, and the
+        # fraction only when it is not zero; Python is the reference here
+        wf = self.unique("pytimes")
+        starts = {"frac": "2026-11-23T06:00:00.222222", "whole": "2026-11-23T00:00:00.000000",
+                  "micro": "1999-12-31T23:59:59.000001"}
+        self.redis.set_state(wf, {step: {"status": "success", "batch_start": t, "batch_id": 7}
+                                  for step, t in starts.items()})
+        r = self.call("open_batch", wf, suffix="/infa")
+        self.assertEqual(r.status, 200, r)
+        sections = dict(parse_infa(r.text))
+        state = self.get_status(wf)
+        for step, start in starts.items():
+            params = dict(sections[step])
+            self.assertEqual(params["from_date"], harness.python_time(start), step)
+            self.assertEqual(params["batch_start"],
+                             harness.python_time(state[step]["batch_start"]), step)
+            self.assertEqual(state[step]["from_date"], start)  # JSON keeps the canonical form
+        self.assertEqual(dict(sections["whole"])["from_date"], "2026-11-23 00:00:00")
+        self.assertEqual(dict(sections["frac"])["from_date"], "2026-11-23 06:00:00.222222")
 
     def test_open_sh_is_safe_to_eval_and_yields_the_values(self):
         r = self.call("open_batch", "etl_orders", suffix="/sh")

@@ -91,12 +91,18 @@ class BadInputTest(ServiceTestCase):
                 self.assert_rejected("GET", "/%s/%s" % (endpoint, "a" * 129), statuses=(400,))
 
     def test_snapshot_like_workflow_names_are_400(self):
+        # get_status reads snapshots by their keys, as the original did
+        # (test_legacy); nothing else takes them
         self.write_cfg("wf1-123", "job1:\n")
         self.write_cfg("wf1-123-init", "job1:\n")
         for name in ("wf1-123", "wf1-123-init", "x-0", "x-99999999999"):
-            for endpoint in ("get_status", "open_batch", "close_batch", "fail_batch", "load_cfg"):
+            for endpoint in ("open_batch", "close_batch", "fail_batch", "load_cfg"):
                 with self.subTest(name=name, endpoint=endpoint):
                     self.assert_rejected("GET", "/%s/%s" % (endpoint, name), statuses=(400,))
+            with self.subTest(name=name, endpoint="get_status"):
+                self.assert_error(self.batchy.get("/get_status/" + name), 404,
+                                  "there is no snapshot '%s'" % name)
+                self.assert_nothing_written()
 
     def test_names_like_snapshots_but_valid_are_accepted(self):
         for name in ("wf1-123x", "wf1-init", "wf-1a", "wf1_123", "wf.1-a", "_x", "9lives"):

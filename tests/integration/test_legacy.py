@@ -71,6 +71,17 @@ class LegacyStateTest(ServiceTestCase):
                                     "trunc_start": True, "batch_id": 1451692740}})
         self.assertEqual(self.open_batch(self.wf)["job1"]["from_date"], "2016-01-01T00:00:00.000000")
 
+    def test_legacy_trunc_start_is_read_by_python_truth(self):
+        # the original tested `if trunc_start:`: 1 and "false" are true
+        for value, truncated in ((1, True), ("false", True), ("True", True), (0, False),
+                                 ("", False), (None, False), (False, False)):
+            with self.subTest(trunc_start=value):
+                self.put(self.wf, {"job1": {"status": "failure", "from_date": "2016-01-01 23:59",
+                                            "trunc_start": value, "batch_id": 1451692740}})
+                got = self.open_batch(self.wf)["job1"]["from_date"]
+                self.assertEqual(got, "2016-01-01T00:00:00.000000" if truncated
+                                 else "2016-01-01T23:59:00.000000")
+
     def test_legacy_snapshot_reads_by_batch_id(self):
         self.put(self.wf, {"job1": {"status": "success", "batch_id": 1451692741}})
         self.put("%s-1451692740" % self.wf, {"job1": {"status": "failure", "batch_id": 1451692740,
@@ -78,6 +89,30 @@ class LegacyStateTest(ServiceTestCase):
         doc = self.get_status(self.wf, {"batch_id": 1451692740})
         self.assertEqual(doc["job1"]["status"], "failed")
         self.assertEqual(doc["job1"]["batch_id"], 1451692740)
+
+    def test_get_status_of_a_snapshot_key_answers_it_read_only(self):
+        # the original's get_status/<key> read any hash, snapshots included:
+        # scripts fetch a batch by its key name
+        self.put(self.wf, {"job1": {"status": "success", "batch_id": 1451692741}})
+        self.put("%s-1451692740" % self.wf, {"job1": {"status": "failure",
+                                                      "batch_id": 1451692740}})
+        self.put("%s-1451600000-init" % self.wf, {"job1": {"status": "new", "p": 1}})
+        doc = self.get_status("%s-1451692740" % self.wf)
+        self.assertEqual(doc["job1"]["status"], "failed")
+        self.assertEqual(doc, self.get_status(self.wf, {"batch_id": 1451692740}))
+        self.assertEqual(self.get_status("%s-1451600000-init" % self.wf),
+                         {"job1": {"status": "new", "p": 1}})
+        r = self.batchy.head("/get_status/%s-1451692740" % self.wf)
+        self.assertEqual(r.status, 200, r)
+        before = self.redis.dump()
+        for path in ("/get_status/%s-1451692740?batch_id=1" % self.wf,
+                     "/open_batch/%s-1451692740" % self.wf,
+                     "/close_batch/%s-1451600000-init" % self.wf):
+            with self.subTest(path=path):
+                self.assert_error(self.batchy.get(path), 400)
+        self.assert_error(self.batchy.get("/get_status/%s-42" % self.wf), 404,
+                          "there is no snapshot '%s-42'" % self.wf)
+        self.assertEqual(self.redis.dump(), before)
 
     def test_legacy_open_step_is_abandoned_in_its_legacy_snapshot(self):
         rec = {"status": "open", "from_date": "2016-01-01 23:59", "batch_start": "2016-01-02T23:59:00",

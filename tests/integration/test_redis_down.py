@@ -44,7 +44,7 @@ class RedisDownAtStartTest(ServiceTestCase):
 
     def test_bad_requests_keep_their_own_status(self):
         self.assert_error(self.batchy.get("/nope"), 404)
-        self.assert_error(self.batchy.get("/get_status/bad-123"), 400)
+        self.assert_error(self.batchy.get("/get_status/.bad"), 400)
         self.assert_error(self.batchy.get("/open_batch/wf1/xml"), 400)
 
 

@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import unittest
 
+import harness
 from harness import REPO_ROOT, ServiceTestCase
 
 CHECK_STATE = os.path.join(REPO_ROOT, "scripts", "check-state")
@@ -258,7 +259,8 @@ class LookAlikeTest(ServiceTestCase):
         r = self.call("open_batch", wf, suffix="/infa")
         self.assertEqual(r.status, 200, r)
         state = self.get_status(wf)["job1"]
-        self.assertEqual(infa_last(r.text, "job1", "from_date"), state["from_date"])
+        self.assertEqual(infa_last(r.text, "job1", "from_date"),
+                         harness.python_time(state["from_date"]))
         self.assertEqual(infa_last(r.text, "job1", "batch_id"), str(state["batch_id"]))
 
     def test_a_parameter_of_another_step_does_not_override_a_field_after_eval(self):

@@ -253,11 +253,33 @@ static void infa_prints_special_fields_after_look_alike_params(void **state)
                 "$$FROM_DATE=1999-01-01\n"
                 "$$rows=3\n"
                 "$$token=t\n"
-                "$$from_date=2026-11-23T06:00:00.000000\n"
+                "$$from_date=2026-11-23 06:00:00\n"
                 "$$status=open\n"
                 "[job2]\n"
                 "$$Batch_Id=1\n"
                 "$$batch_id=5\n");
+}
+
+/* The special times as the original's infa output wrote them, Python's
+ * str(datetime): a space, and the fraction only when it is not zero. JSON,
+ * sh and Redis keep the canonical form. */
+static void infa_writes_times_as_the_original_did(void **state)
+{
+    (void)state;
+    expect_infa("{\"a\": {\"from_date\": \"2026-11-23T06:00:00.222222\", "
+                "\"to_date\": \"2026-11-23T00:00:00.000000\", \"batch_start\": \"2026-11-23\", "
+                "\"batch_end\": null, \"when\": \"2026-11-23T06:00:00.000000\", "
+                "\"batch_id\": 7}}",
+                "[a]\n"
+                "$$when=2026-11-23T06:00:00.000000\n"
+                "$$from_date=2026-11-23 06:00:00.222222\n"
+                "$$to_date=2026-11-23 00:00:00\n"
+                "$$batch_start=2026-11-23 00:00:00\n"
+                "$$batch_end=\n"
+                "$$batch_id=7\n");
+    char text[BTY_TIME_LEN + 1];
+    time_format_python((bty_time){1795392000, 5}, text);
+    assert_string_equal(text, "2026-11-23 00:00:00.000005");
 }
 
 static void sh_prints_special_fields_of_every_step_after_all_other_params(void **state)
@@ -437,6 +459,7 @@ int main(void)
         cmocka_unit_test(sh_upper_cases_names_and_replaces_other_bytes_with_underscore),
         cmocka_unit_test(sh_includes_infa_section),
         cmocka_unit_test(infa_prints_special_fields_after_look_alike_params),
+        cmocka_unit_test(infa_writes_times_as_the_original_did),
         cmocka_unit_test(sh_prints_special_fields_of_every_step_after_all_other_params),
         cmocka_unit_test(sh_writes_header_again_when_a_param_prints_as_it),
         cmocka_unit_test(sh_escapes_single_quotes_so_eval_cannot_escape),

@@ -126,6 +126,36 @@ static void open_with_trunc_start_truncates_to_midnight(void **state)
     change_free(&c);
 }
 
+/* State written by the original is read by Python's truth: 1 and the
+ * text "false" truncate; 0, "", null, [] and false do not. */
+static void trunc_start_written_by_the_original_is_python_truthy(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        int truncates;
+    } cases[] = {
+        {"true", 1},  {"1", 1},     {"2.5", 1},     {"\"false\"", 1}, {"\"0\"", 1},
+        {"\"x\"", 1}, {"[0]", 1},   {"{\"a\":0}", 1}, {"false", 0},     {"0", 0},
+        {"0.0", 0},   {"\"\"", 0},  {"null", 0},    {"[]", 0},        {"{}", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char doc[200];
+        snprintf(doc, sizeof(doc),
+                 "{\"a\":{\"status\":\"success\",\"batch_start\":\"2026-11-22T06:10:00.000000\","
+                 "\"trunc_start\":%s}}",
+                 cases[i].value);
+        bty_change c;
+        open_ok(doc, &c);
+        const char *want =
+            cases[i].truncates ? "2026-11-22T00:00:00.000000" : "2026-11-22T06:10:00.000000";
+        if (strcmp(field(c.state, "a", "from_date"), want) != 0)
+            fail_msg("trunc_start %s: from_date %s, expected %s", cases[i].value,
+                     field(c.state, "a", "from_date"), want);
+        change_free(&c);
+    }
+}
+
 static void open_keeps_other_fields_and_removes_error_message(void **state)
 {
     (void)state;
@@ -636,6 +666,7 @@ int main(void)
         cmocka_unit_test(open_of_never_run_step_starts_at_origin),
         cmocka_unit_test(open_normalises_a_lenient_from_date),
         cmocka_unit_test(open_with_trunc_start_truncates_to_midnight),
+        cmocka_unit_test(trunc_start_written_by_the_original_is_python_truthy),
         cmocka_unit_test(open_keeps_other_fields_and_removes_error_message),
         cmocka_unit_test(open_batch_id_is_strictly_increasing_within_a_second),
         cmocka_unit_test(open_writes_latest_and_snapshot_alike),
