@@ -100,8 +100,7 @@ static int status_key(const api_request *req, char key[BTY_KEY_MAX], const char 
     *id_text = api_param(req, "batch_id");
     *id = 0;
     if (*id_text && req->target.snapshot)
-        return bty_error_set(err, 400,
-                             "batch_id= is for a workflow; '%s' is a snapshot already",
+        return bty_error_set(err, 400, "batch_id= is for a workflow; '%s' is a snapshot already",
                              req->target.workflow);
     if (*id_text && batch_id_parse(*id_text, id) != 0)
         return bty_error_set(err, 400, "batch_id must be a whole number, not '%.40s'", *id_text);
@@ -296,8 +295,7 @@ static int handle_open_batch(api_request *req, api_reply *out, bty_error *err)
         if (rc != 0)
             return HANDLER_FAILED;
     }
-    return written_reply(req, &req->u.open.apply, open_rule, &p->req, req->target.format, out,
-                         err);
+    return written_reply(req, &req->u.open.apply, open_rule, &p->req, req->target.format, out, err);
 }
 
 static int end_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
@@ -322,8 +320,8 @@ static int handle_end(api_request *req, const char *status, api_reply *out, bty_
                             req->opts->token[0] != '\0', err) != 0)
             return HANDLER_FAILED;
     }
-    return written_reply(req, &req->u.end.apply, end_rule, &req->u.end.params->req, FMT_JSON,
-                         out, err);
+    return written_reply(req, &req->u.end.apply, end_rule, &req->u.end.params->req, FMT_JSON, out,
+                         err);
 }
 
 static int handle_close_batch(api_request *req, api_reply *out, bty_error *err)

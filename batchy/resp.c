@@ -191,8 +191,7 @@ int store_call_commit(store_call *c, const char *read_key, const bty_hash *expec
     for (size_t i = 0; i < e; i++)
         push(argv, argvlen, &a, expect->fields[order[i]].name, expect->fields[order[i]].name_len);
     for (size_t i = 0; i < e; i++)
-        push(argv, argvlen, &a, expect->fields[order[i]].value,
-             expect->fields[order[i]].value_len);
+        push(argv, argvlen, &a, expect->fields[order[i]].value, expect->fields[order[i]].value_len);
     for (size_t i = 0; i < plan->n; i++) {
         const bty_hash_write *h = &plan->hashes[i];
         push(argv, argvlen, &a,
@@ -325,7 +324,7 @@ int store_commit_result(store_call *c, bty_hash *current, long long *free_id, bt
         if (current) {
             if (hash_from_reply(current, r->element[1], r) != 0)
                 return changed ? COMMIT_AGAIN : COMMIT_WRITTEN; /* out of memory */
-            c->replies[0] = NULL; /* now the hash's */
+            c->replies[0] = NULL;                               /* now the hash's */
         }
         return changed ? COMMIT_CHANGED : COMMIT_WRITTEN_AMID;
     }

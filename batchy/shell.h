@@ -155,7 +155,7 @@ enum store_commit_outcome {
     COMMIT_CHANGED,      /* nothing written: the read key holds something
                             else: *current */
     COMMIT_EXISTS,       /* nothing written: a WRITE_CREATE key exists;
-                            *free_id is the first free batch id after it */
+                          *free_id is the first free batch id after it */
     COMMIT_AGAIN,        /* Redis had lost the script: read again and retry */
 };
 

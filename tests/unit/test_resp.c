@@ -156,7 +156,6 @@ static void ping(void **state)
     assert_int_equal(store_ping_result(&c, &err), -1);
     assert_int_equal(err.status, 503);
     store_call_clear(&c);
-
 }
 
 /* A plan of <wf> (merge) and its snapshot (create) with the same pairs. */
@@ -236,9 +235,9 @@ static void commit_outcomes(void **state)
     assert_int_equal(now.n, 1);
     assert_memory_equal(now.fields[0].value, "{}", 2);
     store_hash_free(&now);
-    assert_int_equal(commit_outcome("*2\r\n$14\r\nBATCHY_WRITTEN\r\n*2\r\n$1\r\nb\r\n$2\r\n{}\r\n",
-                                    &now, &err),
-                     COMMIT_WRITTEN_AMID);
+    assert_int_equal(
+        commit_outcome("*2\r\n$14\r\nBATCHY_WRITTEN\r\n*2\r\n$1\r\nb\r\n$2\r\n{}\r\n", &now, &err),
+        COMMIT_WRITTEN_AMID);
     assert_int_equal(now.n, 1);
     assert_memory_equal(now.fields[0].name, "b", 1);
     store_hash_free(&now);

@@ -135,9 +135,9 @@ static void trunc_start_written_by_the_original_is_python_truthy(void **state)
         const char *value;
         int truncates;
     } cases[] = {
-        {"true", 1},  {"1", 1},     {"2.5", 1},     {"\"false\"", 1}, {"\"0\"", 1},
-        {"\"x\"", 1}, {"[0]", 1},   {"{\"a\":0}", 1}, {"false", 0},     {"0", 0},
-        {"0.0", 0},   {"\"\"", 0},  {"null", 0},    {"[]", 0},        {"{}", 0},
+        {"true", 1},  {"1", 1},    {"2.5", 1},       {"\"false\"", 1}, {"\"0\"", 1},
+        {"\"x\"", 1}, {"[0]", 1},  {"{\"a\":0}", 1}, {"false", 0},     {"0", 0},
+        {"0.0", 0},   {"\"\"", 0}, {"null", 0},      {"[]", 0},        {"{}", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char doc[200];
