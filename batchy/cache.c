@@ -4,9 +4,9 @@
  *
  * It is never trusted, only tried: a write computed from a cached workflow
  * goes out with the cached hash as its expectation, and Redis applies it
- * only if the workflow holds exactly that (plan.lua); otherwise the
- * script answers with what the workflow does hold and the call starts over
- * from that. A stale entry (another process wrote the workflow, an operator
+ * only if what the write depends on is as cached (plan.lua, apply.c);
+ * otherwise the script answers with what the workflow does hold and the
+ * call starts over from that. A stale entry (another process wrote the workflow, an operator
  * edited it) costs one round trip, never a wrong answer. What a call
  * answers without writing (an error, a retried close) is never taken from
  * here.

@@ -3,7 +3,7 @@
  * thread inherits the mask and only main sees them), start the store's
  * thread and the HTTP server, wait for SIGINT or SIGTERM, stop cleanly
  * (stop accepting, answer what is in flight, stop the store, then HTTP)
- * and exit 0.
+ * and exit 0. Also the shell's wall clock, clock_now.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 
 #include "shell.h"
 
+/* The shell's one wall clock: the pure core is given `now`, never reads it. */
 bty_time clock_now(void)
 {
     struct timespec ts;
