@@ -103,6 +103,27 @@ static int oracle_workflow(const char *s)
     return !(n > 5 && strcmp(s + n - 5, "-init") == 0 && dash_digits_before(s, n - 5));
 }
 
+/* A snapshot's key: "<wf>-<digits>" or "<wf>-<digits>-init" with <wf> a
+ * workflow name, worked out here without keys.c. */
+static int oracle_snapshot_key(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 5 && strcmp(s + n - 5, "-init") == 0)
+        n -= 5;
+    size_t digits = 0;
+    while (digits < n && s[n - 1 - digits] >= '0' && s[n - 1 - digits] <= '9')
+        digits++;
+    if (!digits || digits + 1 >= n || s[n - 1 - digits] != '-')
+        return 0;
+    char wf[BTY_KEY_MAX];
+    size_t len = n - 1 - digits;
+    if (len >= sizeof(wf))
+        return 0;
+    memcpy(wf, s, len);
+    wf[len] = '\0';
+    return oracle_workflow(wf);
+}
+
 /* Printable: no C0 (bytes 00-1F), no DEL, no C1 (U+0080-U+009F, encoded
  * C2 80 - C2 9F), no brackets. */
 static int oracle_step(const char *s)
@@ -344,7 +365,11 @@ static void check_route(const char *method, char *url)
     FUZZ_ASSERT(strcmp(url, "/") == 0 || strcmp(url, "/index/") == 0 ||
                     strncmp(url + 1, t.route->name, strlen(t.route->name)) == 0,
                 "path '%s' routed to %s", url, t.route->name);
-    if (t.route->takes_workflow) {
+    if (t.route->takes_workflow && t.snapshot) {
+        FUZZ_ASSERT(t.route->takes_snapshot && oracle_snapshot_key(t.workflow) &&
+                        strlen(t.workflow) < BTY_KEY_MAX,
+                    "path '%s' routed with snapshot key '%s'", url, t.workflow);
+    } else if (t.route->takes_workflow) {
         FUZZ_ASSERT(oracle_workflow(t.workflow), "path '%s' routed with workflow '%s'", url,
                     t.workflow);
         char key[BTY_KEY_MAX];
