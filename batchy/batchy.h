@@ -14,6 +14,7 @@
  *     cfgscalar.c  YAML scalars and tags -> JSON values (PyYAML's rules)
  *     keys.c     the shapes of the Redis keys: <wf>, snapshots
  *     doc.c      Redis hash <-> workflow document, write plans
+ *     pyjson.c   JSON text as Python's json.dumps writes it (Redis values)
  *     rules.c    the batch rules: load, open, close, fail
  *     format.c   output formats: json, infa, sh
  *     route.c    the routing table: URL path -> endpoint, workflow, format
@@ -345,21 +346,41 @@ int batch_id_parse(const char *text, long long *out);
 int rules_end(const char *workflow, const cJSON *state, const bty_end_request *req, bty_time now,
               bty_change *out, bty_error *err);
 
-/* Whole numbers become raw JSON of their digits. cJSON prints a number
- * with sprintf to 15 significant digits, then reads it back with sscanf:
- * that loses the last digits of integers past 1e15 (YAML files and
- * hand-written state may hold them up to 2^53), and for the batch ids and
- * hours of every record it cost more than the rest of an open. Raw items
- * print as they are; read them with doc_number. */
-void doc_exact_integers(cJSON *item);
+/* Every number of item, at any depth, becomes a raw item holding its
+ * text as Python's json.dumps writes it: the text it was built with
+ * (valuestring of a number item, as cfgscalar.c keeps a YAML float's
+ * repr), else its digits or repr(float) (py_number_text). cJSON's printer
+ * would write 1.0 as 1 and cut integers past 1e15 to 15 digits; raw items
+ * print as they are, in answers and in Redis. Read them with doc_number.
+ * (doc_from_hash keeps the text each number had in Redis the same way.) */
+void doc_number_texts(cJSON *item);
 
-/* A new item for integer v, raw as doc_exact_integers makes them (a plain
+/* A new raw item for integer v, as doc_number_texts makes them (a plain
  * number if memory runs short); NULL on out of memory. */
 cJSON *doc_create_integer(long long v);
 
 /* The value of a number item, raw integer or numeric text (state edited
  * by hand). 1 with *out set, -1 when v is none of these or not finite. */
 int doc_number(const cJSON *v, double *out);
+
+/* ------------------------------------------------------------------ pyjson.c */
+
+/* Bytes for py_float_repr and py_number_text, NUL included. */
+#define PY_FLOAT_MAX 32
+
+/* v as Python's json.dumps writes a float: repr(v) ("1.0", "1e-05",
+ * "0.30000000000000004"), or NaN, Infinity, -Infinity. Returns the length. */
+int py_float_repr(double v, char out[PY_FLOAT_MAX]);
+
+/* v as an integer's digits when it is whole and within +-2^53 (and not
+ * -0.0), else as py_float_repr. Returns the length. */
+int py_number_text(double v, char out[PY_FLOAT_MAX]);
+
+/* item as Python's json.dumps(item) writes it with its defaults (", " and
+ * ": ", \uXXXX for all beyond ASCII, numbers as kept by
+ * doc_number_texts): the form of every value Batchy writes to Redis. A new
+ * string the caller frees, or NULL when out of memory. */
+char *py_json_print(const cJSON *item);
 
 /* The current batch of a document: the largest batch_id of its steps, or 0. */
 long long rules_current_batch(const cJSON *doc);

@@ -7,8 +7,10 @@
  * sequences still open:
  *
  *   - each scalar becomes a JSON value as PyYAML's SafeLoader makes it
- *     (YAML 1.1), by cfgscalar.c; a mapping key is kept verbatim, though
- *     its tag must fit it;
+ *     (YAML 1.1), by cfgscalar.c; so does a mapping key below the steps,
+ *     then written as json.dumps writes such a key (`on:` is "true",
+ *     `010:` is "8"), so that keys which collide after that are duplicates;
+ *     a step name is kept verbatim, though its tag must fit it;
  *   - an anchor is registered when its node completes (so an alias inside
  *     its own node is unknown: no cycles) and may not be redefined, as in
  *     PyYAML; an alias is a deep copy paid for from a node budget
@@ -252,6 +254,42 @@ static int scalar_value(cfg_ctx *ctx, const char *text, size_t len, const char *
     return fail_at(ctx, mark, "%s", why.message);
 }
 
+/* The key `text` of a mapping below the steps, resolved as PyYAML
+ * resolves it and written as json.dumps writes such a key: `on` is
+ * "true", `~` "null", `0x10` "16", `1.5` "1.5" (cfg_key_text). Step names,
+ * at the top, stay verbatim, but their tag must fit them. Sets *out to a
+ * new string and *same to what a Python dict would hold the key as when
+ * that is a number (True, 1 and 1.0 are one key there), or NULL; or
+ * returns -1 with the error set. */
+static int key_text(cfg_ctx *ctx, const frame *f, const char *text, const char *tag, int plain,
+                    yaml_mark_t mark, char **out, char **same)
+{
+    cJSON *value = NULL;
+    *out = *same = NULL;
+    if (f->role == ROLE_ROOT && !tag) {
+        *out = strdup(text);
+        return *out ? 0 : fail_oom(ctx);
+    }
+    if (scalar_value(ctx, text, strlen(text), tag, plain, mark, &value))
+        return -1;
+    if (f->role == ROLE_ROOT) {
+        *out = strdup(text);
+    } else {
+        *out = cfg_key_text(value);
+        if (*out && (cJSON_IsBool(value) || cJSON_IsNumber(value))) {
+            char num[PY_FLOAT_MAX + 1] = "\x01"; /* no YAML text holds U+0001 */
+            py_number_text(cJSON_IsNumber(value) ? value->valuedouble : cJSON_IsTrue(value),
+                           num + 1);
+            if (!(*same = strdup(num))) {
+                free(*out);
+                *out = NULL;
+            }
+        }
+    }
+    cJSON_Delete(value);
+    return *out ? 0 : fail_oom(ctx);
+}
+
 /* ------------------------------------------------------------ validation */
 
 /* name must be a valid step name (names.c); else -1 with a 422 at mark. */
@@ -404,10 +442,12 @@ static int anchor_set(cfg_ctx *ctx, const char *name, yaml_mark_t mark, cJSON *n
     return 0;
 }
 
-/* Read the key of the mapping f: its text is used verbatim. may_merge: a
- * plain untagged "<<" is the merge key. Returns 0, or -1 with the error set
+/* Read the key of the mapping f, as key_text made it (text, and same: the
+ * number a Python dict would hold it as, or NULL). may_merge: a plain
+ * untagged "<<" is the merge key. Returns 0, or -1 with the error set
  * (duplicate key, bad step name). */
-static int on_key(cfg_ctx *ctx, frame *f, const char *text, int may_merge, yaml_mark_t mark)
+static int on_key(cfg_ctx *ctx, frame *f, const char *text, const char *same, int may_merge,
+                  yaml_mark_t mark)
 {
     char shown_text[CFG_SHOWN_MAX + 4];
     if (may_merge && strcmp(text, "<<") == 0) {
@@ -425,6 +465,20 @@ static int on_key(cfg_ctx *ctx, frame *f, const char *text, int may_merge, yaml_
     if (table_find(&ctx->keys, f->serial, text))
         return fail_at(ctx, mark, "duplicate %s \"%s\"", f->role == ROLE_ROOT ? "step" : "key",
                        cfg_shown(text, shown_text));
+    if (same) {
+        if (table_find(&ctx->keys, f->serial, same))
+            return fail_at(ctx, mark,
+                           "duplicate key \"%s\": an earlier key has the same value (true is 1, "
+                           "false is 0, 1.0 is 1, as in Python)",
+                           cfg_shown(text, shown_text));
+        /* The table borrows its keys: the graveyard keeps this one. */
+        cJSON *kept = cJSON_CreateString(same);
+        if (!kept)
+            return fail_oom(ctx);
+        cJSON_AddItemToArray(ctx->graveyard, kept);
+        if (table_put(&ctx->keys, f->serial, kept->valuestring, NULL))
+            return fail_oom(ctx);
+    }
     if (f->role == ROLE_ROOT && count_step(ctx, mark))
         return -1;
     if (!(f->key = strdup(text)))
@@ -563,8 +617,8 @@ static int apply_merge(cfg_ctx *ctx, frame *f)
 
 /* ------------------------------------------------------------ events */
 
-/* A scalar: a mapping key (text verbatim, tag checked) or a value, resolved
- * and attached. Returns 0, or -1 with the error set. */
+/* A scalar: a mapping key (key_text) or a value, resolved and attached.
+ * Returns 0, or -1 with the error set. */
 static int on_scalar(cfg_ctx *ctx, const yaml_event_t *ev)
 {
     const char *text = ev->data.scalar.value ? (const char *)ev->data.scalar.value : "";
@@ -581,15 +635,18 @@ static int on_scalar(cfg_ctx *ctx, const yaml_event_t *ev)
     if (count_nodes(ctx, 1, 0, mark))
         return -1;
     if (f && f->is_map && !f->have_key) {
-        if (tag) { /* the key's text is used verbatim, but its tag must fit */
-            if (scalar_value(ctx, text, len, tag, plain, mark, &value))
-                return -1;
-            cJSON_Delete(value);
-        }
+        char *key, *same;
         if (anchor_name && (anchor_check_new(ctx, anchor_name, mark) ||
                             anchor_set(ctx, anchor_name, mark, NULL, text, tag, plain)))
             return -1;
-        return on_key(ctx, f, text, plain && !tag, mark);
+        if (plain && !tag && strcmp(text, "<<") == 0)
+            return on_key(ctx, f, text, NULL, 1, mark);
+        if (key_text(ctx, f, text, tag, plain, mark, &key, &same))
+            return -1;
+        int rc = on_key(ctx, f, key, same, 0, mark);
+        free(key);
+        free(same);
+        return rc;
     }
     if (scalar_value(ctx, text, len, tag, plain, mark, &value))
         return -1;
@@ -628,7 +685,13 @@ static int on_alias(cfg_ctx *ctx, const char *name, yaml_mark_t mark)
                            cfg_shown(name, text));
         if (count_nodes(ctx, 1, a->bytes, mark))
             return -1;
-        return on_key(ctx, f, a->text, 0, mark);
+        char *key, *same;
+        if (key_text(ctx, f, a->text, a->tag, a->plain, mark, &key, &same))
+            return -1;
+        int rc = on_key(ctx, f, key, same, 0, mark);
+        free(key);
+        free(same);
+        return rc;
     }
     if (ctx->depth + a->height > CFG_MAX_DEPTH)
         return fail_at(ctx, mark, "alias *%s nests values deeper than %d levels",

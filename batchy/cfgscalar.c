@@ -364,7 +364,15 @@ static int float_node(const char *text, size_t len, cJSON **out, bty_error *why)
         return fail_oom(why);
     if (rc < 0)
         return bty_error_set(why, 422, "%s is not a finite number", cfg_shown(text, shown_text));
+    /* The number carries Python's repr of it, so that 1.0 stays 1.0 and
+     * 1.5e+3 is 1500.0 wherever it is written (doc_number_texts). */
+    char repr[PY_FLOAT_MAX];
+    py_float_repr(v, repr);
     *out = cJSON_CreateNumber(v);
+    if (*out && !((*out)->valuestring = strdup(repr))) {
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
     return *out ? 0 : fail_oom(why);
 }
 
@@ -450,4 +458,21 @@ int cfg_collection_tag_check(const char *tag, int is_map, bty_error *why)
         return bty_error_set(why, 422, "tag !!%s does not fit a %s", type,
                              is_map ? "mapping" : "sequence");
     return 0;
+}
+
+/* See cfgscalar.h. */
+char *cfg_key_text(const cJSON *value)
+{
+    char num[PY_FLOAT_MAX];
+    if (cJSON_IsString(value))
+        return strdup(value->valuestring);
+    if (cJSON_IsBool(value))
+        return strdup(cJSON_IsTrue(value) ? "true" : "false");
+    if (cJSON_IsNumber(value)) {
+        if (value->valuestring) /* a float: its repr */
+            return strdup(value->valuestring);
+        py_number_text(value->valuedouble, num);
+        return strdup(num);
+    }
+    return strdup("null");
 }

@@ -36,4 +36,10 @@ int cfg_scalar_value(const char *text, size_t len, const char *tag, int plain, c
  * reason (no place). */
 int cfg_collection_tag_check(const char *tag, int is_map, bty_error *why);
 
+/* A mapping key as Python's json.dumps writes the key of a dict whose key
+ * is `value` (from cfg_scalar_value): a string as it is, true, false, null,
+ * an integer's digits, a float's repr. A new string, or NULL when out of
+ * memory. */
+char *cfg_key_text(const cJSON *value);
+
 #endif

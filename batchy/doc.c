@@ -260,6 +260,86 @@ static int plain_ascii(const char *text, size_t len)
     return !bad;
 }
 
+/* ------------------------------------------------------------ numbers */
+
+/* The text of number token tok[0..len) as Python's json.dumps would write
+ * it back after json.loads: integers as their digits ("-0" is 0), other
+ * numbers as repr(float) ("1.50" is 1.5, "1E5" is 100000.0). A new string,
+ * or NULL when out of memory. */
+static char *number_text(const char *tok, size_t len)
+{
+    char num[PY_FLOAT_MAX];
+    if (!memchr(tok, '.', len) && !memchr(tok, 'e', len) && !memchr(tok, 'E', len)) {
+        if (len == 2 && tok[0] == '-' && tok[1] == '0')
+            return strdup("0");
+        return strndup(tok, len);
+    }
+    char *copy = strndup(tok, len);
+    if (!copy)
+        return NULL;
+    double v = strtod(copy, NULL);
+    if (!isfinite(v)) /* 1e400: Python would write Infinity, which no JSON reader takes */
+        return copy;
+    free(copy);
+    py_float_repr(v, num);
+    return strdup(num);
+}
+
+/* Make number item `item` a raw one in place, with `text` (owned now):
+ * its place in the parent and its key stay as they are. */
+static void become_raw(cJSON *item, char *text)
+{
+    item->type = cJSON_Raw;
+    item->valuestring = text;
+}
+
+/* The next number token of JSON text [*at, end), or NULL: *at moves past
+ * it and *len is its length. Strings are skipped (a digit in a string is
+ * no number); nothing else in valid JSON starts with '-' or a digit. */
+static const char *next_number(const char **at, const char *end, size_t *len)
+{
+    const char *p = *at;
+    while (p < end) {
+        if (*p == '"') {
+            for (p++; p < end && *p != '"'; p++)
+                if (*p == '\\')
+                    p++;
+            p++;
+        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            const char *start = p;
+            while (p < end && strchr("0123456789+-.eE", *p) && *p)
+                p++;
+            *len = (size_t)(p - start);
+            *at = p;
+            return start;
+        } else {
+            p++;
+        }
+    }
+    *at = end;
+    return NULL;
+}
+
+/* Give the numbers of `item`, parsed from [*at, end), their text there:
+ * cJSON keeps the members of objects and arrays in the order of the text,
+ * so the n-th number item met depth first is the n-th number token. */
+static void keep_number_texts(cJSON *item, const char **at, const char *end)
+{
+    for (cJSON *child = item->child; child; child = child->next) {
+        if (child->child) {
+            keep_number_texts(child, at, end);
+        } else if (cJSON_IsNumber(child)) {
+            size_t len;
+            const char *tok = next_number(at, end, &len);
+            char *text = tok ? number_text(tok, len) : NULL;
+            if (text) /* left a number when out of memory: it prints all the same */
+                become_raw(child, text);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ records */
+
 /* Parse and judge the record of step `name`. Returns a new object, or
  * NULL with err set (409, or 503 when out of memory). */
 static cJSON *record_from(const bty_field *f, const char *name, const char *key, bty_error *err)
@@ -342,13 +422,15 @@ cJSON *doc_from_hash(const bty_field *fields, size_t n, const char *key, bty_err
             cJSON_Delete(doc);
             return NULL;
         }
+        /* Before any member is dropped: the n-th number is the n-th token. */
+        const char *at = fields[i].value;
+        keep_number_texts(record, &at, fields[i].value + fields[i].value_len);
         if (drop_duplicate_keys(record) != 0) {
             free(name);
             cJSON_Delete(record);
             goto oom;
         }
         normalise_record(record);
-        doc_exact_integers(record);
         if (!batch_id_readable(record)) {
             char shown[48], what[160];
             char *text =
@@ -376,44 +458,24 @@ oom:
     return NULL;
 }
 
-/* The decimal digits of a whole number, as a new string; NULL when d is
- * not whole, not finite or -0 (left to cJSON), or out of memory. */
-static char *integer_text(double d)
+void doc_number_texts(cJSON *item)
 {
-    char buf[400];
-    if (!(d == floor(d)) || fabs(d) >= 1e300 || (d == 0 && signbit(d)))
-        return NULL;
-    if (fabs(d) >= 9e18) {
-        snprintf(buf, sizeof(buf), "%.0f", d);
-        return strdup(buf);
-    }
-    long long v = (long long)d;
-    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
-    char *p = buf + sizeof(buf);
-    *--p = '\0';
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    return strdup(p);
-}
-
-void doc_exact_integers(cJSON *item)
-{
+    char num[PY_FLOAT_MAX];
     for (cJSON *child = item ? item->child : NULL; child; child = child->next) {
         if (child->child) {
-            doc_exact_integers(child);
-        } else if (cJSON_IsNumber(child)) {
-            /* Turn the item into a raw one in place: its place in the
-             * parent and its key stay as they are. Left a number when
-             * memory runs out: cJSON prints it all the same. */
-            char *raw = integer_text(child->valuedouble);
-            if (raw) {
-                child->type = cJSON_Raw;
-                child->valuestring = raw;
+            doc_number_texts(child);
+        } else if (cJSON_IsNumber(child) && (child->valuestring || isfinite(child->valuedouble))) {
+            /* A number built with its text (a YAML float, cfgscalar.c)
+             * keeps it; cJSON_Delete frees valuestring whatever the type.
+             * One not finite stays a number, which cJSON prints as null
+             * (repr would be Infinity, which no JSON reader takes). */
+            char *text = child->valuestring;
+            if (!text) {
+                py_number_text(child->valuedouble, num);
+                text = strdup(num);
             }
+            if (text)
+                become_raw(child, text);
         }
     }
 }
@@ -421,18 +483,18 @@ void doc_exact_integers(cJSON *item)
 cJSON *doc_create_integer(long long v)
 {
     cJSON *item = cJSON_CreateNumber((double)v);
-    char *raw = item ? integer_text((double)v) : NULL;
-    if (raw) {
-        item->type = cJSON_Raw;
-        item->valuestring = raw;
-    }
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", v);
+    char *raw = item ? strdup(num) : NULL;
+    if (raw)
+        become_raw(item, raw);
     return item;
 }
 
 int doc_number(const cJSON *v, double *out)
 {
     if (cJSON_IsRaw(v) && v->valuestring) {
-        /* Digits as integer_text writes them: read without strtod, which
+        /* Digits as an integer is kept: read without strtod, which
          * costs more than the rest of reading a record's batch id. */
         const char *p = v->valuestring + (v->valuestring[0] == '-');
         long long n = 0;
@@ -495,7 +557,7 @@ int plan_add_hash(bty_write_plan *plan, const char *key, bty_write_mode mode, co
     const cJSON *step;
     cJSON_ArrayForEach(step, steps)
     {
-        if (!(h->values[i++] = cJSON_PrintUnformatted(step)))
+        if (!(h->values[i++] = py_json_print(step)))
             return -1;
     }
     return 0;
@@ -520,7 +582,7 @@ int plan_add_same(bty_write_plan *plan, const char *key, bty_write_mode mode, co
             h->values[i] = strdup(src->values[k]);
             j = k + 1;
         } else {
-            h->values[i] = cJSON_PrintUnformatted(step);
+            h->values[i] = py_json_print(step);
         }
         if (!h->values[i++])
             return -1;

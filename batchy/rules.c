@@ -233,7 +233,7 @@ int rules_load_over(const char *workflow, cJSON *doc, const cJSON *prev, bty_tim
     size_t nfields;
     const bty_special_field *fields = special_fields(&nfields);
     memset(out, 0, sizeof(*out));
-    doc_exact_integers(doc);
+    doc_number_texts(doc);
     cJSON *step;
     cJSON_ArrayForEach(step, doc)
     {

@@ -349,9 +349,9 @@ class Batchy:
             cmd += ["--cfg-dir", self.cfg_dir]
         cmd += self.args
         if VALGRIND:
-            # batchy is linked with jemalloc: valgrind must replace that
+            # batchy is linked with mimalloc: valgrind must replace that
             # malloc, not only libc's, to see the heap.
-            cmd = ["valgrind", "--soname-synonyms=somalloc=*jemalloc*", "--leak-check=full",
+            cmd = ["valgrind", "--soname-synonyms=somalloc=*mimalloc*", "--leak-check=full",
                    "--show-leak-kinds=definite,indirect",
                    "--errors-for-leak-kinds=definite,indirect",
                    "--error-exitcode=99",

@@ -4,6 +4,7 @@ under load, a Redis that answers slowly, slow and abusive HTTP clients, and
 batchy itself killed in the middle of writes. After each, scripts/check-state
 walks every key and finds every workflow agreeing with its snapshot.
 """
+import json
 import os
 import resource
 import signal
@@ -108,7 +109,7 @@ class FaultTestCase(OwnBatchyMixin, unittest.TestCase):
         for wf, batch, status in ended:
             snap = dump.get("%s-%d" % (wf, batch), {})
             for step in ("extract", "load"):
-                if ('"status":"%s"' % status) not in snap.get(step, ""):
+                if json.loads(snap.get(step, "{}")).get("status") != status:
                     lost.append((wf, batch, step, status, snap.get(step)))
         self.assertEqual(lost, [], "closes answered 200 but not in Redis")
 

@@ -50,7 +50,7 @@ class LegacyStateTest(ServiceTestCase):
         self.assertEqual(rec["param1"], "hello")
         self.assertGreaterEqual(rec["batch_id"], t0 - 1)
         raw = self.redis.cli("HGET", self.wf, "job1")
-        self.assertIn('"status":"open"', raw)
+        self.assertEqual(json.loads(raw)["status"], "open")
         self.assertNotIn("failure", raw)
 
     def test_legacy_success_opens_from_batch_start_minus_reprocess_hours(self):

@@ -197,7 +197,7 @@ class LoadTest(ServiceTestCase):
         self.assertEqual(doc["job"]["empty_list"], [])
         self.assertEqual(doc["job"]["empty_map"], {})
         raw = self.redis.cli("HGET", self.wf, "job")
-        self.assertIn('"conn":{"host":"db1","port":5432,"opts":{"ssl":true}}', raw)
+        self.assertIn('"conn": {"host": "db1", "port": 5432, "opts": {"ssl": true}}', raw)
 
     def test_anchors_aliases_and_merge_keys(self):
         doc = self.load(self.wf, (
@@ -364,7 +364,7 @@ class LoadTest(ServiceTestCase):
         self.assertEqual(doc["job1"]["small"], -9007199254740992)
         self.assertEqual(doc["job1"]["id16"], 1234567890123456)
         self.assertEqual(doc["job1"]["id17"], 9007199254740991)
-        self.assertIn('"id16":1234567890123456', self.redis.cli("HGET", self.wf, "job1"))
+        self.assertIn('"id16": 1234567890123456', self.redis.cli("HGET", self.wf, "job1"))
 
     def test_non_standard_tags_are_422(self):
         for value in ("!!python/object:os.system ls", "!custom x", "!!python/name:os.system"):

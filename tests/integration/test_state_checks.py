@@ -52,7 +52,7 @@ BAD = [
     bad_case("batch_id_negative", "job2", '{"status":"open","batch_id":-5}',
              "field 'batch_id' is -5, not a whole number from 0 to 999999999999999"),
     bad_case("batch_id_1e20", "job2", '{"status":"open","batch_id":1e20}',
-             "field 'batch_id' is 100000000000000000000, not a whole number",
+             "field 'batch_id' is 1e+20, not a whole number",
              "step 'job2': field 'batch_id' is 1e+20, not a whole number"),
     bad_case("batch_id_text_not_digits", "job2", '{"status":"open","batch_id":"17x"}',
              "field 'batch_id' is \"17x\", not a whole number"),

@@ -295,12 +295,39 @@ static void nested_values_become_json(void **state)
                  "\"items\":[{\"id\":1},{\"id\":2}]}}");
 }
 
-static void keys_are_used_verbatim(void **state)
+/* Keys below the steps resolve as PyYAML resolves them, then read as
+ * json.dumps writes such keys (checked against PyYAML 6 and Python's json
+ * module); step names stay verbatim. */
+static void keys_resolve_as_pyyaml_and_print_as_json_dumps(void **state)
 {
     (void)state;
-    assert_loads("s:\n  yes: 1\n  1.0: 2\n  ~: 3\n  0x10: 4\n  'q': 5\n  .inf: 6\n",
-                 "{\"s\":{\"yes\":1,\"1.0\":2,\"~\":3,\"0x10\":4,\"q\":5,\".inf\":6}}");
+    assert_loads("s:\n  yes: 1\n  ~: 3\n  0x10: 4\n  'q': 5\n  010: 6\n  !!str 0x11: 7\n"
+                 "  1_000: 8\n  1:30: 9\n  1.5e+3: 10\n  0b101: 11\n  off: 14\n"
+                 "  190:20:30.15: 13\n  !!float 7: 15\n  nested: {on: {0o7: 1, 1e3: 2}}\n",
+                 "{\"s\":{\"true\":1,\"null\":3,\"16\":4,\"q\":5,\"8\":6,\"0x11\":7,"
+                 "\"1000\":8,\"90\":9,\"1500.0\":10,\"5\":11,\"false\":14,"
+                 "\"685230.15\":13,\"7.0\":15,\"nested\":{\"true\":{\"0o7\":1,\"1e3\":2}}}}");
+    /* an alias of a scalar as a key resolves the same way */
+    assert_loads("s:\n  a: &k 0x1F\n  *k : 2\n", "{\"s\":{\"a\":31,\"31\":2}}");
+    /* the top level keeps its names */
+    assert_loads("on: {}\n010: {}\n", "{\"010\":{},\"on\":{}}");
     assert_rejects("s:\n  !!int abc: 1\n", "t.yaml:2:3: !!int abc is not an integer");
+    assert_rejects("s:\n  .inf: 1\n", "t.yaml:2:3: .inf cannot be stored in JSON");
+}
+
+/* Keys one after resolution are one key twice: refused, where PyYAML
+ * would keep the last value silently. */
+static void keys_equal_after_resolution_are_duplicates(void **state)
+{
+    (void)state;
+    assert_rejects("s:\n  on: 1\n  true: 2\n", "t.yaml:3:3: duplicate key \"true\"");
+    assert_rejects("s:\n  p: {~: 1, null: 2}\n", "t.yaml:2:13: duplicate key \"null\"");
+    assert_rejects("s:\n  0x10: 1\n  16: 2\n", "t.yaml:3:3: duplicate key \"16\"");
+    assert_rejects("s:\n  1: 1\n  1.0: 2\n", "t.yaml:3:3: duplicate key \"1.0\": an earlier");
+    assert_rejects("s:\n  yes: 1\n  1: 2\n", "t.yaml:3:3: duplicate key \"1\": an earlier");
+    assert_rejects("s:\n  p: {off: 1, 0: 2}\n", "t.yaml:2:15: duplicate key \"0\": an earlier");
+    /* a string and the number it spells are one key in JSON */
+    assert_rejects("s:\n  '1': a\n  1: b\n", "t.yaml:3:3: duplicate key \"1\"");
 }
 
 static void empty_step_has_no_parameters(void **state)
@@ -852,7 +879,8 @@ int main(void)
         cmocka_unit_test(scalars_resolve_like_pyyaml_safe_loader),
         cmocka_unit_test(spec_example_loads),
         cmocka_unit_test(nested_values_become_json),
-        cmocka_unit_test(keys_are_used_verbatim),
+        cmocka_unit_test(keys_resolve_as_pyyaml_and_print_as_json_dumps),
+        cmocka_unit_test(keys_equal_after_resolution_are_duplicates),
         cmocka_unit_test(empty_step_has_no_parameters),
         cmocka_unit_test(steps_sorted_in_byte_order),
         cmocka_unit_test(parameters_keep_file_order),

@@ -79,9 +79,10 @@ static void lenient_readings_stay(void **state)
     /* a key written twice keeps its last copy */
     assert_reads("{\"status\":\"open\",\"p\":1,\"status\":\"success\"}",
                  "{\"p\":1,\"status\":\"success\"}");
-    /* whole numbers in any JSON form, null, absent */
-    assert_reads("{\"batch_id\":1.0}", "{\"batch_id\":1}");
-    assert_reads("{\"batch_id\":1e3}", "{\"batch_id\":1000}");
+    /* whole numbers in any JSON form (a float stays one, as Python
+     * reads it), null, absent */
+    assert_reads("{\"batch_id\":1.0}", "{\"batch_id\":1.0}");
+    assert_reads("{\"batch_id\":1e3}", "{\"batch_id\":1000.0}");
     assert_reads("{\"batch_id\":999999999999999}", "{\"batch_id\":999999999999999}");
     assert_reads("{\"batch_id\":\"007\"}", "{\"batch_id\":\"007\"}");
     assert_reads("{\"batch_id\":0}", "{\"batch_id\":0}");
@@ -104,9 +105,9 @@ static void batch_id_must_be_a_whole_number_in_bounds(void **state)
     } cases[] = {
         {"{\"batch_id\":1.5}", "1.5"},
         {"{\"batch_id\":-5}", "-5"},
-        {"{\"batch_id\":1e20}", "100000000000000000000"},
+        {"{\"batch_id\":1e20}", "1e+20"},
         {"{\"batch_id\":1000000000000000}", "1000000000000000"},
-        {"{\"batch_id\":1e999}", "null"},
+        {"{\"batch_id\":1e999}", "1e999"},
         {"{\"batch_id\":\"1.5\"}", "\"1.5\""},
         {"{\"batch_id\":\"-5\"}", "\"-5\""},
         {"{\"batch_id\":\" 12\"}", "\" 12\""},

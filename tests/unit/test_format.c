@@ -394,45 +394,58 @@ static void formats_do_not_truncate_long_values(void **state)
     free(big);
 }
 
-/* Whole numbers read from Redis are raw digits (doc_exact_integers): they
- * must print exactly as cJSON prints them, in every format, every digit
- * kept past 1e15, while fractions, -0 and huge values stay numbers. */
-static void whole_numbers_print_as_cjson_prints_them(void **state)
+/* Numbers read from Redis keep the text they had there (doc_from_hash),
+ * as Python's json.loads then json.dumps would write it; numbers built
+ * without text get digits or repr(float) (doc_number_texts). Either way
+ * every format prints that text: floats stay floats, every digit of a
+ * large integer is kept. */
+static void numbers_print_as_python_writes_them_in_every_format(void **state)
 {
     (void)state;
-    static const char json[] = "{\"s\":{\"a\":1763981234,\"b\":-7,\"c\":0,\"d\":1.5,"
-                               "\"e\":-0.0,\"f\":9007199254740993,\"g\":[2,{\"h\":3}],"
-                               "\"i\":1e300,\"j\":100000000000000}}";
-    cJSON *plain = doc_parse(json), *raw = doc_parse(json);
-    cJSON *record = cJSON_GetObjectItem(raw, "s");
-    doc_exact_integers(record);
+    static const char json[] = "{\"a\":1763981234,\"b\":-7,\"c\":-0,\"d\":1.50,"
+                               "\"e\":-0.0,\"f\":9007199254740993,\"g\":[2,{\"h\":3.0}],"
+                               "\"i\":1e300,\"j\":1E5,\"k\":0.1e-4}";
+    bty_field field = {"s", 1, json, sizeof(json) - 1};
+    bty_error err = {0};
+    cJSON *doc = doc_from_hash(&field, 1, "wf1", &err);
+    assert_non_null(doc);
+    cJSON *record = cJSON_GetObjectItem(doc, "s");
     assert_true(cJSON_IsRaw(cJSON_GetObjectItem(record, "a")));
-    assert_true(cJSON_IsRaw(cJSON_GetObjectItem(record, "b")));
-    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(record, "d")));
-    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(record, "e")));
-    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(record, "i")));
+    assert_true(cJSON_IsRaw(cJSON_GetObjectItem(record, "d")));
     double value = 0;
     assert_int_equal(doc_number(cJSON_GetObjectItem(record, "a"), &value), 1);
     assert_true(value == 1763981234.0);
+    assert_int_equal(doc_number(cJSON_GetObjectItem(record, "d"), &value), 1);
+    assert_true(value == 1.5);
 
-    /* Apart from "f", where cJSON would print 9.00719925474099e+15 (the
-     * double nearest 9007199254740993 is ...992), the text is cJSON's. */
-    char *got = format_json(raw);
-    assert_non_null(strstr(got, "9007199254740992"));
+    char *stored = py_json_print(record);
+    assert_string_equal(stored, "{\"a\": 1763981234, \"b\": -7, \"c\": 0, \"d\": 1.5, "
+                                "\"e\": -0.0, \"f\": 9007199254740993, \"g\": [2, {\"h\": 3.0}], "
+                                "\"i\": 1e+300, \"j\": 100000.0, \"k\": 1e-05}");
+    free(stored);
+    char *got = format_infa(doc);
+    assert_non_null(strstr(got, "$$d=1.5\n"));
+    assert_non_null(strstr(got, "$$f=9007199254740993\n"));
+    assert_non_null(strstr(got, "$$g=[2,{\"h\":3.0}]\n"));
+    assert_non_null(strstr(got, "$$j=100000.0\n"));
     free(got);
-    cJSON_DeleteItemFromObject(cJSON_GetObjectItem(plain, "s"), "f");
-    cJSON_DeleteItemFromObject(record, "f");
-    char *want = format_json(plain);
-    got = format_json(raw);
-    assert_string_equal(got, want);
-    free(want);
+    got = format_json(doc);
+    assert_non_null(strstr(got, "\"h\":\t3.0"));
+    assert_non_null(strstr(got, "\"f\":\t9007199254740993,"));
     free(got);
-    want = format_infa(plain), got = format_infa(raw);
-    assert_string_equal(got, want);
-    free(want);
-    free(got);
-    cJSON_Delete(plain);
-    cJSON_Delete(raw);
+    cJSON_Delete(doc);
+
+    /* Built without text: a whole number within 2^53 is an integer, the
+     * rest repr(float); a YAML float carries its repr (cfgscalar.c). */
+    cJSON *built = cJSON_CreateObject();
+    cJSON_AddNumberToObject(built, "n", 42);
+    cJSON_AddNumberToObject(built, "x", 0.1 + 0.2);
+    cJSON_AddNumberToObject(built, "y", 1e16);
+    doc_number_texts(built);
+    stored = py_json_print(built);
+    assert_string_equal(stored, "{\"n\": 42, \"x\": 0.30000000000000004, \"y\": 1e+16}");
+    free(stored);
+    cJSON_Delete(built);
 
     cJSON *id = doc_create_integer(-1234567890123LL);
     char *text = cJSON_PrintUnformatted(id);
@@ -466,7 +479,7 @@ int main(void)
         cmocka_unit_test(sh_quotes_workflow_and_prints_negative_batch_id),
         cmocka_unit_test(formats_survive_documents_of_unusual_shape),
         cmocka_unit_test(formats_do_not_truncate_long_values),
-        cmocka_unit_test(whole_numbers_print_as_cjson_prints_them),
+        cmocka_unit_test(numbers_print_as_python_writes_them_in_every_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

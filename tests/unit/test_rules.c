@@ -235,7 +235,7 @@ static void open_writes_latest_and_snapshot_alike(void **state)
     for (size_t i = 0; i < latest->n; i++)
         assert_string_equal(latest->values[i], planned_value(snap, latest->names[i]));
     /* Values are compact JSON text, as redis-cli shows them. */
-    assert_true(strncmp(planned_value(latest, "a"), "{\"status\":\"open\",", 17) == 0);
+    assert_true(strncmp(planned_value(latest, "a"), "{\"status\": \"open\", ", 18) == 0);
     change_free(&c);
 }
 
@@ -498,7 +498,7 @@ static void load_adds_status_new_and_plans_replace_with_init_snapshot(void **sta
     assert_non_null(init);
     assert_int_equal(latest->mode, WRITE_REPLACE);
     assert_int_equal(init->mode, WRITE_REPLACE);
-    assert_string_equal(planned_value(latest, "a"), "{\"status\":\"new\"}");
+    assert_string_equal(planned_value(latest, "a"), "{\"status\": \"new\"}");
     change_free(&c);
 }
 
