@@ -287,7 +287,11 @@ static int key_text(cfg_ctx *ctx, const frame *f, const char *text, const char *
         }
     }
     cJSON_Delete(value);
-    return *out ? 0 : fail_oom(ctx);
+    if (!*out) {
+        fail_oom(ctx);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ validation */
