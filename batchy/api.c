@@ -141,7 +141,8 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
     return rc;
 }
 
-/* Read cfg/<wf>.yaml (or .yml) into a malloc'd buffer. */
+/* Read cfg/<wf>.yaml (or .yml) into a malloc'd buffer, within the size
+ * bound, as batchy --check does (cfgfile.c). */
 static char *read_cfg_file(const char *dir, const char *workflow, size_t *len, char *name,
                            size_t name_size, bty_error *err)
 {
@@ -158,35 +159,7 @@ static char *read_cfg_file(const char *dir, const char *workflow, size_t *len, c
                       workflow, workflow, dir);
         return NULL;
     }
-    struct stat st;
-    char *buf = NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        bty_error_set(err, 404, "%s is not a regular file", name);
-    } else if (st.st_size > CFG_MAX_BYTES) {
-        bty_error_set(err, 413, "%s is %lld bytes; workflow files are 1 MiB at most", name,
-                      (long long)st.st_size);
-    } else if (!(buf = malloc((size_t)st.st_size + 1))) {
-        bty_error_set(err, 503, "out of memory reading %s", name);
-    } else {
-        size_t got = 0;
-        ssize_t n = 1;
-        /* Read one byte more than stat said, to notice a file that grew. */
-        while (got <= (size_t)st.st_size && n > 0) {
-            n = read(fd, buf + got, (size_t)st.st_size + 1 - got);
-            if (n > 0)
-                got += (size_t)n;
-            else if (n < 0 && errno == EINTR)
-                n = 1;
-        }
-        if (n < 0 || got > (size_t)st.st_size) {
-            bty_error_set(err, n < 0 ? 503 : 409, "%s changed or could not be read; try again",
-                          name);
-            free(buf);
-            buf = NULL;
-        } else {
-            *len = got;
-        }
-    }
+    char *buf = cfg_file_read_fd(fd, name, len, err); /* cfgfile.c */
     close(fd);
     return buf;
 }
@@ -198,10 +171,18 @@ static int load_rule(const char *workflow, const cJSON *doc, bty_time now, long 
                      const void *arg, bty_change *out, bty_error *err)
 {
     (void)min_batch_id;
+    const api_request *req = arg;
     /* The file's document is kept for another try: the rule gets a copy. */
-    cJSON *copy = cJSON_Duplicate(arg, 1);
+    cJSON *copy = cJSON_Duplicate(req->u.load.doc, 1);
     if (!copy)
         return bty_error_set(err, 503, "out of memory; try again");
+    if (req->u.load.keep_state) {
+        if (!doc) { /* unreadable: there is no state to keep (err says why) */
+            cJSON_Delete(copy);
+            return -1;
+        }
+        return rules_load_keep(workflow, copy, doc, now, out, err);
+    }
     /* What <wf> holds (doc) only says which steps of a batch still open
      * to mark abandoned; unreadable, it is replaced all the same: a reload
      * is how an operator repairs a workflow. */
@@ -210,13 +191,32 @@ static int load_rule(const char *workflow, const cJSON *doc, bty_time now, long 
     return rules_load_over(workflow, copy, doc, now, out, err);
 }
 
+/* A yes/no parameter: absent, "0" or "false" is 0; "1" or "true" is 1;
+ * anything else a 400. */
+static int flag_param(const api_request *req, const char *name, int *out, bty_error *err)
+{
+    const char *v = api_param(req, name);
+    *out = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+    if (!v || *out || strcmp(v, "0") == 0 || strcmp(v, "false") == 0)
+        return 0;
+    return bty_error_set(err, 400, "%s must be 1 or 0, not '%.40s'", name, v);
+}
+
 /* load_cfg: the file, read and checked once, then written over what <wf>
  * holds, through the write protocol (apply.c): a load racing a close of
- * the batch it abandons must not lose that close. */
+ * the batch it abandons (or, with keep=state, of the batch it keeps) must
+ * not lose that close. ?dry_run=1 answers what would be written. */
 static int handle_load_cfg(api_request *req, api_reply *out, bty_error *err)
 {
     const char *workflow = req->target.workflow;
     if (req->runs == 0) {
+        const char *keep = api_param(req, "keep");
+        if (keep && strcmp(keep, "state") != 0)
+            return bty_error_set(
+                err, 400, "keep must be 'state' (keep each step's window), not '%.40s'", keep);
+        req->u.load.keep_state = keep != NULL;
+        if (flag_param(req, "dry_run", &req->u.load.apply.dry_run, err) != 0)
+            return HANDLER_FAILED;
         char name[BTY_KEY_MAX + 8]; /* "<wf>.yaml" */
         size_t len = 0;
         char *text = read_cfg_file(req->opts->cfg_dir, workflow, &len, name, sizeof(name), err);
@@ -227,7 +227,7 @@ static int handle_load_cfg(api_request *req, api_reply *out, bty_error *err)
         if (!req->u.load.doc)
             return HANDLER_FAILED;
     }
-    return written_reply(req, &req->u.load.apply, load_rule, req->u.load.doc, FMT_JSON, out, err);
+    return written_reply(req, &req->u.load.apply, load_rule, req, FMT_JSON, out, err);
 }
 
 static int open_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
@@ -245,6 +245,7 @@ static int open_rule(const char *workflow, const cJSON *doc, bty_time now, long 
 static int written_reply(api_request *req, bty_apply *a, apply_rule_fn rule, const void *arg,
                          bty_format format, api_reply *out, bty_error *err)
 {
+    a->keep_batches = req->opts->keep_batches;
     int rc = apply_run(a, &req->call, req->target.workflow, rule, arg, err);
     req->delay_us = a->delay_us;
     if (rc != APPLY_DONE)
@@ -334,6 +335,226 @@ static int handle_fail_batch(api_request *req, api_reply *out, bty_error *err)
     return handle_end(req, "failed", out, err);
 }
 
+/* ------------------------------------------------------------------ lists */
+
+#define HISTORY_LIMIT_MAX 1000
+
+static void list_free(api_request *req)
+{
+    for (size_t i = 0; i < req->u.list.n; i++)
+        free(req->u.list.members[i]);
+    free(req->u.list.members);
+    req->u.list.members = NULL;
+    req->u.list.n = 0;
+}
+
+/* Answer {"<name>": rows, extra...} (rows and extra consumed). */
+static int reply_rows(api_reply *out, const char *name, cJSON *rows, cJSON *extra, bty_error *err)
+{
+    cJSON *o = extra ? extra : cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToObject(o, name, rows)) {
+        cJSON_Delete(o);
+        cJSON_Delete(rows);
+        return bty_error_set(err, 503, "out of memory rendering the answer; try again");
+    }
+    int rc = reply_doc(out, o, err);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* GET /workflows[?status=][&prefix=]: every workflow written through
+ * Batchy (the set batchy:workflows, kept by every write: no KEYS, no
+ * SCAN), two round trips whatever their number. */
+static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
+{
+    const char *status = api_param(req, "status"), *prefix = api_param(req, "prefix");
+    if (req->runs == 0) {
+        if (status && !view_status_known(status))
+            return bty_error_set(err, 400,
+                                 "status must be new, open, success, failed or abandoned, not "
+                                 "'%.40s'",
+                                 status);
+        bty_error why;
+        if (prefix && prefix[0] && name_workflow_check(prefix, &why) != 0)
+            return bty_error_set(err, 400,
+                                 "prefix must be the start of a workflow name (letters, digits, "
+                                 "'_', '-', '.'), not '%.60s'",
+                                 prefix);
+        return store_call_members(&req->call, "batchy:workflows", NULL, 0, -1, err) != 0
+                   ? HANDLER_FAILED
+                   : HANDLER_WAIT;
+    }
+    if (req->runs == 1) {
+        int exists;
+        char **all;
+        size_t n, kept = 0;
+        int rc = store_members_result(&req->call, &exists, &all, &n, err);
+        for (size_t i = 0; i < n; i++) {
+            if (rc == 0 && (!prefix || strncmp(all[i], prefix, strlen(prefix)) == 0) &&
+                strlen(all[i]) < BTY_KEY_MAX)
+                all[kept++] = all[i];
+            else
+                free(all[i]);
+        }
+        req->u.list.members = all;
+        req->u.list.n = rc == 0 ? kept : 0;
+        if (rc != 0)
+            return HANDLER_FAILED;
+        qsort(all, kept, sizeof(*all), by_name);
+        if (kept)
+            return store_call_reads(&req->call, all, kept, err) != 0 ? HANDLER_FAILED
+                                                                     : HANDLER_WAIT;
+    }
+    cJSON *rows = cJSON_CreateArray();
+    if (!rows)
+        return bty_error_set(err, 503, "out of memory; try again");
+    for (size_t i = 0; i < req->u.list.n; i++) {
+        const char *name = req->u.list.members[i];
+        bty_hash hash;
+        bty_error why = {0};
+        if (store_read_result_at(&req->call, (int)i, &hash, err) != 0) {
+            if (err->status != 409) {
+                cJSON_Delete(rows);
+                return HANDLER_FAILED;
+            }
+            cJSON_AddItemToArray(rows, view_workflow_error(name, err->message));
+            memset(err, 0, sizeof(*err));
+            continue;
+        }
+        if (hash.n == 0) { /* deleted by hand since: not loaded any more */
+            store_hash_free(&hash);
+            continue;
+        }
+        cJSON *doc = doc_from_hash(hash.fields, hash.n, name, &why);
+        store_hash_free(&hash);
+        int has_status = 1;
+        cJSON *row = doc                 ? view_workflow(name, doc, &has_status, status)
+                     : why.status == 409 ? view_workflow_error(name, why.message)
+                                         : NULL;
+        cJSON_Delete(doc);
+        if (!row) {
+            cJSON_Delete(rows);
+            return bty_error_set(err, 503, "out of memory; try again");
+        }
+        if (has_status && (doc || !status))
+            cJSON_AddItemToArray(rows, row);
+        else
+            cJSON_Delete(row);
+    }
+    return reply_rows(out, "workflows", rows, NULL, err) ? HANDLER_FAILED : HANDLER_DONE;
+}
+
+/* A whole-number parameter from lo to hi, or def when absent. */
+static int number_param(const api_request *req, const char *name, long long lo, long long hi,
+                        long long def, long long *out, bty_error *err)
+{
+    const char *v = api_param(req, name);
+    *out = def;
+    if (!v)
+        return 0;
+    long long n;
+    if (batch_id_parse(v, &n) != 0 || n < lo || n > hi)
+        return bty_error_set(err, 400, "%s must be a whole number from %lld to %lld, not '%.40s'",
+                             name, lo, hi, v);
+    *out = n;
+    return 0;
+}
+
+/* GET /history/<wf>?limit=&before=: the batches kept, newest first, from
+ * the index batchy:batches:<wf> that every write keeps (plan.lua): one
+ * round trip for the page's ids, one for their snapshots. */
+static int handle_history(api_request *req, api_reply *out, bty_error *err)
+{
+    const char *workflow = req->target.workflow;
+    long long before;
+    if (req->runs == 0) {
+        char index[BTY_KEY_MAX + 32];
+        if (number_param(req, "limit", 1, HISTORY_LIMIT_MAX, 50, &req->u.list.limit, err) != 0 ||
+            number_param(req, "before", 1, BTY_MAX_BATCH_ID, 0, &before, err) != 0)
+            return HANDLER_FAILED;
+        snprintf(index, sizeof(index), "batchy:batches:%s", workflow);
+        return store_call_members(&req->call, index, workflow, before, req->u.list.limit, err) != 0
+                   ? HANDLER_FAILED
+                   : HANDLER_WAIT;
+    }
+    if (req->runs == 1) {
+        int exists;
+        int rc =
+            store_members_result(&req->call, &exists, &req->u.list.members, &req->u.list.n, err);
+        if (rc != 0)
+            return HANDLER_FAILED;
+        if (!exists && req->u.list.n == 0)
+            return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s",
+                                 workflow, workflow);
+        long long limit = req->u.list.limit;
+        if ((long long)req->u.list.n > limit) { /* one more than the page: there is a next */
+            req->u.list.next = strtoll(req->u.list.members[limit - 1], NULL, 10);
+            while ((long long)req->u.list.n > limit)
+                free(req->u.list.members[--req->u.list.n]);
+        }
+        for (size_t i = 0; i < req->u.list.n; i++) { /* ids -> snapshot keys */
+            char key[BTY_KEY_MAX];
+            long long id = strtoll(req->u.list.members[i], NULL, 10);
+            key_snapshot(key, workflow, id);
+            char *copy = strdup(key);
+            if (!copy)
+                return bty_error_set(err, 503, "out of memory; try again");
+            free(req->u.list.members[i]);
+            req->u.list.members[i] = copy;
+        }
+        if (req->u.list.n)
+            return store_call_reads(&req->call, req->u.list.members, req->u.list.n, err) != 0
+                       ? HANDLER_FAILED
+                       : HANDLER_WAIT;
+    }
+    cJSON *rows = cJSON_CreateArray(), *o = cJSON_CreateObject();
+    if (!rows || !o || !cJSON_AddStringToObject(o, "workflow", workflow)) {
+        cJSON_Delete(rows);
+        cJSON_Delete(o);
+        return bty_error_set(err, 503, "out of memory; try again");
+    }
+    size_t prefix = strlen(workflow) + 1;
+    for (size_t i = 0; i < req->u.list.n; i++) {
+        const char *key = req->u.list.members[i];
+        bty_hash hash;
+        if (store_read_result_at(&req->call, (int)i, &hash, err) != 0) {
+            cJSON_Delete(rows);
+            cJSON_Delete(o);
+            return HANDLER_FAILED;
+        }
+        if (hash.n == 0) { /* trimmed between the two round trips */
+            store_hash_free(&hash);
+            continue;
+        }
+        cJSON *doc = doc_from_hash(hash.fields, hash.n, key, err);
+        store_hash_free(&hash);
+        cJSON *row = doc ? view_batch(strtoll(key + prefix, NULL, 10), doc) : NULL;
+        cJSON_Delete(doc);
+        if (!row) {
+            cJSON_Delete(rows);
+            cJSON_Delete(o);
+            return err->status ? HANDLER_FAILED
+                               : bty_error_set(err, 503, "out of memory; try again");
+        }
+        cJSON_AddItemToArray(rows, row);
+    }
+    cJSON_AddItemToObject(o, "batches", rows);
+    cJSON *next = req->u.list.next ? doc_create_integer(req->u.list.next) : cJSON_CreateNull();
+    if (!cJSON_AddItemToObject(o, "next_before", next)) {
+        cJSON_Delete(next);
+        cJSON_Delete(o);
+        return bty_error_set(err, 503, "out of memory; try again");
+    }
+    int rc = reply_doc(out, o, err);
+    cJSON_Delete(o);
+    return rc ? HANDLER_FAILED : HANDLER_DONE;
+}
+
 /* ------------------------------------------------------------------ dispatch */
 
 typedef int (*handler_fn)(api_request *req, api_reply *out, bty_error *err);
@@ -366,6 +587,10 @@ void api_request_free(api_request *req)
     case EP_OPEN_BATCH:
         apply_free(&req->u.open.apply);
         end_params_free(&req->u.open.steps);
+        break;
+    case EP_WORKFLOWS:
+    case EP_HISTORY:
+        list_free(req);
         break;
     case EP_CLOSE_BATCH:
     case EP_FAIL_BATCH:

@@ -86,9 +86,10 @@ static int read_again(bty_apply *a, store_call *call, const char *workflow, bty_
  * else only the steps it writes into <wf> (store_call_commit). The one
  * place that decides it. */
 static int commit(store_call *call, const char *workflow, const bty_hash *base,
-                  const bty_change *change, bty_error *err)
+                  const bty_change *change, long long keep_batches, bty_error *err)
 {
-    return store_call_commit(call, workflow, base, change->reads_all, &change->plan, err);
+    return store_call_commit(call, workflow, base, change->reads_all, &change->plan, keep_batches,
+                             err);
 }
 
 /* The change was written while other steps of <wf> changed: `now` is what
@@ -122,6 +123,8 @@ static int rule_then_write(bty_apply *a, store_call *call, const char *workflow,
      * replaces it all the same). */
     int rc = rule(workflow, doc, clock_now(), a->min_batch_id, arg, &a->change, err);
     cJSON_Delete(parsed);
+    if (rc == 0 && a->dry_run)
+        plan_free(&a->change.plan); /* answered as computed, from what Redis holds */
     if (from_cache && (rc != 0 || a->change.plan.n == 0)) {
         /* Only a write checks the cache; an answer without one (an error,
          * a retried close) comes from what Redis holds. */
@@ -130,7 +133,7 @@ static int rule_then_write(bty_apply *a, store_call *call, const char *workflow,
         return read_again(a, call, workflow, err);
     }
     if (rc == 0 && a->change.plan.n)
-        rc = commit(call, workflow, base, &a->change, err);
+        rc = commit(call, workflow, base, &a->change, a->keep_batches, err);
     if (rc != 0 || a->change.plan.n == 0) {
         store_hash_free(base);
         return rc ? APPLY_FAILED : APPLY_DONE; /* done: a retried close, nothing to write */

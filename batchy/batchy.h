@@ -15,6 +15,7 @@
  *     keys.c     the shapes of the Redis keys: <wf>, snapshots
  *     doc.c      Redis hash <-> workflow document, write plans
  *     pyjson.c   JSON text as Python's json.dumps writes it (Redis values)
+ *     views.c    the rows of /workflows and /history
  *     rules.c    the batch rules: load, open, close, fail
  *     format.c   output formats: json, infa, sh
  *     route.c    the routing table: URL path -> endpoint, workflow, format
@@ -280,6 +281,13 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
 /* The same over `prev`, what <wf> holds (NULL or empty: nothing): the
  * steps still open in a batch are also marked "abandoned" in that batch's
  * snapshot, as an open does. */
+/* load_cfg?keep=state: as rules_load, but each step of doc that prev (what
+ * <wf> holds, or NULL) has keeps its state fields (status, from_date,
+ * to_date, batch_id, batch_start, batch_end, error_message) unless the
+ * file sets them; steps only in the file start new, steps only in prev
+ * are gone; a batch still open stays open. Takes doc. */
+int rules_load_keep(const char *workflow, cJSON *doc, const cJSON *prev, bty_time now,
+                    bty_change *out, bty_error *err);
 int rules_load_over(const char *workflow, cJSON *doc, const cJSON *prev, bty_time now,
                     bty_change *out, bty_error *err);
 
@@ -363,6 +371,22 @@ cJSON *doc_create_integer(long long v);
  * by hand). 1 with *out set, -1 when v is none of these or not finite. */
 int doc_number(const cJSON *v, double *out);
 
+/* ------------------------------------------------------------------ views.c */
+
+/* A status a step can have: new, open, success, failed, abandoned. */
+int view_status_known(const char *status);
+/* The /workflows row of workflow `name` whose state is doc: {"name",
+ * "steps", "batch_id", "counts": {status: n}, "updated", "late"}.
+ * *has_status: whether a step has `status` (always 1 when NULL). A new
+ * object, or NULL when out of memory. */
+cJSON *view_workflow(const char *name, const cJSON *doc, int *has_status, const char *status);
+/* The row of a workflow whose state cannot be read: {"name", "error"}. */
+cJSON *view_workflow_error(const char *name, const char *message);
+/* The /history row of batch `id` whose snapshot is `snapshot`: {"batch_id",
+ * "batch_start" (the earliest), "batch_end" (the latest, null while a step
+ * is open), "steps": {step: {"status", "error_message"}}}. */
+cJSON *view_batch(long long id, const cJSON *snapshot);
+
 /* ------------------------------------------------------------------ pyjson.c */
 
 /* Bytes for py_float_repr and py_number_text, NUL included. */
@@ -415,7 +439,9 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
     X(EP_GET_STATUS,   "get_status",  handle_get_status,  BTY_GPH, 1, 1,   0,  0,    0)         \
     X(EP_OPEN_BATCH,   "open_batch",  handle_open_batch,  BTY_GP,  1, 0,   1,  1,    1)         \
     X(EP_CLOSE_BATCH,  "close_batch", handle_close_batch, BTY_GP,  1, 0,   0,  1,    1)         \
-    X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,   0,  1,    1)
+    X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,   0,  1,    1)         \
+    X(EP_WORKFLOWS,    "workflows",   handle_workflows,   BTY_GPH, 0, 0,   0,  0,    0)         \
+    X(EP_HISTORY,      "history",     handle_history,     BTY_GPH, 1, 0,   0,  0,    0)
 /* clang-format on */
 
 /* The methods an endpoint accepts (bty_route.methods). */

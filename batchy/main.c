@@ -3,7 +3,8 @@
  * thread inherits the mask and only main sees them), start the store's
  * thread and the HTTP server, wait for SIGINT or SIGTERM, stop cleanly
  * (stop accepting, answer what is in flight, stop the store, then HTTP)
- * and exit 0. Also the shell's wall clock, clock_now.
+ * and exit 0; or, with --check, validate files and exit (cfgfile.c)
+ * before any of that. Also the shell's wall clock, clock_now.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
     int rc = options_parse(argc, argv, &opts);
     if (rc >= 0)
         return rc;
+    if (opts.check)
+        return cfg_check_files(opts.check_files, opts.check_count);
 
     /* A write to a Redis that went away must be an error, not a kill. */
     signal(SIGPIPE, SIG_IGN);

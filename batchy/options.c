@@ -20,6 +20,7 @@
 
 static const char usage_text[] =
     "Usage: batchy [options]\n"
+    "       batchy --check FILE...\n"
     "Keeps the state of ETL batch workflows in Redis and serves it over HTTP.\n"
     "\n"
     "  -l, --listen HOST:PORT  address to listen on (BATCHY_LISTEN; 127.0.0.1:5000)\n"
@@ -30,11 +31,17 @@ static const char usage_text[] =
     "  -t, --threads N         worker threads (BATCHY_THREADS; number of cores)\n"
     "      --token TOKEN       require 'Authorization: Bearer TOKEN' on load_cfg,\n"
     "                          open_batch, close_batch, fail_batch (BATCHY_TOKEN)\n"
+    "      --keep-batches N    batch snapshots kept per workflow, 0 for all\n"
+    "                          (BATCHY_KEEP_BATCHES; 1000)\n"
     "  -q, --quiet             no access log\n"
+    "      --check FILE...     validate workflow files as load_cfg would, without\n"
+    "                          Redis or a server: one line per problem on stderr,\n"
+    "                          exit 0 when all are valid, 1 when any is not\n"
     "  -V, --version           print the version and exit\n"
     "  -h, --help              print this help and exit\n"
     "\n"
-    "Example: batchy --listen 127.0.0.1:5000 --redis redis://127.0.0.1:6379/0 --cfg-dir cfg\n";
+    "Example: batchy --listen 127.0.0.1:5000 --redis redis://127.0.0.1:6379/0 --cfg-dir cfg\n"
+    "         batchy --check cfg/*.yaml\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -178,6 +185,57 @@ done:
     return rc;
 }
 
+static int env_problem(char *problem, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Keep the first problem with the environment for later; returns -1. */
+static int env_problem(char *problem, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(problem, size, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Apply the BATCHY_* variables (and REDIS_URL) over the defaults. 0, or -1
+ * at the first bad one, with the usage error it makes in problem. */
+static int options_from_env(bty_options *opts, char *problem, size_t size)
+{
+    const char *v;
+    if ((v = getenv("BATCHY_LISTEN")) && v[0] && parse_listen(v, opts))
+        return env_problem(problem, size, "BATCHY_LISTEN must be HOST:PORT, not '%s'", v);
+    if (((v = getenv("BATCHY_REDIS_URL")) && v[0]) || ((v = getenv("REDIS_URL")) && v[0]))
+        if (copy_bounded(opts->redis_url, sizeof(opts->redis_url), v))
+            return env_problem(problem, size, "%s", "Redis URL too long");
+    if ((v = getenv("BATCHY_CFG_DIR")) && v[0] &&
+        copy_bounded(opts->cfg_dir, sizeof(opts->cfg_dir), v))
+        return env_problem(problem, size, "%s", "BATCHY_CFG_DIR too long");
+    if ((v = getenv("BATCHY_THREADS")) && v[0] && parse_int(v, 1, 256, &opts->threads))
+        return env_problem(problem, size, "BATCHY_THREADS must be 1-256, not '%s'", v);
+    if ((v = getenv("BATCHY_TOKEN")) && copy_bounded(opts->token, sizeof(opts->token), v))
+        return env_problem(problem, size, "%s", "BATCHY_TOKEN too long (255 bytes at most)");
+    if ((v = getenv("BATCHY_REDIS_TIMEOUT_MS")) && v[0] &&
+        parse_int(v, 10, 600000, &opts->redis_timeout_ms))
+        return env_problem(problem, size, "BATCHY_REDIS_TIMEOUT_MS must be 10-600000, not '%s'", v);
+    if ((v = getenv("BATCHY_CLIENT_TIMEOUT")) && v[0] &&
+        parse_int(v, 1, 3600, &opts->client_timeout_s))
+        return env_problem(problem, size, "BATCHY_CLIENT_TIMEOUT must be 1-3600 seconds, not '%s'",
+                           v);
+    if ((v = getenv("BATCHY_MAX_CONNECTIONS")) && v[0] &&
+        parse_int(v, 1, 100000, &opts->max_connections))
+        return env_problem(problem, size, "BATCHY_MAX_CONNECTIONS must be 1-100000, not '%s'", v);
+    int keep;
+    if ((v = getenv("BATCHY_KEEP_BATCHES")) && v[0]) {
+        if (parse_int(v, 0, 100000000, &keep))
+            return env_problem(problem, size,
+                               "BATCHY_KEEP_BATCHES must be 0 (keep all) to 100000000, not '%s'",
+                               v);
+        opts->keep_batches = keep;
+    }
+    return 0;
+}
+
 int options_parse(int argc, char **argv, bty_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -193,41 +251,27 @@ int options_parse(int argc, char **argv, bty_options *opts)
     opts->redis_timeout_ms = 2000;
     opts->client_timeout_s = 30;
     opts->max_connections = 1000;
+    opts->keep_batches = 1000;
 
-    const char *v;
-    if ((v = getenv("BATCHY_LISTEN")) && v[0] && parse_listen(v, opts))
-        return usage_error("BATCHY_LISTEN must be HOST:PORT, not '%s'", v);
-    if (((v = getenv("BATCHY_REDIS_URL")) && v[0]) || ((v = getenv("REDIS_URL")) && v[0]))
-        if (copy_bounded(opts->redis_url, sizeof(opts->redis_url), v))
-            return usage_error("%s", "Redis URL too long");
-    if ((v = getenv("BATCHY_CFG_DIR")) && v[0] &&
-        copy_bounded(opts->cfg_dir, sizeof(opts->cfg_dir), v))
-        return usage_error("%s", "BATCHY_CFG_DIR too long");
-    if ((v = getenv("BATCHY_THREADS")) && v[0] && parse_int(v, 1, 256, &opts->threads))
-        return usage_error("BATCHY_THREADS must be 1-256, not '%s'", v);
-    if ((v = getenv("BATCHY_TOKEN")) && copy_bounded(opts->token, sizeof(opts->token), v))
-        return usage_error("%s", "BATCHY_TOKEN too long (255 bytes at most)");
-    if ((v = getenv("BATCHY_REDIS_TIMEOUT_MS")) && v[0] &&
-        parse_int(v, 10, 600000, &opts->redis_timeout_ms))
-        return usage_error("BATCHY_REDIS_TIMEOUT_MS must be 10-600000, not '%s'", v);
-    if ((v = getenv("BATCHY_CLIENT_TIMEOUT")) && v[0] &&
-        parse_int(v, 1, 3600, &opts->client_timeout_s))
-        return usage_error("BATCHY_CLIENT_TIMEOUT must be 1-3600 seconds, not '%s'", v);
-    if ((v = getenv("BATCHY_MAX_CONNECTIONS")) && v[0] &&
-        parse_int(v, 1, 100000, &opts->max_connections))
-        return usage_error("BATCHY_MAX_CONNECTIONS must be 1-100000, not '%s'", v);
+    /* Judged once argv is read: --help, --version and --check ignore it. */
+    char problem[1200] = "";
+    options_from_env(opts, problem, sizeof(problem));
 
+    /* clang-format off */
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"redis", required_argument, NULL, 'r'},
         {"cfg-dir", required_argument, NULL, 'c'},
         {"threads", required_argument, NULL, 't'},
         {"token", required_argument, NULL, 'T'},
+        {"keep-batches", required_argument, NULL, 'K'},
         {"quiet", no_argument, NULL, 'q'},
+        {"check", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* clang-format on */
     int c;
     opterr = 0;
     optind = 1;
@@ -253,8 +297,19 @@ int options_parse(int argc, char **argv, bty_options *opts)
             if (copy_bounded(opts->token, sizeof(opts->token), optarg))
                 return usage_error("%s", "--token too long (255 bytes at most)");
             break;
+        case 'K': {
+            int keep;
+            if (parse_int(optarg, 0, 100000000, &keep))
+                return usage_error("--keep-batches must be 0 (keep all) to 100000000, not '%s'",
+                                   optarg);
+            opts->keep_batches = keep;
+            break;
+        }
         case 'q':
             opts->quiet = 1;
+            break;
+        case 'C':
+            opts->check = 1;
             break;
         case 'V':
             printf("batchy %s\n", BATCHY_VERSION);
@@ -268,8 +323,19 @@ int options_parse(int argc, char **argv, bty_options *opts)
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (opts->check) {
+        /* Files, offline: nothing else of the command line or the
+         * environment matters. */
+        if (optind == argc)
+            return usage_error("%s", "--check needs at least one FILE");
+        opts->check_files = argv + optind;
+        opts->check_count = argc - optind;
+        return -1;
+    }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (problem[0])
+        return usage_error("%s", problem);
 
     bty_error err = {0};
     if (options_parse_redis_url(opts->redis_url, &opts->redis, &err))

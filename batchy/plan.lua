@@ -13,7 +13,19 @@
 --   then per hash to write: its mode ('0' merge, '1' replace, '2' create),
 --   for '2' the prefix of its key ("<wf>-", the key being prefix .. id),
 --   its field count and its field/value pairs, or a count of -1 for "the
---   same pairs as the hash before" (a snapshot holds what <wf> gets).
+--   same pairs as the hash before" (a snapshot holds what <wf> gets);
+--   last, how many batch snapshots to keep (0: all).
+--
+-- Besides the hashes, a write keeps Batchy's indexes under "batchy:" (a
+-- workflow name cannot hold ':'), in the same atomic step:
+--   batchy:workflows        set: every workflow written through Batchy;
+--   batchy:batches:<wf>     sorted set: the ids of <wf>'s batch snapshots
+--                           (<wf>-<id>), scored by id;
+--   batchy:inits:<wf>       sorted set: the epochs of its load_cfg
+--                           snapshots (<wf>-<epoch>-init).
+-- A snapshot written is indexed; when that makes more than the number to
+-- keep (the last argument; 10 for load_cfg's), the oldest are deleted, key
+-- and index entry, here. Nothing else ever scans or trims.
 --
 -- Answers:
 --   'OK'                            written;
@@ -115,5 +127,33 @@ for i = 2, #KEYS do
     j = j + c
   end
 end
+-- The indexes, and retention (see the top).
+local wf = KEYS[1]
+local keep = tonumber(ARGV[#ARGV])
+local function trim(index, n, prefix, suffix)
+  local count = redis.call('ZCARD', index)
+  if n <= 0 or count <= n then return end
+  local old = redis.call('ZRANGE', index, 0, count - n - 1)
+  for _, id in ipairs(old) do redis.call('UNLINK', prefix .. id .. suffix) end
+  redis.call('ZREMRANGEBYRANK', index, 0, count - n - 1)
+end
+for i = 2, #KEYS do
+  local k = KEYS[i]
+  if k ~= wf and string.sub(k, 1, #wf + 1) == wf .. '-' then
+    local rest = string.sub(k, #wf + 2)
+    local id = string.match(rest, '^(%d+)$')
+    if id then
+      redis.call('ZADD', 'batchy:batches:' .. wf, id, id)
+      trim('batchy:batches:' .. wf, keep, wf .. '-', '')
+    else
+      id = string.match(rest, '^(%d+)%-init$')
+      if id then
+        redis.call('ZADD', 'batchy:inits:' .. wf, id, id)
+        trim('batchy:inits:' .. wf, 10, wf .. '-', '-init')
+      end
+    end
+  end
+end
+redis.call('SADD', 'batchy:workflows', wf)
 if stale then return {'BATCHY_WRITTEN', holds(KEYS[1])} end
 return 'OK'

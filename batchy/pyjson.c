@@ -50,7 +50,7 @@ int py_float_repr(double v, char out[PY_FLOAT_MAX])
         if (*p != '.')
             digits[nd++] = *p;
     int exp10 = (int)strtol(p + 1, NULL, 10); /* %e always writes an exponent */
-    while (nd > 1 && digits[nd - 1] == '0') /* %e pads with zeros */
+    while (nd > 1 && digits[nd - 1] == '0')   /* %e pads with zeros */
         nd--;
     digits[nd] = '\0';
     int decpt = exp10 + 1; /* v = 0.digits * 10^decpt */

@@ -90,6 +90,44 @@ int store_call_read(store_call *c, const char *key, bty_error *err)
     return call_append(c, 2, argv, NULL, err);
 }
 
+int store_call_reads(store_call *c, char *const *keys, size_t n, bty_error *err)
+{
+    store_call_clear(c);
+    c->kind = CALL_READ;
+    snprintf(c->key, sizeof(c->key), "%s", n ? keys[0] : "");
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[] = {"HGETALL", keys[i]};
+        if (call_append(c, 2, argv, NULL, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int store_call_members(store_call *c, const char *key, const char *exists_key, long long before,
+                       long long limit, bty_error *err)
+{
+    char max[32], count[32];
+    store_call_clear(c);
+    c->kind = CALL_READ;
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    const char *exists[] = {"EXISTS", exists_key ? exists_key : key};
+    if (call_append(c, 2, exists, NULL, err) != 0)
+        return -1;
+    if (limit < 0) {
+        const char *argv[] = {"SMEMBERS", key};
+        return call_append(c, 2, argv, NULL, err);
+    }
+    /* Newest first, below `before` (exclusive), one more than asked for:
+     * whether it exists says if there is a page after this one. */
+    if (before > 0)
+        snprintf(max, sizeof(max), "(%lld", before);
+    else
+        strcpy(max, "+inf");
+    snprintf(count, sizeof(count), "%lld", limit + 1);
+    const char *argv[] = {"ZREVRANGEBYSCORE", key, max, "-inf", "LIMIT", "0", count};
+    return call_append(c, 7, argv, NULL, err);
+}
+
 int store_call_ping(store_call *c, bty_error *err)
 {
     store_call_clear(c);
@@ -138,7 +176,7 @@ static int among_sorted(const char *name, size_t len, char *const *names, size_t
 }
 
 int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect, int whole,
-                      const bty_write_plan *plan, bty_error *err)
+                      const bty_write_plan *plan, long long keep_batches, bty_error *err)
 {
     store_call_clear(c);
     c->kind = CALL_WRITE;
@@ -147,13 +185,15 @@ int store_call_commit(store_call *c, const char *read_key, const bty_hash *expec
      * (mode [prefix] n pairs...)... (plan.lua). The SHA is written in as
      * the call is sent (store_call_set_sha). */
     size_t e = expect ? expect->n : 0;
-    /* 7 before the hashes; per hash its key, mode, [prefix,] count, pairs */
-    size_t argc = 7 + 2 * e;
+    /* 7 before the hashes; per hash its key, mode, [prefix,] count, pairs;
+     * the number of batches to keep */
+    size_t argc = 8 + 2 * e;
     for (size_t i = 0; i < plan->n; i++)
         argc += 3 + (plan->hashes[i].mode == WRITE_CREATE) + 2 * plan->hashes[i].n;
     const char **argv = malloc(argc * sizeof(*argv));
     size_t *argvlen = malloc(argc * sizeof(*argvlen));
-    char(*counts)[24] = malloc((plan->n + 3) * sizeof(*counts)); /* hashes, M, E, numkeys */
+    /* hashes, M, E, numkeys, keep */
+    char(*counts)[24] = malloc((plan->n + 4) * sizeof(*counts));
     size_t *order = malloc((e ? e : 1) * sizeof(*order));
     int rc = -1;
     if (!argv || !argvlen || !counts || !order) {
@@ -211,6 +251,8 @@ int store_call_commit(store_call *c, const char *read_key, const bty_hash *expec
             push(argv, argvlen, &a, h->values[j], strlen(h->values[j]));
         }
     }
+    char *keep = counts[plan->n + 3];
+    push(argv, argvlen, &a, keep, (size_t)snprintf(keep, 24, "%lld", keep_batches));
     assert(a <= argc); /* fewer when a snapshot repeats the pairs before it */
     rc = call_append(c, (int)a, argv, argvlen, err);
 out:
@@ -276,10 +318,17 @@ static int hash_from_reply(bty_hash *out, redisReply *r, redisReply *reply_owner
 
 int store_read_result(store_call *c, bty_hash *out, bty_error *err)
 {
+    return store_read_result_at(c, 0, out, err);
+}
+
+int store_read_result_at(store_call *c, int i, bty_hash *out, bty_error *err)
+{
     memset(out, 0, sizeof(*out));
     if (call_failed(c, err))
         return -1;
-    redisReply *r = c->replies[0];
+    if (i >= c->nreplies || !c->replies[i])
+        return store_unreachable(err, "a reply is missing");
+    redisReply *r = c->replies[i];
     if (r->type == REDIS_REPLY_ERROR) {
         int wrongtype = strncmp(r->str, "WRONGTYPE", 9) == 0;
         return bty_error_set(
@@ -290,7 +339,35 @@ int store_read_result(store_call *c, bty_hash *out, bty_error *err)
         return store_unreachable(err, "unexpected reply to HGETALL");
     if (hash_from_reply(out, r, r) != 0)
         return bty_error_set(err, 503, "out of memory reading '%.140s'", c->key);
-    c->replies[0] = NULL; /* now the hash's */
+    c->replies[i] = NULL; /* now the hash's */
+    return 0;
+}
+
+int store_members_result(store_call *c, int *exists, char ***members, size_t *n, bty_error *err)
+{
+    *members = NULL;
+    *n = 0;
+    if (call_failed(c, err))
+        return -1;
+    const redisReply *e = c->nreplies > 0 ? c->replies[0] : NULL;
+    const redisReply *r = c->nreplies > 1 ? c->replies[1] : NULL;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        return bty_error_set(err, strncmp(r->str, "WRONGTYPE", 9) == 0 ? 409 : 503,
+                             "Redis key '%.140s': %.200s", c->key, r->str);
+    if (!e || e->type != REDIS_REPLY_INTEGER || !r || r->type != REDIS_REPLY_ARRAY)
+        return store_unreachable(err, "unexpected reply to an index read");
+    *exists = e->integer > 0;
+    *members = calloc(r->elements ? r->elements : 1, sizeof(char *));
+    if (!*members)
+        return bty_error_set(err, 503, "out of memory reading '%.140s'", c->key);
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING ||
+            !((*members)[i] = strndup(r->element[i]->str, r->element[i]->len))) {
+            *n = i;
+            return bty_error_set(err, 503, "out of memory reading '%.140s'", c->key);
+        }
+    }
+    *n = r->elements;
     return 0;
 }
 

@@ -272,6 +272,32 @@ int rules_load_over(const char *workflow, cJSON *doc, const cJSON *prev, bty_tim
     return 0;
 }
 
+int rules_load_keep(const char *workflow, cJSON *doc, const cJSON *prev, bty_time now,
+                    bty_change *out, bty_error *err)
+{
+    static const char *const state[] = {"status",      "from_date", "to_date",      "batch_id",
+                                        "batch_start", "batch_end", "error_message"};
+    cJSON *step;
+    cJSON_ArrayForEach(step, doc)
+    {
+        const cJSON *was = prev ? cJSON_GetObjectItemCaseSensitive(prev, step->string) : NULL;
+        for (size_t i = 0; was && i < sizeof(state) / sizeof(state[0]); i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(was, state[i]);
+            if (!v || cJSON_GetObjectItemCaseSensitive(step, state[i]))
+                continue; /* the file sets it, or there is nothing to keep */
+            cJSON *copy = cJSON_Duplicate(v, 1);
+            if (!copy || !cJSON_AddItemToObject(step, state[i], copy)) {
+                cJSON_Delete(copy);
+                cJSON_Delete(doc);
+                return oom(err);
+            }
+        }
+    }
+    /* Nothing is abandoned: a batch still open stays open, and its close
+     * finds its steps as they were. */
+    return rules_load_over(workflow, doc, NULL, now, out, err);
+}
+
 /* The window start of one step for a batch opened at `now`. */
 static int next_from_date(const char *workflow, const cJSON *prev, bty_time *from, bty_error *err)
 {

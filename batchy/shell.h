@@ -4,6 +4,7 @@
  * include it.
  *
  *   options.c  command line and environment, Redis URLs
+ *   cfgfile.c  workflow files on disk: reading one, and batchy --check
  *   resp.c     Redis commands of a call, built, and their replies, read:
  *              pure (no socket); unit-tested with hiredis's reader
  *   plan.lua   the write script (compare, then write every hash), which
@@ -61,18 +62,41 @@ typedef struct bty_options {
     char token[256]; /* "" = no token required */
     int quiet;
     int redis_timeout_ms;
-    int client_timeout_s; /* most a client may take to send one request */
-    int max_connections;  /* HTTP connections at once (lowered to fit the fd limit) */
+    int client_timeout_s;     /* most a client may take to send one request */
+    int max_connections;      /* HTTP connections at once (lowered to fit the fd limit) */
+    long long keep_batches;   /* batch snapshots kept per workflow; 0: all */
+    int check;                /* --check: validate check_files (cfgfile.c), not serve */
+    char *const *check_files; /* argv's, check_count (at least 1) of them */
+    int check_count;
 } bty_options;
 
 /* Fill opts from defaults, then the environment, then argv. Returns -1 to
  * go on, or an exit status after printing version/help (0) or a usage error
- * on stderr (64). */
+ * on stderr (64). The environment is read before argv but judged after it:
+ * with --help, --version or --check a bad BATCHY_* value is no error, and
+ * with --check the Redis URL is not parsed either. */
 int options_parse(int argc, char **argv, bty_options *opts);
 
 /* Parse a Redis URL: redis://[[user]:password@]host[:port][/db] or
  * unix:///path.sock[?db=N]. Returns 0, or -1 with a message in err. */
 int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *err);
+
+/* ------------------------------------------------------------------ cfgfile.c */
+
+/* Read the workflow file open on fd, called `name` in messages, into a new
+ * NUL-terminated buffer of *len bytes (the NUL not counted) that the
+ * caller frees. NULL with err, whose message starts with "name: ": 404
+ * not a regular file, 413 over CFG_MAX_BYTES, 409 it grew while read, 503
+ * a read error or out of memory. fd stays open. */
+char *cfg_file_read_fd(int fd, const char *name, size_t *len, bty_error *err);
+
+/* batchy --check: read each of the n paths (as given, also the source
+ * name in messages), parse it as load_cfg does (cfg_parse) and check that
+ * its base name is <workflow>.yaml or .yml. Each problem is one line on
+ * stderr ("path: reason" or "path:line:column: reason"); nothing for a
+ * valid file. Touches neither Redis nor the network. Returns the exit
+ * status: 0 when every file is valid, else 1. */
+int cfg_check_files(char *const *paths, int n);
 
 /* ------------------------------------------------------------------ resp.c
  * A store call: the Redis commands of one round trip, and their replies.
@@ -126,6 +150,14 @@ void store_hash_free(bty_hash *h);
  * with 503 on out of memory. */
 int store_call_read(store_call *c, const char *key, bty_error *err); /* HGETALL */
 int store_call_ping(store_call *c, bty_error *err);
+/* n HGETALLs in one round trip; read each with store_read_result_at. */
+int store_call_reads(store_call *c, char *const *keys, size_t n, bty_error *err);
+/* EXISTS exists_key (key when NULL), then the members of an index: with
+ * limit < 0 every member of set `key` (SMEMBERS); else up to limit + 1
+ * members of sorted set `key` with a score below `before` (any when
+ * before <= 0), highest first. Read with store_members_result. */
+int store_call_members(store_call *c, const char *key, const char *exists_key, long long before,
+                       long long limit, bty_error *err);
 /* Apply a write plan atomically, with plan.lua. With expect (what
  * read_key held when the plan was computed from it), nothing is written if
  * read_key holds anything else now: with whole, in any field; without, in
@@ -133,7 +165,7 @@ int store_call_ping(store_call *c, bty_error *err);
  * documents are). The script's SHA is filled in as the call is sent
  * (store_call_set_sha). */
 int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect, int whole,
-                      const bty_write_plan *plan, bty_error *err);
+                      const bty_write_plan *plan, long long keep_batches, bty_error *err);
 void store_call_set_sha(store_call *c, const char sha[40]);
 /* A call of one command (argv form, as hiredis takes it): the store's own
  * SCRIPT LOAD. 0, or -1 with 503. */
@@ -168,6 +200,11 @@ enum store_commit_outcome {
  *   COMMIT_WRITTEN or COMMIT_WRITTEN_AMID. *current (when given) is to be
  *   freed with store_hash_free. */
 int store_read_result(store_call *c, bty_hash *out, bty_error *err);
+/* The i-th HGETALL of a call (store_call_reads), as store_read_result. */
+int store_read_result_at(store_call *c, int i, bty_hash *out, bty_error *err);
+/* members: 0 with *exists (the EXISTS) and *members, n new strings in a
+ * new array (the caller frees each and the array, also on error). */
+int store_members_result(store_call *c, int *exists, char ***members, size_t *n, bty_error *err);
 int store_ping_result(store_call *c, bty_error *err);
 int store_commit_result(store_call *c, bty_hash *current, long long *free_id, bty_error *err);
 
@@ -232,8 +269,10 @@ typedef struct bty_apply {
     int attempt;  /* reads (and immediate retries) so far */
     int delay_us; /* send the call no sooner than this from now */
     long long min_batch_id;
-    bty_change change; /* the change computed; owned */
-    bty_hash base;     /* what <wf> held when change was computed; owned */
+    long long keep_batches; /* batch snapshots Redis keeps (0: all), plan.lua */
+    int dry_run;            /* compute and answer, write nothing */
+    bty_change change;      /* the change computed; owned */
+    bty_hash base;          /* what <wf> held when change was computed; owned */
 } bty_apply;
 
 enum { APPLY_FAILED = -1, APPLY_DONE = 0, APPLY_WAIT = 1 };
@@ -279,7 +318,8 @@ typedef struct api_request {
         } read;
         struct {
             bty_apply apply;
-            cJSON *doc; /* the file, as loaded; owned */
+            cJSON *doc;     /* the file, as loaded; owned */
+            int keep_state; /* ?keep=state */
         } load;
         struct {
             bty_apply apply;
@@ -289,6 +329,11 @@ typedef struct api_request {
             bty_apply apply;
             bty_end_params *params; /* owned */
         } end;                      /* close_batch, fail_batch */
+        struct {
+            char **members; /* owned, n entries: workflow names or batch ids */
+            size_t n;
+            long long limit, next; /* history: page size; the next page's before= */
+        } list;                    /* workflows, history */
     } u;
 } api_request;
 

@@ -342,6 +342,45 @@ def cost_growth(servers, client):
     return rows
 
 
+# Fills Redis as Batchy would have after months: ARGV[1] workflows of 5
+# steps (in batchy:workflows) with two snapshots each, or, for one
+# workflow, ARGV[2] batch snapshots in its index. Written by a script so
+# that filling takes seconds, not the hours of calls it stands for.
+FILL_LUA = """
+local rec = '{"p": 1, "status": "success", "batch_id": 1795000000, '
+  .. '"batch_start": "2026-11-20T06:00:00.000000", "batch_end": "2026-11-20T06:10:00.000000"}'
+for i = 1, tonumber(ARGV[1]) do
+  local wf = string.format('ops%05d', i)
+  redis.call('HSET', wf, 's1', rec, 's2', rec, 's3', rec, 's4', rec, 's5', rec)
+  redis.call('HSET', wf .. '-1795000000', 's1', rec)
+  redis.call('HSET', wf .. '-1795000000-init', 's1', rec)
+  redis.call('SADD', 'batchy:workflows', wf)
+end
+for i = 1, tonumber(ARGV[2]) do
+  local id = 1700000000 + i
+  redis.call('HSET', 'deep-' .. id, 's1', rec, 's2', rec)
+  redis.call('ZADD', 'batchy:batches:deep', id, id)
+end
+redis.call('HSET', 'deep', 's1', rec, 's2', rec)
+return 'OK'
+"""
+
+
+def operating(servers, client):
+    """GET /workflows with 10,000 workflows (and their snapshots) in
+    Redis, and GET /history of a workflow with 100,000 batches kept, at
+    its newest page and deep in the middle: medians of 20 calls."""
+    servers.redis_cli("EVAL", FILL_LUA, "0", "10000", "100000")
+    rows = {}
+    rows["workflows_10000_ms"] = median_ms([lambda: client.get("/workflows")] * 20)
+    rows["workflows_prefix_ms"] = median_ms([lambda: client.get("/workflows?prefix=ops0001")] * 20)
+    rows["history_newest_ms"] = median_ms([lambda: client.get("/history/deep")] * 20)
+    rows["history_deep_ms"] = median_ms(
+        [lambda: client.get("/history/deep?before=1700050000")] * 20)
+    rows["history_1000_ms"] = median_ms([lambda: client.get("/history/deep?limit=1000")] * 20)
+    return rows
+
+
 def median_ms(calls):
     """Run each call in turn; the median time in ms."""
     times = []
@@ -483,6 +522,7 @@ def run(servers):
 
     growth = cost_growth(servers, client)
     parallel = parallel_closes(servers)
+    ops = operating(servers, client)
 
     report = {
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -492,6 +532,7 @@ def run(servers):
         "http": results, "redis": redis,
         "batchy_rss_kb": {"idle": idle_rss, "peak": peak_rss},
         "cost_growth": growth, "long_run": long_run, "parallel_closes": parallel,
+        "operating": ops,
     }
     print_report(report)
     out_dir = os.path.join(ROOT, "var", "bench")
@@ -616,6 +657,17 @@ def print_report(rep):
             print("  %6d %9.2f %9.2f %9.2f %6d %8d" % (r["calls"], r["p50_ms"], r["p99_ms"],
                                                        r["max_ms"], r["status_503"],
                                                        r["not_200"]))
+
+    ops = rep.get("operating")
+    if ops:
+        print()
+        print("Operating, median of 20 calls (10,000 workflows of 5 steps with their snapshots;")
+        print("one workflow with 100,000 batches kept):")
+        print("  GET /workflows, all 10,000            %8.2f ms" % ops["workflows_10000_ms"])
+        print("  GET /workflows?prefix= (10 of them)   %8.2f ms" % ops["workflows_prefix_ms"])
+        print("  GET /history, newest 50               %8.2f ms" % ops["history_newest_ms"])
+        print("  GET /history, 50 from the middle      %8.2f ms" % ops["history_deep_ms"])
+        print("  GET /history?limit=1000               %8.2f ms" % ops["history_1000_ms"])
 
 if __name__ == "__main__":
     main()

@@ -462,6 +462,33 @@ ROWS = [
         form("/close_batch/wf1", b"note=" + b"x" * 65536), error(413, "64 KiB")),
     row("size", "size_form_body_2_mib", "form body `note=` and 2 MiB",
         form("/close_batch/wf1", b"note=" + b"x" * (2 * 1024 * 1024)), error(413, "64 KiB")),
+    # -------- operating: lists, history, reload
+    row("operating", "history_limit_zero", "`GET /history/wf1?limit=0`",
+        get("/history/wf1?limit=0"), error(400, "limit must be a whole number from 1 to 1000")),
+    row("operating", "history_limit_huge", "`GET /history/wf1?limit=1001`",
+        get("/history/wf1?limit=1001"), error(400, "limit must be a whole number from 1 to 1000")),
+    row("operating", "history_limit_not_a_number", "`GET /history/wf1?limit=ten`",
+        get("/history/wf1?limit=ten"), error(400, "limit must be a whole number")),
+    row("operating", "history_before_negative", "`GET /history/wf1?before=-5`",
+        get("/history/wf1?before=-5"), error(400, "before must be a whole number from 1")),
+    row("operating", "history_before_huge", "`GET /history/wf1?before=` and 20 digits",
+        get("/history/wf1?before=99999999999999999999"),
+        error(400, "before must be a whole number from 1")),
+    row("operating", "history_of_a_snapshot_key", "`GET /history/wf1-1795413600`",
+        get("/history/wf1-1795413600"), error(400, "must not end in -<digits>")),
+    row("operating", "history_of_unknown_workflow", "`GET /history/nowhere`",
+        get("/history/nowhere"), error(404, "workflow 'nowhere' is not loaded")),
+    row("operating", "workflows_unknown_status", "`GET /workflows?status=done`",
+        get("/workflows?status=done"), error(400, "status must be new, open, success")),
+    row("operating", "workflows_prefix_with_star", "`GET /workflows?prefix=wf*`",
+        get("/workflows?prefix=wf*"), error(400, "prefix must be the start of a workflow name")),
+    row("operating", "workflows_prefix_with_colon", "`GET /workflows?prefix=batchy:`",
+        get("/workflows?prefix=batchy:"),
+        error(400, "prefix must be the start of a workflow name")),
+    row("operating", "load_cfg_keep_unknown", "`GET /load_cfg/wf1?keep=all`",
+        get("/load_cfg/wf1?keep=all"), error(400, "keep must be 'state'")),
+    row("operating", "load_cfg_dry_run_not_a_flag", "`GET /load_cfg/wf1?dry_run=maybe`",
+        get("/load_cfg/wf1?dry_run=maybe"), error(400, "dry_run must be 1 or 0")),
 ]
 
 
@@ -731,7 +758,7 @@ class ReadmeTableTest(unittest.TestCase):
     def test_every_required_category_has_rows(self):
         categories = {r.category for r in ROWS}
         self.assertEqual(categories, {"workflow name", "step name", "path", "query string",
-                                      "YAML file", "header", "method", "size"})
+                                      "YAML file", "header", "method", "size", "operating"})
         self.assertGreaterEqual(len(ROWS), 40)
 
 

@@ -1,0 +1,123 @@
+/*
+ * views.c - what GET /workflows and GET /history show (SPEC section 9):
+ * a row per workflow, a row per batch, each complete enough that a page
+ * can draw it without asking for more. Pure: documents in, JSON out.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchy.h"
+
+static const char *text_of(const cJSON *record, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(record, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int view_status_known(const char *status)
+{
+    static const char *const known[] = {"new", "open", "success", "failed", "abandoned"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(status, known[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* counts[status] += 1, on object `counts`. 0, or -1 when out of memory. */
+static int count(cJSON *counts, const char *status)
+{
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(counts, status);
+    if (n) {
+        cJSON_SetNumberValue(n, n->valuedouble + 1);
+        return 0;
+    }
+    return cJSON_AddNumberToObject(counts, status, 1) ? 0 : -1;
+}
+
+/* The later of two canonical times (they sort as text), either may be NULL. */
+static const char *later(const char *a, const char *b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    return strcmp(a, b) >= 0 ? a : b;
+}
+
+cJSON *view_workflow(const char *name, const cJSON *doc, int *has_status, const char *status)
+{
+    cJSON *row = cJSON_CreateObject(), *counts = cJSON_CreateObject();
+    const char *updated = NULL;
+    if (!row || !counts || !cJSON_AddStringToObject(row, "name", name) ||
+        !cJSON_AddNumberToObject(row, "steps", cJSON_GetArraySize(doc)) ||
+        !cJSON_AddItemToObject(row, "batch_id", doc_create_integer(rules_current_batch(doc)))) {
+        cJSON_Delete(row);
+        cJSON_Delete(counts);
+        return NULL;
+    }
+    cJSON_AddItemToObject(row, "counts", counts);
+    int failed = 0;
+    *has_status = status == NULL;
+    const cJSON *step;
+    cJSON_ArrayForEach(step, doc)
+    {
+        const char *s = text_of(step, "status");
+        s = s ? s : "new";
+        if (status && strcmp(s, status) == 0)
+            *has_status = 1;
+        failed = failed || count(counts, s) != 0;
+        updated = later(updated, later(text_of(step, "batch_start"), text_of(step, "batch_end")));
+    }
+    if (failed ||
+        !(updated ? cJSON_AddStringToObject(row, "updated", updated)
+                  : cJSON_AddNullToObject(row, "updated")) ||
+        !cJSON_AddFalseToObject(row, "late")) {
+        cJSON_Delete(row);
+        return NULL;
+    }
+    return row;
+}
+
+cJSON *view_workflow_error(const char *name, const char *message)
+{
+    cJSON *row = cJSON_CreateObject();
+    if (!row || !cJSON_AddStringToObject(row, "name", name) ||
+        !cJSON_AddStringToObject(row, "error", message)) {
+        cJSON_Delete(row);
+        return NULL;
+    }
+    return row;
+}
+
+cJSON *view_batch(long long id, const cJSON *snapshot)
+{
+    cJSON *row = cJSON_CreateObject(), *steps = cJSON_CreateObject();
+    const char *start = NULL, *end = NULL;
+    int ended = 1, failed = !row || !steps;
+    const cJSON *step;
+    cJSON_ArrayForEach(step, snapshot)
+    {
+        const char *s = text_of(step, "status"), *b = text_of(step, "batch_start");
+        const char *msg = text_of(step, "error_message");
+        cJSON *row_step = cJSON_CreateObject();
+        failed = failed || !row_step || !cJSON_AddStringToObject(row_step, "status", s ? s : "") ||
+                 (msg && !cJSON_AddStringToObject(row_step, "error_message", msg)) ||
+                 !cJSON_AddItemToObject(steps, step->string, row_step);
+        if (b && (!start || strcmp(b, start) < 0))
+            start = b;
+        end = later(end, text_of(step, "batch_end"));
+        ended = ended && !(s && strcmp(s, "open") == 0);
+    }
+    if (failed || !cJSON_AddItemToObject(row, "batch_id", doc_create_integer(id)) ||
+        !(start ? cJSON_AddStringToObject(row, "batch_start", start)
+                : cJSON_AddNullToObject(row, "batch_start")) ||
+        !(end && ended ? cJSON_AddStringToObject(row, "batch_end", end)
+                       : cJSON_AddNullToObject(row, "batch_end"))) {
+        cJSON_Delete(row);
+        cJSON_Delete(steps);
+        return NULL;
+    }
+    cJSON_AddItemToObject(row, "steps", steps);
+    return row;
+}

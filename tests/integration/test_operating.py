@@ -1,0 +1,247 @@
+"""Operating Batchy for months (SPEC section 9): the workflow list, batch
+history and its retention, and reloading a changed file without losing
+the windows."""
+import json
+import threading
+import unittest
+
+from harness import OwnBatchyMixin, ServiceTestCase, http_request
+
+TWO = "job1:\n  p: 1\njob2:\n  q: x\n"
+
+
+class HistoryTest(ServiceTestCase):
+
+    def setUp(self):
+        self.wf = self.unique("hist")
+
+    def run_batches(self, n):
+        """n batches: job1 succeeds, job2 fails; their ids, oldest first."""
+        ids = []
+        for i in range(n):
+            doc = self.ok("open_batch", self.wf, {"step": ["job1", "job2"]}) if i else \
+                self.ok("open_batch", self.wf)
+            ids.append(doc["job1"]["batch_id"])
+            self.ok("close_batch", self.wf, {"step": "job1"})
+            self.ok("fail_batch", self.wf, {"step": "job2", "error": "disk full %d" % i})
+        return ids
+
+    def test_history_lists_batches_newest_first_with_each_steps_status(self):
+        self.load(self.wf, TWO)
+        ids = self.run_batches(3)
+        h = self.ok("history", self.wf)
+        self.assertEqual(h["workflow"], self.wf)
+        self.assertEqual([b["batch_id"] for b in h["batches"]], ids[::-1])
+        self.assertIsNone(h["next_before"])
+        newest = h["batches"][0]
+        self.assertEqual(newest["steps"]["job1"], {"status": "success"})
+        self.assertEqual(newest["steps"]["job2"], {"status": "failed",
+                                                  "error_message": "disk full 2"})
+        snap = self.redis.hash_json("%s-%d" % (self.wf, ids[-1]))
+        self.assertEqual(newest["batch_start"], snap["job1"]["batch_start"])
+        self.assertEqual(newest["batch_end"],
+                         max(snap["job1"]["batch_end"], snap["job2"]["batch_end"]))
+
+    def test_history_pages_back_with_before(self):
+        self.load(self.wf, TWO)
+        ids = self.run_batches(5)[::-1]
+        page = self.ok("history", self.wf, {"limit": 2})
+        self.assertEqual([b["batch_id"] for b in page["batches"]], ids[:2])
+        self.assertEqual(page["next_before"], ids[1])
+        seen = [b["batch_id"] for b in page["batches"]]
+        while page["next_before"]:
+            page = self.ok("history", self.wf, {"limit": 2, "before": page["next_before"]})
+            seen += [b["batch_id"] for b in page["batches"]]
+        self.assertEqual(seen, ids)
+
+    def test_an_open_batch_has_no_end_yet(self):
+        self.load(self.wf, TWO)
+        self.ok("open_batch", self.wf)
+        self.ok("close_batch", self.wf, {"step": "job1"})
+        b = self.ok("history", self.wf)["batches"][0]
+        self.assertEqual(b["steps"]["job2"]["status"], "open")
+        self.assertIsNone(b["batch_end"])
+
+    def test_history_of_a_workflow_not_loaded_is_404(self):
+        r = self.call("history", "nothing_here")
+        self.assertEqual(r.status, 404, r)
+        self.assertIn("not loaded", r.json()["error"])
+
+    def test_history_and_workflows_write_nothing(self):
+        self.load(self.wf, TWO)
+        self.run_batches(1)
+        before = self.redis.dump()
+        self.ok("history", self.wf)
+        self.assertEqual(self.batchy.get("/workflows").status, 200)
+        self.assertEqual(self.redis.dump(), before)
+
+    def test_bad_paging_is_400(self):
+        self.load(self.wf, TWO)
+        for query in ("limit=0", "limit=1001", "limit=x", "before=-5", "before=0",
+                      "before=99999999999999999999"):
+            r = self.batchy.get("/history/%s?%s" % (self.wf, query))
+            self.assertEqual(r.status, 400, (query, r))
+
+
+class WorkflowsTest(ServiceTestCase):
+
+    def test_workflows_lists_each_with_counts_and_filters(self):
+        a, b = self.unique("wl_a"), self.unique("wl_b")
+        self.load(a, TWO)
+        self.load(b, TWO)
+        self.ok("open_batch", b)
+        self.ok("fail_batch", b, {"step": "job1", "error": "x"})
+        r = self.batchy.get("/workflows")
+        self.assertEqual(r.status, 200, r)
+        rows = {w["name"]: w for w in r.json()["workflows"]}
+        names = [w["name"] for w in r.json()["workflows"]]
+        self.assertEqual(names, sorted(names))
+        self.assertEqual(rows[a]["counts"], {"new": 2})
+        self.assertEqual(rows[a]["steps"], 2)
+        self.assertIsNone(rows[a]["updated"])
+        self.assertEqual(rows[b]["counts"], {"failed": 1, "open": 1})
+        self.assertIs(rows[b]["late"], False)
+        state = self.redis.hash_json(b)
+        self.assertEqual(rows[b]["batch_id"], state["job1"]["batch_id"])
+        self.assertEqual(rows[b]["updated"], state["job1"]["batch_end"])
+        failed = [w["name"] for w in self.batchy.get("/workflows?status=failed").json()["workflows"]]
+        self.assertIn(b, failed)
+        self.assertNotIn(a, failed)
+        only = [w["name"] for w in
+                self.batchy.get("/workflows?prefix=" + a[:5]).json()["workflows"]]
+        self.assertIn(a, only)
+        self.assertTrue(all(n.startswith(a[:5]) for n in only))
+
+    def test_a_hand_edited_workflow_is_listed_with_an_error(self):
+        wf = self.unique("wl_bad")
+        self.load(wf, TWO)
+        self.redis.cli("HSET", wf, "job1", "{not json")
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertIn("job1", rows[wf]["error"])
+        self.assertNotIn("counts", rows[wf])
+
+    def test_bad_filters_are_400(self):
+        for query in ("status=done", "prefix=a*", "prefix=a:b"):
+            r = self.batchy.get("/workflows?" + query)
+            self.assertEqual(r.status, 400, (query, r))
+
+
+class RetentionTest(OwnBatchyMixin, unittest.TestCase):
+    cfg_files = {"busy.yaml": "job1:\n  p: 1\n", "keepall.yaml": "job1:\n  p: 1\n"}
+
+    def test_keep_batches_keeps_exactly_the_newest_snapshots(self):
+        b = self.start_batchy(env={"BATCHY_KEEP_BATCHES": "50"})
+        self.assertEqual(b.get("/load_cfg/busy").status, 200)
+        ids = []
+        for _ in range(2000):
+            r = b.get("/open_batch/busy")
+            self.assertEqual(r.status, 200, r)
+            ids.append(r.json()["job1"]["batch_id"])
+        snaps = [k for k in self.redis.keys("busy-*") if not k.endswith("-init")]
+        kept = sorted(int(k.split("-")[1]) for k in snaps)
+        self.assertEqual(kept, sorted(ids)[-50:])
+        h = json.loads(b.get("/history/busy?limit=1000").text)
+        self.assertEqual([x["batch_id"] for x in h["batches"]], kept[::-1])
+        self.assertEqual(int(self.redis.cli("ZCARD", "batchy:batches:busy")), 50)
+
+    def test_only_the_last_ten_load_snapshots_are_kept(self):
+        b = self.start_batchy()
+        # twelve earlier loads (their epochs an hour apart), indexed
+        for i in range(12):
+            epoch = 1795000000 + 3600 * i
+            self.redis.cli("HSET", "keepall-%d-init" % epoch, "job1", '{"p": 1, "status": "new"}')
+            self.redis.cli("ZADD", "batchy:inits:keepall", epoch, epoch)
+        self.assertEqual(b.get("/load_cfg/keepall").status, 200)
+        inits = sorted(self.redis.keys("keepall-*-init"))
+        self.assertEqual(len(inits), 10, inits)
+        self.assertNotIn("keepall-1795000000-init", inits)
+        self.assertNotIn("keepall-1795007200-init", inits)
+        self.assertIn("keepall-1795010800-init", inits)
+        self.assertEqual(int(self.redis.cli("ZCARD", "batchy:inits:keepall")), 10)
+
+
+class KeepStateTest(ServiceTestCase):
+
+    def setUp(self):
+        self.wf = self.unique("keep")
+
+    def test_reload_with_keep_state_keeps_windows_and_applies_the_file(self):
+        self.load(self.wf, TWO)
+        self.ok("open_batch", self.wf)
+        self.ok("close_batch", self.wf, {"step": ["job1", "job2"]})
+        opened = self.ok("open_batch", self.wf, {"step": "job1"})["job1"]
+        self.write_cfg(self.wf, "job1:\n  p: 2\njob3:\n  r: 1\n")
+        doc = self.ok("load_cfg", self.wf, {"keep": "state"})
+        self.assertEqual(sorted(doc), ["job1", "job3"])
+        for field in ("status", "from_date", "to_date", "batch_id", "batch_start"):
+            self.assertEqual(doc["job1"][field], opened[field], field)
+        self.assertEqual(doc["job1"]["p"], 2)
+        self.assertEqual(doc["job3"], {"r": 1, "status": "new"})
+        self.assertEqual(self.redis.hash_json(self.wf), doc)
+        # the open batch goes on: its close lands
+        closed = self.ok("close_batch", self.wf, {"step": "job1"})["job1"]
+        self.assertEqual(closed["status"], "success")
+        self.assertEqual(closed["batch_id"], opened["batch_id"])
+
+    def test_the_file_wins_for_a_state_field_it_sets(self):
+        self.load(self.wf, TWO)
+        self.ok("open_batch", self.wf)
+        self.write_cfg(self.wf, "job1:\n  from_date: '2026-01-01T00:00:00'\njob2:\n  q: x\n")
+        doc = self.ok("load_cfg", self.wf, {"keep": "state"})
+        self.assertEqual(doc["job1"]["from_date"], "2026-01-01T00:00:00.000000")
+        self.assertEqual(doc["job2"]["status"], "open")
+
+    def test_plain_load_still_replaces_everything(self):
+        self.load(self.wf, TWO)
+        self.ok("open_batch", self.wf)
+        doc = self.load(self.wf)
+        self.assertEqual(doc["job1"], {"p": 1, "status": "new"})
+
+    def test_dry_run_answers_what_would_be_written_and_writes_nothing(self):
+        self.load(self.wf, TWO)
+        self.ok("open_batch", self.wf)
+        self.write_cfg(self.wf, "job1:\n  p: 3\n")
+        before = self.redis.dump()
+        for query in ({"dry_run": "1"}, {"dry_run": "1", "keep": "state"}):
+            doc = self.ok("load_cfg", self.wf, query)
+            self.assertEqual(doc["job1"]["p"], 3)
+            self.assertEqual(doc["job1"]["status"], "new" if "keep" not in query else "open")
+            self.assertEqual(self.redis.dump(), before)
+
+    def test_bad_keep_or_dry_run_is_400_and_changes_nothing(self):
+        self.load(self.wf, TWO)
+        before = self.redis.dump()
+        for query in ({"keep": "all"}, {"dry_run": "yes please"}):
+            r = self.call("load_cfg", self.wf, query)
+            self.assertEqual(r.status, 400, r)
+        self.assertEqual(self.redis.dump(), before)
+
+    def test_a_close_racing_a_keep_state_reload_is_never_lost(self):
+        self.load(self.wf, "".join("s%d:\n  p: 1\n" % i for i in range(20)))
+        self.ok("open_batch", self.wf)
+        results = {}
+
+        def close(step):
+            results[step] = http_request(self.batchy.port, "GET",
+                                         "/close_batch/%s?step=%s" % (self.wf, step)).status
+
+        def reload():
+            for _ in range(5):
+                results.setdefault("loads", []).append(
+                    http_request(self.batchy.port, "GET",
+                                 "/load_cfg/%s?keep=state" % self.wf).status)
+
+        threads = [threading.Thread(target=close, args=("s%d" % i,)) for i in range(20)]
+        threads.append(threading.Thread(target=reload))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(results.pop("loads"), [200] * 5)
+        self.assertEqual(set(results.values()), {200})
+        state = self.redis.hash_json(self.wf)
+        self.assertEqual({s["status"] for s in state.values()}, {"success"})
+
+
+if __name__ == "__main__":
+    unittest.main()
