@@ -384,7 +384,8 @@ cJSON *view_workflow(const char *name, const cJSON *doc, int *has_status, const 
 cJSON *view_workflow_error(const char *name, const char *message);
 /* The /history row of batch `id` whose snapshot is `snapshot`: {"batch_id",
  * "batch_start" (the earliest), "batch_end" (the latest, null while a step
- * is open), "steps": {step: {"status", "error_message"}}}. */
+ * is open), "steps": {step: {"status", "batch_start", "batch_end",
+ * "error_message"}}} (each of the last three only when the step has it). */
 cJSON *view_batch(long long id, const cJSON *snapshot);
 
 /* ------------------------------------------------------------------ pyjson.c */

@@ -99,9 +99,11 @@ cJSON *view_batch(long long id, const cJSON *snapshot)
     cJSON_ArrayForEach(step, snapshot)
     {
         const char *s = text_of(step, "status"), *b = text_of(step, "batch_start");
-        const char *msg = text_of(step, "error_message");
+        const char *e = text_of(step, "batch_end"), *msg = text_of(step, "error_message");
         cJSON *row_step = cJSON_CreateObject();
         failed = failed || !row_step || !cJSON_AddStringToObject(row_step, "status", s ? s : "") ||
+                 (b && !cJSON_AddStringToObject(row_step, "batch_start", b)) ||
+                 (e && !cJSON_AddStringToObject(row_step, "batch_end", e)) ||
                  (msg && !cJSON_AddStringToObject(row_step, "error_message", msg)) ||
                  !cJSON_AddItemToObject(steps, step->string, row_step);
         if (b && (!start || strcmp(b, start) < 0))

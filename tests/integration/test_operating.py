@@ -34,10 +34,13 @@ class HistoryTest(ServiceTestCase):
         self.assertEqual([b["batch_id"] for b in h["batches"]], ids[::-1])
         self.assertIsNone(h["next_before"])
         newest = h["batches"][0]
-        self.assertEqual(newest["steps"]["job1"], {"status": "success"})
-        self.assertEqual(newest["steps"]["job2"], {"status": "failed",
-                                                  "error_message": "disk full 2"})
         snap = self.redis.hash_json("%s-%d" % (self.wf, ids[-1]))
+        self.assertEqual(newest["steps"]["job1"], {
+            "status": "success", "batch_start": snap["job1"]["batch_start"],
+            "batch_end": snap["job1"]["batch_end"]})
+        self.assertEqual(newest["steps"]["job2"], {
+            "status": "failed", "batch_start": snap["job2"]["batch_start"],
+            "batch_end": snap["job2"]["batch_end"], "error_message": "disk full 2"})
         self.assertEqual(newest["batch_start"], snap["job1"]["batch_start"])
         self.assertEqual(newest["batch_end"],
                          max(snap["job1"]["batch_end"], snap["job2"]["batch_end"]))
