@@ -271,31 +271,67 @@ static int written_reply(api_request *req, bty_apply *a, apply_rule_fn rule, con
     return HANDLER_DONE;
 }
 
+static int rewind_rule(const char *workflow, const cJSON *doc, bty_time now, long long min_batch_id,
+                       const void *arg, bty_change *out, bty_error *err)
+{
+    (void)min_batch_id;
+    const api_request *req = arg;
+    if (!doc)
+        return -1; /* unreadable: err says why */
+    const bty_end_request *steps = &req->u.open.steps.req;
+    return rules_rewind(workflow, doc, steps->steps, steps->nsteps, req->u.open.to, now, out, err);
+}
+
+static int read_steps(api_request *req, bty_end_params *p, bty_error *err);
+
+/* rewind: ?from_date= (required) and ?step= (all by default). */
+static int handle_rewind(api_request *req, api_reply *out, bty_error *err)
+{
+    if (req->runs == 0) {
+        const char *to = api_param(req, "from_date");
+        if (!to)
+            return bty_error_set(err, 400,
+                                 "from_date= is required: the time the next open starts at");
+        if (time_parse(to, &req->u.open.to) != 0)
+            return bty_error_set(err, 400,
+                                 "from_date must be a time such as 2026-01-01T06:00:00 (UTC "
+                                 "unless an offset is given), not '%.60s'",
+                                 to);
+        if (read_steps(req, &req->u.open.steps, err) != 0)
+            return HANDLER_FAILED;
+    }
+    return written_reply(req, &req->u.open.apply, rewind_rule, req, FMT_JSON, out, err);
+}
+
+/* The step= parameters of req, read into p (open_batch and rewind). */
+static int read_steps(api_request *req, bty_end_params *p, bty_error *err)
+{
+    size_t n = 0;
+    char **names = malloc((req->nparams ? req->nparams : 1) * sizeof(*names));
+    char **values = malloc((req->nparams ? req->nparams : 1) * sizeof(*values));
+    if (!names || !values) {
+        free(names);
+        free(values);
+        return bty_error_set(err, 503, "out of memory; try again");
+    }
+    for (size_t i = 0; i < req->nparams; i++)
+        if (strcmp(req->names[i], "step") == 0) {
+            names[n] = req->names[i];
+            values[n++] = req->values[i];
+        }
+    int rc = end_params_read(p, "open", names, values, n, 1, err);
+    free(names);
+    free(values);
+    return rc;
+}
+
 /* open_batch: ?step= names the steps to open (all by default); any other
  * parameter is ignored, as it always was. */
 static int handle_open_batch(api_request *req, api_reply *out, bty_error *err)
 {
     bty_end_params *p = &req->u.open.steps;
-    if (req->runs == 0) {
-        size_t n = 0;
-        char **names = malloc((req->nparams ? req->nparams : 1) * sizeof(*names));
-        char **values = malloc((req->nparams ? req->nparams : 1) * sizeof(*values));
-        if (!names || !values) {
-            free(names);
-            free(values);
-            return bty_error_set(err, 503, "out of memory; try again");
-        }
-        for (size_t i = 0; i < req->nparams; i++)
-            if (strcmp(req->names[i], "step") == 0) {
-                names[n] = req->names[i];
-                values[n++] = req->values[i];
-            }
-        int rc = end_params_read(p, "open", names, values, n, 1, err);
-        free(names);
-        free(values);
-        if (rc != 0)
-            return HANDLER_FAILED;
-    }
+    if (req->runs == 0 && read_steps(req, p, err) != 0)
+        return HANDLER_FAILED;
     return written_reply(req, &req->u.open.apply, open_rule, &p->req, req->target.format, out, err);
 }
 
@@ -585,6 +621,7 @@ void api_request_free(api_request *req)
         cJSON_Delete(req->u.load.doc);
         break;
     case EP_OPEN_BATCH:
+    case EP_REWIND:
         apply_free(&req->u.open.apply);
         end_params_free(&req->u.open.steps);
         break;

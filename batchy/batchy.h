@@ -281,6 +281,12 @@ int rules_load(const char *workflow, cJSON *doc, bty_time now, bty_change *out, 
 /* The same over `prev`, what <wf> holds (NULL or empty: nothing): the
  * steps still open in a batch are also marked "abandoned" in that batch's
  * snapshot, as an open does. */
+/* rewind: set rewind_to = `to` on the steps named (every step when nsteps
+ * is 0), so that each one's next open starts exactly there. 400 when `to`
+ * is before BTY_ORIGIN or after now, 404 when not loaded or a step is
+ * unknown, 409 when an affected step is open. Snapshots are not touched. */
+int rules_rewind(const char *workflow, const cJSON *prev, const char *const *steps, size_t nsteps,
+                 bty_time to, bty_time now, bty_change *out, bty_error *err);
 /* load_cfg?keep=state: as rules_load, but each step of doc that prev (what
  * <wf> holds, or NULL) has keeps its state fields (status, from_date,
  * to_date, batch_id, batch_start, batch_end, error_message) unless the
@@ -442,7 +448,8 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
     X(EP_CLOSE_BATCH,  "close_batch", handle_close_batch, BTY_GP,  1, 0,   0,  1,    1)         \
     X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,   0,  1,    1)         \
     X(EP_WORKFLOWS,    "workflows",   handle_workflows,   BTY_GPH, 0, 0,   0,  0,    0)         \
-    X(EP_HISTORY,      "history",     handle_history,     BTY_GPH, 1, 0,   0,  0,    0)
+    X(EP_HISTORY,      "history",     handle_history,     BTY_GPH, 1, 0,   0,  0,    0)         \
+    X(EP_REWIND,       "rewind",      handle_rewind,      BTY_GP,  1, 0,   0,  1,    1)
 /* clang-format on */
 
 /* The methods an endpoint accepts (bty_route.methods). */

@@ -37,6 +37,8 @@ static const bty_special_field fields[] = {
     {"trunc_start", FIELD_BOOL, 0, 0, 0, 0, "must be true or false"},
     {"error_message", FIELD_TEXT, 0, 0, 0, 0, "must be a string"},
     {"infa_section", FIELD_TEXT, 0, 0, 0, 0, "must be a string"},
+    /* Set by rewind: where the step's next open starts (SPEC section 9). */
+    {"rewind_to", FIELD_TIME, 0, 0, 0, 1, TIME_RULE},
     /* Not step fields: close/fail parameters with a meaning of their own,
      * which would otherwise be stored as fields named so. */
     {"token", FIELD_PARAM, 0, 0, 0, 0, NULL},

@@ -275,8 +275,8 @@ int rules_load_over(const char *workflow, cJSON *doc, const cJSON *prev, bty_tim
 int rules_load_keep(const char *workflow, cJSON *doc, const cJSON *prev, bty_time now,
                     bty_change *out, bty_error *err)
 {
-    static const char *const state[] = {"status",      "from_date", "to_date",      "batch_id",
-                                        "batch_start", "batch_end", "error_message"};
+    static const char *const state[] = {"status",      "from_date", "to_date",       "batch_id",
+                                        "batch_start", "batch_end", "error_message", "rewind_to"};
     cJSON *step;
     cJSON_ArrayForEach(step, doc)
     {
@@ -298,11 +298,75 @@ int rules_load_keep(const char *workflow, cJSON *doc, const cJSON *prev, bty_tim
     return rules_load_over(workflow, doc, NULL, now, out, err);
 }
 
+static int not_loaded(const char *workflow, bty_error *err);
+
+int rules_rewind(const char *workflow, const cJSON *prev, const char *const *steps, size_t nsteps,
+                 bty_time to, bty_time now, bty_change *out, bty_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!cJSON_GetArraySize(prev))
+        return not_loaded(workflow, err);
+    bty_time origin;
+    time_parse(BTY_ORIGIN, &origin);
+    char shown[BTY_TIME_LEN + 1];
+    time_format(to, shown);
+    if (to.sec < origin.sec || (to.sec == origin.sec && to.usec < origin.usec) ||
+        to.sec > now.sec || (to.sec == now.sec && to.usec > now.usec))
+        return bty_error_set(err, 400, "from_date %s is not between %s and now", shown, BTY_ORIGIN);
+    for (size_t i = 0; i < nsteps; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(prev, steps[i]))
+            return bty_error_set(err, 404, "workflow '%s' has no step '%.200s'", workflow,
+                                 steps[i]);
+    const cJSON *step;
+    cJSON_ArrayForEach(step, prev)
+    {
+        if ((!nsteps || listed(steps, nsteps, step->string)) &&
+            strcmp(status_of(step), "open") == 0)
+            return bty_error_set(err, 409,
+                                 "step '%.200s' of workflow '%s' is open; close or fail it "
+                                 "first, then rewind",
+                                 step->string, workflow);
+    }
+    cJSON *state = cJSON_Duplicate(prev, 1), *changed = cJSON_CreateObject();
+    if (!state || !changed)
+        goto oom;
+    cJSON *record;
+    cJSON_ArrayForEach(record, state)
+    {
+        if (nsteps && !listed(steps, nsteps, record->string))
+            continue;
+        if (set_time(record, "rewind_to", to) != 0 ||
+            add_new(changed, record->string, cJSON_CreateObjectReference(record->child)) != 0)
+            goto oom;
+    }
+    out->state = state;
+    out->batch_id = rules_current_batch(state);
+    /* Only the steps it rewinds: compared, and written, alone. */
+    if (plan_add_hash(&out->plan, workflow, WRITE_MERGE, changed) != 0) {
+        change_free(out);
+        state = NULL;
+        goto oom;
+    }
+    cJSON_Delete(changed);
+    return 0;
+oom:
+    cJSON_Delete(state);
+    cJSON_Delete(changed);
+    memset(out, 0, sizeof(*out));
+    return oom(err);
+}
+
 /* The window start of one step for a batch opened at `now`. */
 static int next_from_date(const char *workflow, const cJSON *prev, bty_time *from, bty_error *err)
 {
     const char *name = prev->string;
     bty_time start;
+    /* A rewind says exactly where: no reprocessing, no truncation. */
+    int rewound = time_field(prev, "rewind_to", from);
+    if (rewound < 0)
+        return bad_state(err, workflow, name, "rewind_to");
+    if (rewound > 0)
+        return 0;
     int has_start = time_field(prev, "batch_start", &start);
     if (strcmp(status_of(prev), "success") == 0 && has_start != 0) {
         if (has_start < 0)
@@ -401,6 +465,7 @@ int rules_open_steps(const char *workflow, const cJSON *prev, const char *const 
             set_field(record, "batch_id", doc_create_integer(batch_id)) != 0)
             goto oom;
         cJSON_DeleteItemFromObjectCaseSensitive(record, "error_message");
+        cJSON_DeleteItemFromObjectCaseSensitive(record, "rewind_to"); /* used: from_date */
         /* A reference, not a copy: it only says what to write. */
         if (nsteps && add_new(opened, step->string, cJSON_CreateObjectReference(record->child)))
             goto oom;

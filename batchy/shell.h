@@ -324,7 +324,8 @@ typedef struct api_request {
         struct {
             bty_apply apply;
             bty_end_params steps; /* step=, owned */
-        } open;
+            bty_time to;          /* rewind: from_date= */
+        } open;                   /* open_batch, rewind */
         struct {
             bty_apply apply;
             bty_end_params *params; /* owned */

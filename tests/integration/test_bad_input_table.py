@@ -489,6 +489,22 @@ ROWS = [
         get("/load_cfg/wf1?keep=all"), error(400, "keep must be 'state'")),
     row("operating", "load_cfg_dry_run_not_a_flag", "`GET /load_cfg/wf1?dry_run=maybe`",
         get("/load_cfg/wf1?dry_run=maybe"), error(400, "dry_run must be 1 or 0")),
+    row("operating", "rewind_without_from_date", "`GET /rewind/wf1`",
+        get("/rewind/wf1"), error(400, "from_date= is required")),
+    row("operating", "rewind_to_a_bad_time", "`GET /rewind/wf1?from_date=last%20week`",
+        get("/rewind/wf1?from_date=last%20week"), error(400, "from_date must be a time")),
+    row("operating", "rewind_before_the_origin", "`GET /rewind/wf1?from_date=1700-01-01`",
+        get("/rewind/wf1?from_date=1700-01-01"), error(400, "is not between 1776-07-04")),
+    row("operating", "rewind_into_the_future", "`GET /rewind/wf1?from_date=2999-01-01`",
+        get("/rewind/wf1?from_date=2999-01-01"), error(400, "is not between 1776-07-04")),
+    row("operating", "rewind_an_open_step", "`GET /rewind/wf1?from_date=2026-01-01` (job1 is open)",
+        get("/rewind/wf1?from_date=2026-01-01"), error(409, "step 'job1' of workflow 'wf1' is open")),
+    row("operating", "rewind_unknown_step", "`GET /rewind/wf1?from_date=2026-01-01&step=nope`",
+        get("/rewind/wf1?from_date=2026-01-01&step=nope"), error(404, "has no step 'nope'")),
+    row("operating", "rewind_to_as_a_close_parameter", "`GET /close_batch/wf1?rewind_to=2026-01-01`",
+        get("/close_batch/wf1?rewind_to=2026-01-01"), error(400, "'rewind_to' is a special field")),
+    row("operating", "rewind_with_head", "`HEAD /rewind/wf1?from_date=2026-01-01`",
+        Http("HEAD", "/rewind/wf1?from_date=2026-01-01", [], None), library(405)),
 ]
 
 

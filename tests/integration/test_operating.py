@@ -246,5 +246,77 @@ class KeepStateTest(ServiceTestCase):
         self.assertEqual({s["status"] for s in state.values()}, {"success"})
 
 
+class RewindTest(ServiceTestCase):
+
+    def setUp(self):
+        self.wf = self.unique("rewind")
+
+    def test_the_next_open_starts_exactly_at_the_rewind_time(self):
+        self.load(self.wf, "job1:\n  trunc_start: true\njob2:\n  q: x\n")
+        self.ok("open_batch", self.wf)
+        self.ok("close_batch", self.wf)
+        doc = self.ok("rewind", self.wf, {"from_date": "2026-11-01T06:30:00", "step": "job1"},
+                      method="POST")
+        self.assertEqual(doc["job1"]["rewind_to"], "2026-11-01T06:30:00.000000")
+        self.assertNotIn("rewind_to", doc["job2"])
+        self.assertEqual(self.ok("get_status", self.wf)["job1"]["rewind_to"],
+                         "2026-11-01T06:30:00.000000")
+        opened = self.ok("open_batch", self.wf)
+        # exactly there: not truncated to midnight despite trunc_start
+        self.assertEqual(opened["job1"]["from_date"], "2026-11-01T06:30:00.000000")
+        self.assertNotIn("rewind_to", opened["job1"])
+        self.assertNotEqual(opened["job2"]["from_date"], "2026-11-01T06:30:00.000000")
+        snap = self.redis.hash_json("%s-%d" % (self.wf, opened["job1"]["batch_id"]))
+        self.assertEqual(snap["job1"]["from_date"], "2026-11-01T06:30:00.000000")
+        h = self.ok("history", self.wf)["batches"][0]
+        self.assertEqual(h["batch_id"], opened["job1"]["batch_id"])
+
+    def test_rewind_of_an_open_step_is_409_and_changes_nothing(self):
+        self.load(self.wf, TWO)
+        self.ok("open_batch", self.wf, {"step": "job1"})
+        before = self.redis.dump()
+        r = self.call("rewind", self.wf, {"from_date": "2026-11-01"})
+        self.assertEqual(r.status, 409, r)
+        self.assertIn("job1", r.json()["error"])
+        self.assertEqual(self.redis.dump(), before)
+        # job2 alone is not open: it may be rewound
+        self.ok("rewind", self.wf, {"from_date": "2026-11-01", "step": "job2"})
+
+    def test_bad_rewinds_are_4xx_and_change_nothing(self):
+        self.load(self.wf, TWO)
+        before = self.redis.dump()
+        for query, status in (({}, 400), ({"from_date": "yesterday"}, 400),
+                              ({"from_date": "1700-01-01"}, 400),
+                              ({"from_date": "2999-01-01"}, 400),
+                              ({"from_date": "2026-11-01", "step": "nope"}, 404)):
+            r = self.call("rewind", self.wf, query)
+            self.assertEqual(r.status, status, (query, r))
+        self.assertEqual(self.redis.dump(), before)
+
+    def test_rewind_to_is_a_state_field_kept_by_keep_state_and_refused_as_a_parameter(self):
+        self.load(self.wf, TWO)
+        self.ok("rewind", self.wf, {"from_date": "2026-11-01"})
+        doc = self.ok("load_cfg", self.wf, {"keep": "state"})
+        self.assertEqual(doc["job1"]["rewind_to"], "2026-11-01T00:00:00.000000")
+        self.ok("open_batch", self.wf)
+        r = self.call("close_batch", self.wf, {"rewind_to": "2026-01-01"})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("special field", r.json()["error"])
+
+
+class RewindTokenTest(OwnBatchyMixin, unittest.TestCase):
+    cfg_files = {"tok.yaml": "job1:\n  p: 1\n"}
+
+    def test_rewind_needs_the_token_and_reads_do_not(self):
+        b = self.start_batchy(args=("--token", "s3cret"))
+        auth = {"Authorization": "Bearer s3cret"}
+        self.assertEqual(b.get("/load_cfg/tok", headers=auth).status, 200)
+        self.assertEqual(b.get("/rewind/tok?from_date=2026-11-01").status, 401)
+        self.assertEqual(b.get("/rewind/tok?from_date=2026-11-01", headers=auth).status, 200)
+        self.assertEqual(b.get("/history/tok").status, 200)
+        self.assertEqual(b.get("/workflows").status, 200)
+        self.assertEqual(b.get("/load_cfg/tok?dry_run=1").status, 401)
+
+
 if __name__ == "__main__":
     unittest.main()

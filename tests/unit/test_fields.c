@@ -25,19 +25,26 @@ static const bty_special_field *found(const char *name)
     return f;
 }
 
-static void finds_every_field_of_spec_section_2_with_its_type(void **state)
+static void finds_every_field_of_spec_sections_2_and_9_with_its_type(void **state)
 {
     (void)state;
     static const struct {
         const char *name;
         bty_field_type type;
     } cases[] = {
-        {"status", FIELD_STATUS},         {"batch_id", FIELD_ID},
-        {"from_date", FIELD_TIME},        {"to_date", FIELD_TIME},
-        {"reprocess_hours", FIELD_HOURS}, {"batch_start", FIELD_TIME},
-        {"batch_end", FIELD_TIME},        {"trunc_start", FIELD_BOOL},
-        {"error_message", FIELD_TEXT},    {"infa_section", FIELD_TEXT},
-        {"token", FIELD_PARAM},           {"step", FIELD_PARAM},
+        {"status", FIELD_STATUS},
+        {"batch_id", FIELD_ID},
+        {"from_date", FIELD_TIME},
+        {"to_date", FIELD_TIME},
+        {"reprocess_hours", FIELD_HOURS},
+        {"batch_start", FIELD_TIME},
+        {"batch_end", FIELD_TIME},
+        {"trunc_start", FIELD_BOOL},
+        {"error_message", FIELD_TEXT},
+        {"infa_section", FIELD_TEXT},
+        {"rewind_to", FIELD_TIME},
+        {"token", FIELD_PARAM},
+        {"step", FIELD_PARAM},
         {"error", FIELD_PARAM},
     };
     size_t n;
@@ -269,7 +276,7 @@ static void close_refuses_names_that_pass_for_a_field(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(finds_every_field_of_spec_section_2_with_its_type),
+        cmocka_unit_test(finds_every_field_of_spec_sections_2_and_9_with_its_type),
         cmocka_unit_test(other_names_are_not_special),
         cmocka_unit_test(every_row_is_found_by_its_name_and_names_are_unique),
         cmocka_unit_test(no_field_is_settable_and_only_times_are_canonical),
