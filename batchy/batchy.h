@@ -379,13 +379,14 @@ int doc_number(const cJSON *v, double *out);
 
 /* ------------------------------------------------------------------ views.c */
 
-/* A status a step can have: new, open, success, failed, abandoned. */
-int view_status_known(const char *status);
+/* The bit of a status a step can have (new, open, success, failed,
+ * abandoned), or 0 for any other. */
+unsigned view_status_bit(const char *status);
 /* The /workflows row of workflow `name` whose state is doc: {"name",
- * "steps", "batch_id", "counts": {status: n}, "updated", "late"}.
- * *has_status: whether a step has `status` (always 1 when NULL). A new
- * object, or NULL when out of memory. */
-cJSON *view_workflow(const char *name, const cJSON *doc, int *has_status, const char *status);
+ * "steps", "batch_id", "counts": {status: n}, "updated", "late"};
+ * *statuses: the bits of the statuses its steps have. A new object, or
+ * NULL when out of memory. */
+cJSON *view_workflow(const char *name, const cJSON *doc, unsigned *statuses);
 /* The row of a workflow whose state cannot be read: {"name", "error"}. */
 cJSON *view_workflow_error(const char *name, const char *message);
 /* The /history row of batch `id` whose snapshot is `snapshot`: {"batch_id",

@@ -65,5 +65,6 @@ int main(int argc, char **argv)
     store_stop();
     http_stop(server);
     cache_clear();
+    rows_stop();
     return 0;
 }

@@ -247,6 +247,20 @@ void cache_forget(const char *workflow);
 void cache_release(cache_entry *e); /* NULL is fine */
 void cache_clear(void);
 
+/* ------------------------------------------------------------------ rows.c
+ * The /workflows row of each workflow, with a fingerprint of the hash it
+ * was made from. Thread-safe; bounded in bytes. */
+
+/* A fingerprint of a hash's fields and values, in their order. */
+uint64_t rows_fingerprint(const bty_hash *h);
+/* A copy of the row of `name` (and its status bits) if it was made from a
+ * hash with this fingerprint, else NULL. The caller frees it. */
+char *rows_get(const char *name, uint64_t fingerprint, unsigned *statuses);
+/* Remember the row of `name` (copied). */
+void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses);
+/* Forget every row (at stop). */
+void rows_stop(void);
+
 /* ------------------------------------------------------------------ apply.c
  * The write protocol of open, close and fail (apply.c's head comment says
  * it whole). A handler calls apply_run on each of its runs until it

@@ -15,12 +15,12 @@ static const char *text_of(const cJSON *record, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-int view_status_known(const char *status)
+unsigned view_status_bit(const char *status)
 {
     static const char *const known[] = {"new", "open", "success", "failed", "abandoned"};
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+    for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(status, known[i]) == 0)
-            return 1;
+            return 1u << i;
     return 0;
 }
 
@@ -45,7 +45,7 @@ static const char *later(const char *a, const char *b)
     return strcmp(a, b) >= 0 ? a : b;
 }
 
-cJSON *view_workflow(const char *name, const cJSON *doc, int *has_status, const char *status)
+cJSON *view_workflow(const char *name, const cJSON *doc, unsigned *statuses)
 {
     cJSON *row = cJSON_CreateObject(), *counts = cJSON_CreateObject();
     const char *updated = NULL;
@@ -58,14 +58,13 @@ cJSON *view_workflow(const char *name, const cJSON *doc, int *has_status, const 
     }
     cJSON_AddItemToObject(row, "counts", counts);
     int failed = 0;
-    *has_status = status == NULL;
+    *statuses = 0;
     const cJSON *step;
     cJSON_ArrayForEach(step, doc)
     {
         const char *s = text_of(step, "status");
         s = s ? s : "new";
-        if (status && strcmp(s, status) == 0)
-            *has_status = 1;
+        *statuses |= view_status_bit(s);
         failed = failed || count(counts, s) != 0;
         updated = later(updated, later(text_of(step, "batch_start"), text_of(step, "batch_end")));
     }

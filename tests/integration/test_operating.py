@@ -123,6 +123,21 @@ class WorkflowsTest(ServiceTestCase):
         self.assertIn("job1", rows[wf]["error"])
         self.assertNotIn("counts", rows[wf])
 
+    def test_a_change_by_hand_shows_at_the_next_listing(self):
+        wf = self.unique("wl_hand")
+        self.load(wf, TWO)
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertEqual(rows[wf]["counts"], {"new": 2})
+        self.redis.cli("HSET", wf, "job2", '{"q": "x", "status": "failed"}')
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertEqual(rows[wf]["counts"], {"new": 1, "failed": 1})
+        self.redis.cli("HSET", wf, "job2", "{broken")
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertIn("error", rows[wf])
+        self.redis.cli("DEL", wf)
+        names = [w["name"] for w in self.batchy.get("/workflows").json()["workflows"]]
+        self.assertNotIn(wf, names)
+
     def test_bad_filters_are_400(self):
         for query in ("status=done", "prefix=a*", "prefix=a:b"):
             r = self.batchy.get("/workflows?" + query)

@@ -1,0 +1,171 @@
+/*
+ * rows.c - the /workflows row of each workflow, remembered with a
+ * fingerprint of the hash it was made from, so that a listing parses again
+ * only the workflows whose hash changed since (by any writer, redis-cli
+ * included: the fingerprint is of the bytes read). Reading 10,000
+ * workflows costs a round trip either way; parsing them all again cost
+ * most of a listing.
+ *
+ * Thread-safe (one mutex). Bounded: past ROWS_MAX_BYTES everything is
+ * forgotten at once, and the next listing builds it again.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shell.h"
+
+#define ROWS_MAX_BYTES (32u << 20)
+
+typedef struct row {
+    struct row *next;
+    uint64_t fingerprint;
+    unsigned statuses;
+    char *text; /* the row as compact JSON */
+    char name[];
+} row;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static row **buckets; /* nbuckets chains */
+static size_t nbuckets, count, bytes;
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
+{
+    h = mix(h, n);
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = mix(h, w);
+    }
+    uint64_t last = 0;
+    memcpy(&last, p, n);
+    return mix(h, last);
+}
+
+uint64_t rows_fingerprint(const bty_hash *h)
+{
+    uint64_t fp = mix(0x243F6A8885A308D3ULL, h->n);
+    for (size_t i = 0; i < h->n; i++) {
+        fp = hash_bytes(fp, h->fields[i].name, h->fields[i].name_len);
+        fp = hash_bytes(fp, h->fields[i].value, h->fields[i].value_len);
+    }
+    return fp;
+}
+
+static size_t bucket_of(const char *name)
+{
+    return (size_t)(hash_bytes(0, name, strlen(name)) % nbuckets);
+}
+
+static void forget_all(void)
+{
+    for (size_t i = 0; i < nbuckets; i++) {
+        row *r = buckets[i];
+        while (r) {
+            row *next = r->next;
+            free(r->text);
+            free(r);
+            r = next;
+        }
+    }
+    free(buckets);
+    buckets = NULL;
+    nbuckets = count = bytes = 0;
+}
+
+char *rows_get(const char *name, uint64_t fingerprint, unsigned *statuses)
+{
+    char *text = NULL;
+    pthread_mutex_lock(&lock);
+    for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
+        if (strcmp(r->name, name) == 0) {
+            if (r->fingerprint == fingerprint && (text = strdup(r->text)))
+                *statuses = r->statuses;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return text;
+}
+
+/* Grow the table to twice as many buckets as rows; 0, or -1. */
+static int grow(void)
+{
+    size_t n = nbuckets ? nbuckets * 2 : 1024;
+    row **grown = calloc(n, sizeof(*grown));
+    if (!grown)
+        return -1;
+    for (size_t i = 0; i < nbuckets; i++) {
+        row *r = buckets[i];
+        while (r) {
+            row *next = r->next;
+            size_t b = (size_t)(hash_bytes(0, r->name, strlen(r->name)) % n);
+            r->next = grown[b];
+            grown[b] = r;
+            r = next;
+        }
+    }
+    free(buckets);
+    buckets = grown;
+    nbuckets = n;
+    return 0;
+}
+
+void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses)
+{
+    size_t name_len = strlen(name), text_len = strlen(text);
+    pthread_mutex_lock(&lock);
+    if (bytes + name_len + text_len + sizeof(row) > ROWS_MAX_BYTES)
+        forget_all();
+    if (count >= nbuckets / 2 && grow() != 0) {
+        pthread_mutex_unlock(&lock);
+        return; /* out of memory: not remembered */
+    }
+    row **at = &buckets[bucket_of(name)];
+    while (*at && strcmp((*at)->name, name) != 0)
+        at = &(*at)->next;
+    char *copy = strdup(text);
+    if (!copy) {
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    if (*at) { /* the workflow changed: its new row */
+        bytes -= strlen((*at)->text);
+        free((*at)->text);
+        (*at)->text = copy;
+        (*at)->fingerprint = fingerprint;
+        (*at)->statuses = statuses;
+        bytes += text_len;
+    } else {
+        row *r = malloc(sizeof(*r) + name_len + 1);
+        if (!r) {
+            free(copy);
+            pthread_mutex_unlock(&lock);
+            return;
+        }
+        memcpy(r->name, name, name_len + 1);
+        r->text = copy;
+        r->fingerprint = fingerprint;
+        r->statuses = statuses;
+        r->next = NULL;
+        *at = r;
+        count++;
+        bytes += sizeof(*r) + name_len + 1 + text_len;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void rows_stop(void)
+{
+    pthread_mutex_lock(&lock);
+    forget_all();
+    pthread_mutex_unlock(&lock);
+}
