@@ -100,7 +100,7 @@ char *rows_get(const char *name, uint64_t fingerprint, unsigned *statuses)
 static int grow(void)
 {
     size_t n = nbuckets ? nbuckets * 2 : 1024;
-    row **grown = calloc(n, sizeof(*grown));
+    row **grown = calloc(n, sizeof(row *));
     if (!grown)
         return -1;
     for (size_t i = 0; i < nbuckets; i++) {
