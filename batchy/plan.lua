@@ -131,11 +131,13 @@ end
 local wf = KEYS[1]
 local keep = tonumber(ARGV[#ARGV])
 local function trim(index, n, prefix, suffix)
-  local count = redis.call('ZCARD', index)
-  if n <= 0 or count <= n then return end
-  local old = redis.call('ZRANGE', index, 0, count - n - 1)
+  if n <= 0 then return end
+  -- all but the newest n, oldest first: usually none, or the one this
+  -- write made surplus
+  local old = redis.call('ZRANGE', index, 0, -n - 1)
+  if #old == 0 then return end
   for _, id in ipairs(old) do redis.call('UNLINK', prefix .. id .. suffix) end
-  redis.call('ZREMRANGEBYRANK', index, 0, count - n - 1)
+  redis.call('ZREMRANGEBYRANK', index, 0, #old - 1)
 end
 for i = 2, #KEYS do
   local k = KEYS[i]
