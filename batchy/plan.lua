@@ -109,9 +109,10 @@ for i = 2, #KEYS do
   end
   b = b + 2 + math.max(tonumber(ARGV[b + 1]), 0) * 2
 end
-local from, count = a, 0
+local from, count, made = a, 0, {}
 for i = 2, #KEYS do
   local k, w = KEYS[i], ARGV[a]
+  made[i] = w ~= '0'
   if w == '1' then redis.call('DEL', k) end
   if w == '2' then a = a + 1 end
   local n = tonumber(ARGV[a + 1])
@@ -139,14 +140,20 @@ local function trim(index, n, prefix, suffix)
   for _, id in ipairs(old) do redis.call('UNLINK', prefix .. id .. suffix) end
   redis.call('ZREMRANGEBYRANK', index, 0, #old - 1)
 end
+-- Only a snapshot made (created, or replaced by a load) can make one
+-- surplus; a close or fail only adds to one made before (indexed then,
+-- and its ZADD below is for one trimmed since, or written before the
+-- indexes), and its workflow is listed already.
+local any_made = false
 for i = 2, #KEYS do
   local k = KEYS[i]
+  any_made = any_made or made[i]
   if k ~= wf and string.sub(k, 1, #wf + 1) == wf .. '-' then
     local rest = string.sub(k, #wf + 2)
     local id = string.match(rest, '^(%d+)$')
     if id then
       redis.call('ZADD', 'batchy:batches:' .. wf, id, id)
-      trim('batchy:batches:' .. wf, keep, wf .. '-', '')
+      if made[i] then trim('batchy:batches:' .. wf, keep, wf .. '-', '') end
     else
       id = string.match(rest, '^(%d+)%-init$')
       if id then
@@ -156,6 +163,6 @@ for i = 2, #KEYS do
     end
   end
 end
-redis.call('SADD', 'batchy:workflows', wf)
+if any_made then redis.call('SADD', 'batchy:workflows', wf) end
 if stale then return {'BATCHY_WRITTEN', holds(KEYS[1])} end
 return 'OK'
