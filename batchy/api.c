@@ -435,19 +435,18 @@ static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
     /* The rows, as compact JSON: a row made before from the same bytes is
      * taken as it is (rows.c); any other is made from the parsed state. */
     unsigned want = status ? view_status_bit(status) : 0;
-    size_t len = 0, cap = 64 + req->u.list.n * 160;
-    char *body = malloc(cap);
-    if (!body)
+    rows_buf body = {0};
+    if (rows_buf_add(&body, "{\"workflows\":[", 0) != 0)
         return bty_error_set(err, 503, "out of memory; try again");
-    len = (size_t)sprintf(body, "{\"workflows\":[");
     for (size_t i = 0; i < req->u.list.n; i++) {
         const char *name = req->u.list.members[i];
         bty_hash hash;
         unsigned statuses = 0;
         char *text = NULL;
+        int done = 0;
         if (store_read_result_at(&req->call, (int)i, &hash, err) != 0) {
             if (err->status != 409) {
-                free(body);
+                free(body.text);
                 return HANDLER_FAILED;
             }
             cJSON *row = view_workflow_error(name, err->message); /* not a hash */
@@ -459,7 +458,7 @@ static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
             continue;
         } else {
             uint64_t fp = rows_fingerprint(&hash);
-            if (!(text = rows_get(name, fp, &statuses))) {
+            if (!(done = rows_append(name, fp, want, &body))) {
                 bty_error why = {0};
                 cJSON *doc = doc_from_hash(hash.fields, hash.n, name, &why);
                 cJSON *row = doc                 ? view_workflow(name, doc, &statuses)
@@ -473,33 +472,22 @@ static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
             }
             store_hash_free(&hash);
         }
-        if (!text) {
-            free(body);
-            return bty_error_set(err, 503, "out of memory; try again");
-        }
         /* With ?status=, only workflows with a step in it (an unreadable
          * one has no statuses to match). */
-        if (!status || (statuses & want)) {
-            size_t n = strlen(text);
-            if (len + n + 8 > cap) {
-                char *grown = realloc(body, cap = (len + n + 8) * 2);
-                if (!grown) {
-                    free(text);
-                    free(body);
-                    return bty_error_set(err, 503, "out of memory; try again");
-                }
-                body = grown;
-            }
-            if (body[len - 1] != '[')
-                body[len++] = ',';
-            memcpy(body + len, text, n);
-            len += n;
+        if (done < 0 || (!done && !text) ||
+            (text && (!want || (statuses & want)) && rows_buf_add(&body, text, 1) != 0)) {
+            free(text);
+            free(body.text);
+            return bty_error_set(err, 503, "out of memory; try again");
         }
         free(text);
     }
-    memcpy(body + len, "]}\n", 4);
-    return reply_text(out, 200, TYPE_JSON, body) ? bty_error_set(err, 503, "out of memory")
-                                                 : HANDLER_DONE;
+    if (rows_buf_add(&body, "]}\n", 0) != 0) {
+        free(body.text);
+        return bty_error_set(err, 503, "out of memory; try again");
+    }
+    return reply_text(out, 200, TYPE_JSON, body.text) ? bty_error_set(err, 503, "out of memory")
+                                                      : HANDLER_DONE;
 }
 
 /* A whole-number parameter from lo to hi, or def when absent. */

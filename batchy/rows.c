@@ -81,19 +81,39 @@ static void forget_all(void)
     nbuckets = count = bytes = 0;
 }
 
-char *rows_get(const char *name, uint64_t fingerprint, unsigned *statuses)
+int rows_append(const char *name, uint64_t fingerprint, unsigned want, rows_buf *out)
 {
-    char *text = NULL;
+    int rc = 0;
     pthread_mutex_lock(&lock);
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
-            if (r->fingerprint == fingerprint && (text = strdup(r->text)))
-                *statuses = r->statuses;
+            if (r->fingerprint == fingerprint)
+                rc = want && !(r->statuses & want)        ? 1
+                     : rows_buf_add(out, r->text, 1) == 0 ? 1
+                                                          : -1;
             break;
         }
     }
     pthread_mutex_unlock(&lock);
-    return text;
+    return rc;
+}
+
+int rows_buf_add(rows_buf *b, const char *text, int item)
+{
+    size_t n = strlen(text);
+    if (b->len + n + 8 > b->cap) {
+        size_t cap = (b->len + n + 8) * 2;
+        char *grown = realloc(b->text, cap);
+        if (!grown)
+            return -1;
+        b->text = grown;
+        b->cap = cap;
+    }
+    if (item && b->len && b->text[b->len - 1] != '[')
+        b->text[b->len++] = ',';
+    memcpy(b->text + b->len, text, n + 1);
+    b->len += n;
+    return 0;
 }
 
 /* Grow the table to twice as many buckets as rows; 0, or -1. */

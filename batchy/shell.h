@@ -253,9 +253,18 @@ void cache_clear(void);
 
 /* A fingerprint of a hash's fields and values, in their order. */
 uint64_t rows_fingerprint(const bty_hash *h);
-/* A copy of the row of `name` (and its status bits) if it was made from a
- * hash with this fingerprint, else NULL. The caller frees it. */
-char *rows_get(const char *name, uint64_t fingerprint, unsigned *statuses);
+/* A JSON array being written: text (owned, NUL-terminated), len, cap. */
+typedef struct rows_buf {
+    char *text;
+    size_t len, cap;
+} rows_buf;
+/* Append text to b; an item comes after a ',' unless it follows the '['.
+ * 0, or -1 when out of memory. */
+int rows_buf_add(rows_buf *b, const char *text, int item);
+/* If the row of `name` was made from a hash with this fingerprint: append
+ * it to out unless want (status bits) is set and none of its steps has
+ * one of them, and return 1 (-1 when out of memory); else 0. */
+int rows_append(const char *name, uint64_t fingerprint, unsigned want, rows_buf *out);
 /* Remember the row of `name` (copied). */
 void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses);
 /* Forget every row (at stop). */
