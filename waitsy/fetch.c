@@ -1,7 +1,8 @@
 /*
- * fetch.c - one GET of Batchy's get_status/<wf> through libcurl, sorted
- * into what the poll loop needs to decide: a document, a reason to retry,
- * an unknown workflow, or a refusal that retrying will not cure.
+ * fetch.c - one GET of Batchy's get_status/<wf>, or of a page of
+ * history/<wf>, through libcurl, sorted into what the poll loop needs to
+ * decide: a document, a reason to retry, an unknown workflow (or no
+ * history at all), or a refusal that retrying will not cure.
  *
  * One easy handle for the whole run, so that polls reuse the connection.
  * Timeouts are always set: a Batchy that accepts and never answers must
@@ -216,6 +217,16 @@ static size_t json_values(const char *text, size_t len)
     return n;
 }
 
+/* The answer's body as JSON, or NULL when it is not JSON (or too big to
+ * parse). The caller deletes it. */
+static cJSON *parse_body(const wz_client *c)
+{
+    const char *body = c->body ? c->body : "";
+    if (json_values(body, c->len) > MAX_JSON_VALUES)
+        return NULL;
+    return cJSON_ParseWithLength(body, c->len);
+}
+
 static double seconds_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -223,10 +234,12 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-/* GET base path + suffix ("/get_status/wf1", "/index"); the answer's
- * body is in c->body (c->len bytes). Workflow names are checked to be
- * [A-Za-z0-9_.-]: nothing to escape. */
-static CURLcode get(wz_client *c, const char *suffix, double budget, long *status)
+/* GET base path + suffix ("/get_status/wf1", "/index"), with `query`
+ * (NULL: none; the base URL has none); the answer's body is in c->body
+ * (c->len bytes). Workflow names are checked to be [A-Za-z0-9_.-] and
+ * queries are digits, '=' and '&': nothing to escape. */
+static CURLcode get(wz_client *c, const char *suffix, const char *query, double budget,
+                    long *status)
 {
     c->len = 0;
     c->too_large = 0;
@@ -246,6 +259,7 @@ static CURLcode get(wz_client *c, const char *suffix, double budget, long *statu
     if (path && u) {
         snprintf(path, plen, "%s%s", c->base_path, suffix);
         if (curl_url_set(u, CURLUPART_PATH, path, 0) == CURLUE_OK &&
+            (!query || curl_url_set(u, CURLUPART_QUERY, query, 0) == CURLUE_OK) &&
             curl_url_get(u, CURLUPART_URL, &url, 0) == CURLUE_OK)
             rc = CURLE_OK;
     }
@@ -306,7 +320,7 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    CURLcode rc = get(c, suffix, budget, &out->status);
+    CURLcode rc = get(c, suffix, NULL, budget, &out->status);
     out->seconds = seconds_since(&t0);
     out->bytes = c->len;
 
@@ -326,8 +340,7 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
         wz_why(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
                c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
     } else if (out->status == 200) {
-        if (json_values(c->body ? c->body : "", c->len) <= MAX_JSON_VALUES)
-            out->doc = cJSON_ParseWithLength(c->body ? c->body : "", c->len);
+        out->doc = parse_body(c);
         out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_REFUSED;
         if (!out->doc)
             wz_why(out->message, sizeof(out->message),
@@ -340,7 +353,7 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
         int has_error = batchy_error(c->body, c->len, error);
         long index_status = 0;
         double left = budget - out->seconds;
-        CURLcode irc = get(c, "/index", left, &index_status);
+        CURLcode irc = get(c, "/index", NULL, left, &index_status);
         int is_batchy = irc == CURLE_OK && index_status == 200 && c->len >= 7 &&
                         memcmp(c->body, "Batchy ", 7) == 0;
         if (irc == CURLE_ABORTED_BY_CALLBACK) {
@@ -376,6 +389,61 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
         wz_why(out->message, sizeof(out->message), "Batchy at %s refused get_status/%s (%ld%s%s)%s",
                shown, wf, out->status, has_error ? ": " : "", has_error ? error : "",
                out->status == 401 || out->status == 403 ? "; check --token or BATCHY_TOKEN" : "");
+    }
+    release_large_body(c);
+}
+
+void wz_fetch_history(wz_client *c, const char *wf, long long before, long limit, double budget,
+                      wz_answer *out)
+{
+    memset(out, 0, sizeof(*out));
+    char suffix[160], query[64], error[SHOWN + 4];
+    snprintf(suffix, sizeof(suffix), "/history/%s", wf);
+    snprintf(query, sizeof(query), "limit=%ld&before=%lld", limit, before);
+    const char *shown = c->display;
+
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CURLcode rc = get(c, suffix, query, budget, &out->status);
+    out->seconds = seconds_since(&t0);
+    out->bytes = c->len;
+
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        out->kind = WZ_ANSWER_INTERRUPTED;
+        wz_why(out->message, sizeof(out->message), "interrupted");
+    } else if (c->too_large) {
+        out->kind = WZ_ANSWER_REFUSED;
+        wz_why(out->message, sizeof(out->message),
+               "history/%s at %s: the answer is larger than %d MiB", wf, shown, WZ_MAX_BODY >> 20);
+    } else if (rc == CURLE_OUT_OF_MEMORY) {
+        out->kind = WZ_ANSWER_RETRY;
+        wz_why(out->message, sizeof(out->message), "history/%s: out of memory", wf);
+    } else if (rc != CURLE_OK) {
+        out->kind = WZ_ANSWER_RETRY;
+        wz_why(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
+               c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+    } else if (out->status == 200) {
+        out->doc = parse_body(c);
+        out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_UNKNOWN;
+        if (!out->doc)
+            wz_why(out->message, sizeof(out->message),
+                   "history/%s at %s answered 200 with %zu bytes that are not JSON", wf, shown,
+                   c->len);
+    } else if (out->status == 404) {
+        out->kind = WZ_ANSWER_UNKNOWN;
+        wz_why(out->message, sizeof(out->message), "history/%s at %s answered 404", wf, shown);
+    } else if (is_retryable(out->status) && out->status != 409) {
+        /* 409 is a snapshot that cannot be read: the latest records still
+         * can, and an operator may never repair an old snapshot. */
+        out->kind = WZ_ANSWER_RETRY;
+        int has_error = batchy_error(c->body, c->len, error);
+        wz_why(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown,
+               out->status, has_error ? ": " : "", has_error ? error : "");
+    } else {
+        out->kind = WZ_ANSWER_REFUSED;
+        int has_error = batchy_error(c->body, c->len, error);
+        wz_why(out->message, sizeof(out->message), "history/%s at %s answered %ld%s%s", wf, shown,
+               out->status, has_error ? ": " : "", has_error ? error : "");
     }
     release_large_body(c);
 }

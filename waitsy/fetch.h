@@ -1,5 +1,6 @@
 /*
- * fetch.h - Waitsy's shell side: reading get_status from Batchy over HTTP.
+ * fetch.h - Waitsy's shell side: reading get_status and history from Batchy
+ * over HTTP.
  */
 #ifndef WAITSY_FETCH_H
 #define WAITSY_FETCH_H
@@ -44,5 +45,14 @@ typedef struct wz_answer {
  * <base>/index: only Batchy's own 404 means an unknown workflow. Fills
  * `out`; the caller deletes out->doc. */
 void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out);
+
+/* GET <base>/history/<wf>?limit=<limit>&before=<before>, with the same
+ * time limits. Sorted for a caller that has just read get_status/<wf>:
+ * OK, a 200 with JSON (the caller checks that it is history); RETRY, as
+ * for get_status except 409; UNKNOWN, a 404 or a 200 that is not JSON: a
+ * server without history (an older Batchy, the original service);
+ * REFUSED, any other answer. Fills `out`; the caller deletes out->doc. */
+void wz_fetch_history(wz_client *c, const char *wf, long long before, long limit, double budget,
+                      wz_answer *out);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * main.c - Waitsy's poll loop: read every workflow's state, decide, print
+ * main.c - Waitsy's poll loop: read every workflow's state (get_status,
+ * then history while the latest records are not enough), decide, print
  * one line, sleep, again; then exit with the status that says why, or
  * replace itself with the command after `--`.
  *
@@ -67,6 +68,8 @@ typedef struct run {
     wz_options *o;
     char date[11]; /* the target day */
     double started;
+    int no_history; /* Batchy showed it has no history: latest records only,
+                       until it is next unreachable (it may come back newer) */
 } run;
 
 /* "2026-11-23 06:05:00 " in the zone of the run (UTC, or local). */
@@ -253,11 +256,86 @@ static int join(char **line, const char *s)
     return 0;
 }
 
+/* `as` (from the latest records of `doc`) is not ready: read history
+ * pages of `wf` for the target day while they can still hold a success on
+ * it and some awaited step is still not done, assessing `doc` again with
+ * each page that shows a new one. A server without history leaves `as` as
+ * it is, silently (with -v, a line says so). Returns POLL_READY when `as`
+ * now stands, whatever its verdict; else POLL_RETRY, POLL_INTERRUPTED,
+ * POLL_NO_TIME (after the first page; it is asked with the get_status
+ * before it) or POLL_FATAL, with `out` filled in. */
+static poll_result read_history(run *r, wz_client *client, const char *wf, const cJSON *doc,
+                                double deadline, wz_assessment *as, poll_state *out)
+{
+    wz_options *o = r->o;
+    wz_history h;
+    poll_result res = POLL_READY;
+    wz_history_start(&h, r->date, o->local);
+    while (h.more && as->verdict != WZ_READY) {
+        double left = deadline - monotonic();
+        if (h.pages > 0 && left <= 0) {
+            res = POLL_NO_TIME;
+            break;
+        }
+        wz_answer a;
+        long long before = h.before;
+        long limit = h.limit;
+        wz_fetch_history(client, wf, before, limit, left, &a);
+        debug(r, "GET %s/history/%s?limit=%ld&before=%lld -> %ld, %zu bytes in %.1f ms",
+              wz_client_url(client), wf, limit, before, a.status, a.bytes, a.seconds * 1000);
+        if (a.kind == WZ_ANSWER_INTERRUPTED) {
+            res = POLL_INTERRUPTED;
+            break;
+        }
+        if (a.kind == WZ_ANSWER_RETRY) {
+            snprintf(out->message, sizeof(out->message), "%s", a.message);
+            res = POLL_RETRY;
+            break;
+        }
+        if (a.kind != WZ_ANSWER_OK) { /* no history here, or not this time */
+            r->no_history = r->no_history || a.kind == WZ_ANSWER_UNKNOWN;
+            debug(r, "%s; judging by the latest records only", a.message);
+            break;
+        }
+        size_t found = h.found;
+        wz_page_verdict v = wz_history_read(&h, a.doc);
+        cJSON_Delete(a.doc);
+        if (v == WZ_PAGE_INVALID) {
+            r->no_history = 1;
+            debug(r,
+                  "history/%s at %s is not Batchy's history; judging by the latest records "
+                  "only",
+                  wf, wz_client_url(client));
+            break;
+        }
+        if (v == WZ_PAGE_OOM) {
+            res = POLL_FATAL;
+            break;
+        }
+        if (h.found > found) { /* another step done: assess again */
+            wz_assessment again;
+            if (wz_assess_history(wf, doc, &h, o->steps, o->nsteps, r->date, o->local, &again) !=
+                0) {
+                res = POLL_FATAL;
+                break;
+            }
+            wz_assessment_free(as);
+            *as = again;
+        }
+    }
+    if (res == POLL_FATAL) {
+        snprintf(out->message, sizeof(out->message), "out of memory");
+        out->code = WZ_EXIT_INTERNAL;
+    }
+    wz_history_free(&h);
+    return res;
+}
+
 /* Read and assess every workflow. Each request gets the time left until
  * `deadline` (INFINITY: none); the first always gets a chance, so that
  * the last poll before a timeout happens, but once the time is up the
  * others are not asked. */
-static poll_result poll_once(const run *r, wz_client *client, double deadline, poll_state *out)
+static poll_result poll_once(run *r, wz_client *client, double deadline, poll_state *out)
 {
     wz_options *o = r->o;
     int waiting = 0, failed = 0;
@@ -292,12 +370,21 @@ static poll_result poll_once(const run *r, wz_client *client, double deadline, p
 
         wz_assessment as;
         int rc = wz_assess(wf, a.doc, o->steps, o->nsteps, r->date, o->local, &as);
-        cJSON_Delete(a.doc);
         if (rc != 0) {
+            cJSON_Delete(a.doc);
             snprintf(out->message, sizeof(out->message), "out of memory");
             out->code = WZ_EXIT_INTERNAL;
             return POLL_FATAL;
         }
+        if ((as.verdict == WZ_WAITING || as.verdict == WZ_FAILED) && !r->no_history) {
+            poll_result res = read_history(r, client, wf, a.doc, deadline, &as, out);
+            if (res != POLL_READY) {
+                cJSON_Delete(a.doc);
+                wz_assessment_free(&as);
+                return res;
+            }
+        }
+        cJSON_Delete(a.doc);
         switch (as.verdict) {
         case WZ_UNKNOWN:
             snprintf(out->message, sizeof(out->message), "%s", as.summary);
@@ -413,6 +500,7 @@ static int wait_loop(run *r, wz_client *client)
             backoff = 1;
             break;
         case POLL_RETRY:
+            r->no_history = 0; /* Batchy may be another one when it is back */
             attempt++;
             pause = backoff < o->interval ? backoff : o->interval;
             if (pause < 1)

@@ -1,13 +1,17 @@
 /*
- * ready.c - the readiness decision (SPEC section 7) and the progress line,
- * as pure functions of a get_status document and the target day.
+ * ready.c - the readiness decision (SPEC sections 7 and 9) and the progress
+ * line, as pure functions of a get_status document, the pages of history
+ * read so far, and the target day.
  *
- * A step counts when its status is "success" and the date of its batch_end
- * is the target day. Anything else (open, failed, new, yesterday's success,
- * a success re-opened since) is still awaited.
+ * A step counts when its latest record (get_status) has status "success"
+ * and the date of its batch_end is the target day, or when a batch of it
+ * kept in history does. Anything else (open, failed, new, yesterday's
+ * success, a success re-opened since that history does not show) is still
+ * awaited. Which history pages to read, and when to stop, is decided here
+ * too; reading them is main.c's.
  *
- * Pure apart from the time zone: with `local`, dates come from localtime_r,
- * which reads TZ. No clock, no I/O.
+ * Pure apart from the time zone: with `local`, dates come from localtime_r
+ * and mktime, which read TZ. No clock, no I/O.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -244,8 +248,21 @@ static void list_steps(wz_buf *b, const cJSON *doc)
     buf_printf(b, ")");
 }
 
+/* 1 when history shows that step `name` succeeded on the day. */
+static int history_done(const wz_history *h, const char *name)
+{
+    return h && h->succeeded && cJSON_GetObjectItemCaseSensitive(h->succeeded, name);
+}
+
 int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nsteps, const char *date,
               int local, wz_assessment *out)
+{
+    return wz_assess_history(wf, doc, NULL, steps, nsteps, date, local, out);
+}
+
+int wz_assess_history(const char *wf, const cJSON *doc, const wz_history *history,
+                      char *const *steps, size_t nsteps, const char *date, int local,
+                      wz_assessment *out)
 {
     wz_buf summary = {0}, waiting = {0}, failure = {0};
     memset(out, 0, sizeof(*out));
@@ -290,6 +307,8 @@ int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nstep
 
         wz_buf why = {0};
         step_state st = step_assess(rec, date, local, &why);
+        if (st != ST_DONE && history_done(history, rec->string))
+            st = ST_DONE;
         if (st == ST_DONE) {
             out->done++;
         } else {
@@ -347,4 +366,156 @@ void wz_assessment_free(wz_assessment *a)
     free(a->summary);
     free(a->failure);
     a->summary = a->failure = NULL;
+}
+
+/* ------------------------------------------------------------ history */
+
+/* The Unix second at which `date` begins, in UTC or in local time; -1
+ * when it is not a day. */
+static int day_start(const char *date, int local, long long *out)
+{
+    bty_time t;
+    if (time_parse(date, &t) != 0)
+        return -1;
+    if (!local) {
+        *out = t.sec;
+        return 0;
+    }
+    struct tm tm;
+    broken_down(t, 0, &tm); /* the day's fields */
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1; /* whatever the zone says of that midnight */
+    time_t s = mktime(&tm);
+    if (s == (time_t)-1)
+        return -1;
+    *out = (long long)s;
+    return 0;
+}
+
+void wz_history_start(wz_history *h, const char *date, int local)
+{
+    memset(h, 0, sizeof(*h));
+    snprintf(h->date, sizeof(h->date), "%s", date);
+    h->local = local;
+    long long start;
+    if (day_start(date, local, &start) != 0)
+        return;
+    h->from = start - 86400;
+    h->before = start + 2 * 86400; /* the day, and a day's margin */
+    if (h->before > BTY_MAX_BATCH_ID)
+        h->before = BTY_MAX_BATCH_ID;
+    h->limit = WZ_HISTORY_FIRST_PAGE;
+    h->more = h->before > 1 && h->before > h->from; /* ids are >= 1 */
+}
+
+void wz_history_free(wz_history *h)
+{
+    cJSON_Delete(h->succeeded);
+    h->succeeded = NULL;
+    h->found = 0;
+    h->more = 0;
+}
+
+/* A batch id (or next_before) in an answer: a whole number >= 1. */
+static int batch_id_of(const cJSON *v, long long *out)
+{
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1) || v->valuedouble > BTY_MAX_BATCH_ID ||
+        (double)(long long)v->valuedouble != v->valuedouble)
+        return -1;
+    *out = (long long)v->valuedouble;
+    return 0;
+}
+
+/* 1 when `batch` is a history row: {"batch_id": N, "steps": {name: {...}}}. */
+static int is_batch_row(const cJSON *batch)
+{
+    long long id;
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(batch, "steps"), *step;
+    if (!cJSON_IsObject(batch) ||
+        batch_id_of(cJSON_GetObjectItemCaseSensitive(batch, "batch_id"), &id) != 0 ||
+        !cJSON_IsObject(steps))
+        return 0;
+    cJSON_ArrayForEach(step, steps)
+    {
+        if (!cJSON_IsObject(step))
+            return 0;
+    }
+    return 1;
+}
+
+/* How many batches the next page should ask for: those that the ids seen
+ * on this page (n of them, from newest down to oldest) say lie between
+ * oldest and h->from, with some to spare, so that one more page usually
+ * reaches past h->from. */
+static long next_limit(const wz_history *h, long long newest, long long oldest, size_t n)
+{
+    double want = WZ_HISTORY_MAX_PAGE;
+    if (n >= 2 && newest > oldest) {
+        double gap = (double)(newest - oldest) / (double)(n - 1);
+        want = (double)(oldest - h->from) / gap * 1.25 + 10;
+    }
+    if (want < WZ_HISTORY_FIRST_PAGE)
+        return WZ_HISTORY_FIRST_PAGE;
+    if (want > WZ_HISTORY_MAX_PAGE)
+        return WZ_HISTORY_MAX_PAGE;
+    return (long)want;
+}
+
+wz_page_verdict wz_history_read(wz_history *h, const cJSON *page)
+{
+    const cJSON *batches = cJSON_GetObjectItemCaseSensitive(page, "batches");
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(page, "next_before");
+    const cJSON *batch;
+    long long next_before = 0, newest = 0, oldest = 0, id = 0;
+    size_t n = 0;
+
+    /* All of it checked first: nothing is taken from an answer that is
+     * not history (a server that has another idea of /history). */
+    if (!cJSON_IsObject(page) || !cJSON_IsArray(batches) ||
+        !(cJSON_IsNull(next) || batch_id_of(next, &next_before) == 0))
+        return WZ_PAGE_INVALID;
+    cJSON_ArrayForEach(batch, batches)
+    {
+        if (!is_batch_row(batch))
+            return WZ_PAGE_INVALID;
+    }
+
+    cJSON_ArrayForEach(batch, batches)
+    {
+        batch_id_of(cJSON_GetObjectItemCaseSensitive(batch, "batch_id"), &id);
+        if (n == 0 || id > newest)
+            newest = id;
+        if (n == 0 || id < oldest)
+            oldest = id;
+        n++;
+        const cJSON *rec;
+        cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(batch, "steps"))
+        {
+            const char *status = field_string(rec, "status");
+            bty_time end;
+            char day[11];
+            if (!status || strcmp(status, "success") != 0 || !field_time(rec, "batch_end", &end))
+                continue;
+            wz_date_of(end, h->local, day);
+            if (strcmp(day, h->date) != 0 || history_done(h, rec->string))
+                continue;
+            if (!h->succeeded && !(h->succeeded = cJSON_CreateObject()))
+                return WZ_PAGE_OOM;
+            if (!cJSON_AddTrueToObject(h->succeeded, rec->string))
+                return WZ_PAGE_OOM;
+            h->found++;
+        }
+    }
+
+    h->pages++;
+    /* Older pages are needed while this one still holds ids that may
+     * concern the day, and Batchy says there are more; never the same
+     * page twice. */
+    h->more = n > 0 && next_before > 0 && oldest >= h->from && next_before < h->before &&
+              h->pages < WZ_HISTORY_MAX_PAGES;
+    if (!h->more)
+        return WZ_PAGE_DONE;
+    h->limit = next_limit(h, newest, oldest, n);
+    h->before = next_before;
+    return WZ_PAGE_MORE;
 }

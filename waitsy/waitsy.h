@@ -1,13 +1,15 @@
 /*
- * waitsy.h - Waitsy, the command-line waiter (SPEC section 7): poll Batchy's
- * get_status until every awaited step of every named workflow succeeded on
- * the target day, then exit 0 or run a command.
+ * waitsy.h - Waitsy, the command-line waiter (SPEC sections 7 and 9): poll
+ * Batchy's get_status, and its history when that is not enough, until every
+ * awaited step of every named workflow succeeded on the target day, then
+ * exit 0 or run a command.
  *
  *   pure (no I/O, no clock; unit-tested):
  *     args.c   command line -> options, the help text
- *     ready.c  workflow documents -> readiness verdict and the progress line
+ *     ready.c  workflow documents and history pages -> readiness verdict,
+ *              the progress line, which history page to read next
  *   shell:
- *     fetch.c  one GET of get_status through libcurl
+ *     fetch.c  one GET of get_status or of a history page through libcurl
  *     main.c   the poll loop: clock, sleep, signals, output, exec
  *
  * Times, name checks and bounds come from Batchy's pure core (batchy.h).
@@ -129,9 +131,61 @@ typedef struct wz_assessment {
 /* Assess workflow `wf` from its get_status document `doc` for the steps
  * named in steps[0..nsteps) (all when nsteps is 0), on day `date`
  * ("YYYY-MM-DD"), reading batch times in UTC or, with `local`, local time.
- * Returns 0, or -1 when out of memory. */
+ * A step is done when its latest record has status "success" and a
+ * batch_end on that day. Returns 0, or -1 when out of memory. */
 int wz_assess(const char *wf, const cJSON *doc, char *const *steps, size_t nsteps, const char *date,
               int local, wz_assessment *out);
 void wz_assessment_free(wz_assessment *a);
+
+/* History (GET /history/<wf>?limit=N&before=ID, SPEC section 9): with it,
+ * a step is also done when any batch of it kept in history succeeded on
+ * the day. Pages come newest first; a batch's id is the Unix second it
+ * opened, or a little later (one more than the previous id when two opens
+ * share a second). A batch that succeeded on the day opened before the
+ * day ended and, allowing a day for one that ran over midnight, after the
+ * day before began: only ids from `from` up to the end of the day after
+ * are read (a day's margin on the later side too, for ids pushed ahead). */
+#define WZ_HISTORY_FIRST_PAGE 100  /* batches asked for first: three days of hourly ones */
+#define WZ_HISTORY_MAX_PAGE   1000 /* Batchy's largest limit */
+#define WZ_HISTORY_MAX_PAGES  20   /* pages read per workflow and poll, at most */
+
+typedef struct wz_history {
+    char date[11]; /* the target day, and how its batch_end dates are read */
+    int local;
+    long long from;   /* batches with a lower id cannot concern the day */
+    int more;         /* 1 while a page is still to be read: */
+    long long before; /*   its before= */
+    long limit;       /*   and its limit= */
+    int pages;        /* pages read so far */
+    size_t found;     /* steps in `succeeded` */
+    cJSON *succeeded; /* owned: {step: true} for each step with a success on the day */
+} wz_history;
+
+typedef enum wz_page_verdict {
+    WZ_PAGE_MORE,    /* read the page h->before, h->limit next */
+    WZ_PAGE_DONE,    /* no other page can hold a success on the day */
+    WZ_PAGE_INVALID, /* not a history answer: nothing was taken from it */
+    WZ_PAGE_OOM,
+} wz_page_verdict;
+
+/* Start reading history for `date` (UTC, or local time with `local`):
+ * fills h, whose first page is before=h->before, limit=h->limit (h->more
+ * is 0 when no batch can concern that day). Call wz_history_free. */
+void wz_history_start(wz_history *h, const char *date, int local);
+
+/* Take one history page (the parsed answer): note the steps that
+ * succeeded on the day, and say whether an older page is still needed
+ * (not when this one is the last, reaches ids below h->from, or after
+ * WZ_HISTORY_MAX_PAGES pages). */
+wz_page_verdict wz_history_read(wz_history *h, const cJSON *page);
+void wz_history_free(wz_history *h);
+
+/* wz_assess, also counting as done each awaited step that `history`
+ * (NULL: none) shows succeeded on the day, whatever its latest record
+ * says. The other steps are judged by their latest record, as wz_assess
+ * does: a failure too (failed, with batch_end on the day). */
+int wz_assess_history(const char *wf, const cJSON *doc, const wz_history *history,
+                      char *const *steps, size_t nsteps, const char *date, int local,
+                      wz_assessment *out);
 
 #endif
