@@ -572,15 +572,24 @@ static int handle_history(api_request *req, api_reply *out, bty_error *err)
             store_hash_free(&hash);
             continue;
         }
-        cJSON *doc = doc_from_hash(hash.fields, hash.n, key, err);
+        bty_error why = {0};
+        long long id = strtoll(key + prefix, NULL, 10);
+        cJSON *doc = doc_from_hash(hash.fields, hash.n, key, &why);
         store_hash_free(&hash);
-        cJSON *row = doc ? view_batch(strtoll(key + prefix, NULL, 10), doc) : NULL;
+        /* A snapshot edited by hand into something unreadable is a row
+         * that says so; the rest of the page is shown as usual. */
+        cJSON *row = doc ? view_batch(id, doc) : why.status == 409 ? cJSON_CreateObject() : NULL;
+        if (row && !doc &&
+            (!cJSON_AddItemToObject(row, "batch_id", doc_create_integer(id)) ||
+             !cJSON_AddStringToObject(row, "error", why.message))) {
+            cJSON_Delete(row);
+            row = NULL;
+        }
         cJSON_Delete(doc);
         if (!row) {
             cJSON_Delete(rows);
             cJSON_Delete(o);
-            return err->status ? HANDLER_FAILED
-                               : bty_error_set(err, 503, "out of memory; try again");
+            return bty_error_set(err, 503, "out of memory; try again");
         }
         cJSON_AddItemToArray(rows, row);
     }

@@ -65,6 +65,16 @@ class HistoryTest(ServiceTestCase):
         self.assertEqual(b["steps"]["job2"]["status"], "open")
         self.assertIsNone(b["batch_end"])
 
+    def test_an_unreadable_snapshot_is_a_row_with_its_error(self):
+        self.load(self.wf, TWO)
+        ids = self.run_batches(2)
+        self.redis.cli("HSET", "%s-%d" % (self.wf, ids[0]), "job1", "{broken")
+        h = self.ok("history", self.wf)
+        self.assertEqual([b["batch_id"] for b in h["batches"]], ids[::-1])
+        self.assertIn("job1", h["batches"][1]["error"])
+        self.assertNotIn("steps", h["batches"][1])
+        self.assertIn("steps", h["batches"][0])
+
     def test_history_of_a_workflow_not_loaded_is_404(self):
         r = self.call("history", "nothing_here")
         self.assertEqual(r.status, 404, r)
