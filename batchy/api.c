@@ -389,9 +389,10 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* GET /workflows[?status=][&prefix=]: every workflow written through
- * Batchy (the set batchy:workflows, kept by every write: no KEYS, no
- * SCAN), two round trips whatever their number. */
+/* GET /workflows[?status=][&prefix=]: every workflow loaded through
+ * Batchy (the set batchy:workflows, kept by load_cfg's write, and by
+ * scripts/index-state for older state: no KEYS, no SCAN), two round trips
+ * whatever their number. */
 static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
 {
     const char *status = api_param(req, "status"), *prefix = api_param(req, "prefix");

@@ -18,7 +18,7 @@
 --
 -- Besides the hashes, a write keeps Batchy's indexes under "batchy:" (a
 -- workflow name cannot hold ':'), in the same atomic step:
---   batchy:workflows        set: every workflow written through Batchy;
+--   batchy:workflows        set: every workflow loaded through Batchy;
 --   batchy:batches:<wf>     sorted set: the ids of <wf>'s batch snapshots
 --                           (<wf>-<id>), scored by id;
 --   batchy:inits:<wf>       sorted set: the epochs of its load_cfg
@@ -140,20 +140,20 @@ local function trim(index, n, prefix, suffix)
   for _, id in ipairs(old) do redis.call('UNLINK', prefix .. id .. suffix) end
   redis.call('ZREMRANGEBYRANK', index, 0, #old - 1)
 end
--- Only a snapshot made (created, or replaced by a load) can make one
--- surplus; a close or fail only adds to one made before (indexed then,
--- and its ZADD below is for one trimmed since, or written before the
--- indexes), and its workflow is listed already.
-local any_made = false
+-- Only a snapshot made (created by an open, or replaced by a load) is
+-- indexed, and only it can make one surplus: a close or fail adds to a
+-- snapshot made, and indexed, before. (State written before the indexes
+-- is indexed once by scripts/index-state.) A workflow is listed when a
+-- load replaces it.
 for i = 2, #KEYS do
   local k = KEYS[i]
-  any_made = any_made or made[i]
-  if k ~= wf and string.sub(k, 1, #wf + 1) == wf .. '-' then
+  if k == wf and made[i] then redis.call('SADD', 'batchy:workflows', wf) end
+  if made[i] and k ~= wf and string.sub(k, 1, #wf + 1) == wf .. '-' then
     local rest = string.sub(k, #wf + 2)
     local id = string.match(rest, '^(%d+)$')
     if id then
       redis.call('ZADD', 'batchy:batches:' .. wf, id, id)
-      if made[i] then trim('batchy:batches:' .. wf, keep, wf .. '-', '') end
+      trim('batchy:batches:' .. wf, keep, wf .. '-', '')
     else
       id = string.match(rest, '^(%d+)%-init$')
       if id then
@@ -163,6 +163,5 @@ for i = 2, #KEYS do
     end
   end
 end
-if any_made then redis.call('SADD', 'batchy:workflows', wf) end
 if stale then return {'BATCHY_WRITTEN', holds(KEYS[1])} end
 return 'OK'
