@@ -450,7 +450,11 @@ static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
                 free(body.text);
                 return HANDLER_FAILED;
             }
-            cJSON *row = view_workflow_error(name, err->message); /* not a hash */
+            /* not a hash: said with this workflow's name (the call's
+             * message names its first key) */
+            char what[BTY_KEY_MAX + 96];
+            snprintf(what, sizeof(what), "Redis key '%s' is not a hash of steps", name);
+            cJSON *row = view_workflow_error(name, what);
             text = row ? cJSON_PrintUnformatted(row) : NULL;
             cJSON_Delete(row);
             memset(err, 0, sizeof(*err));
