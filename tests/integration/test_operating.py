@@ -132,13 +132,14 @@ class WorkflowsTest(ServiceTestCase):
         rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
         self.assertIn("job1", rows[wf]["error"])
         self.assertNotIn("counts", rows[wf])
-        other = self.unique("wl_str")
+        good, other = self.unique("wl_good"), self.unique("wl_str")
+        self.load(good, TWO)
         self.load(other, TWO)
         self.redis.cli("DEL", other)
         self.redis.cli("SET", other, "x")
         rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
         self.assertEqual(rows[other]["error"], "Redis key '%s' is not a hash of steps" % other)
-        self.assertTrue(any("counts" in r for r in rows.values()))  # the others as usual
+        self.assertEqual(rows[good]["counts"], {"new": 2})  # the others as usual
 
     def test_a_change_by_hand_shows_at_the_next_listing(self):
         wf = self.unique("wl_hand")
