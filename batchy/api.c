@@ -92,6 +92,31 @@ static int handle_healthz(api_request *req, api_reply *out, bty_error *err)
     return reply_text(out, 200, TYPE_JSON, strdup("{\"status\":\"ok\"}\n"));
 }
 
+/* Does If-None-Match `header` (NULL when absent) name `etag`: "*", or a
+ * comma-separated list of entity tags, weak ones (W/"...") compared by
+ * their tag as RFC 9110 says for If-None-Match? */
+static int etag_matches(const char *header, const char *etag)
+{
+    if (!header)
+        return 0;
+    size_t len = strlen(etag);
+    const char *p = header;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return 1;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        if (strncmp(p, etag, len) == 0 &&
+            (p[len] == '\0' || p[len] == ',' || p[len] == ' ' || p[len] == '\t'))
+            return 1;
+        while (*p && *p != ',')
+            p++;
+    }
+    return 0;
+}
+
 /* The key get_status reads: <wf>, or with ?batch_id=N the snapshot; or a
  * snapshot named by its key, as the original's get_status took it. */
 static int status_key(const api_request *req, char key[BTY_KEY_MAX], const char **id_text,
@@ -131,6 +156,16 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
             return bty_error_set(err, 404, "there is no snapshot '%s'", workflow);
         return bty_error_set(err, 404, "workflow '%s' is not loaded; call load_cfg/%s", workflow,
                              workflow);
+    }
+    /* The ETag: a fingerprint of every field as read, so that it changes
+     * whenever any step changes, by any writer. */
+    snprintf(out->etag, sizeof(out->etag), "\"%016llx\"",
+             (unsigned long long)rows_fingerprint(&hash));
+    if (etag_matches(req->if_none_match, out->etag)) {
+        store_hash_free(&hash);
+        return reply_text(out, 304, TYPE_JSON, strdup(""))
+                   ? bty_error_set(err, 503, "out of memory")
+                   : HANDLER_DONE;
     }
     cJSON *doc = doc_from_hash(hash.fields, hash.n, key, err);
     store_hash_free(&hash);

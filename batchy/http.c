@@ -400,6 +400,8 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, req);
         /* The parameters are all in: the handler borrows them. */
         req->api.opts = &srv->opts;
+        req->api.if_none_match =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
         req->api.names = req->names;
         req->api.values = req->values;
         req->api.nparams = req->nparams;
@@ -430,6 +432,8 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, out.content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (out.etag[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, out.etag);
     if (out.status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (out.status == 405)

@@ -52,12 +52,14 @@ static uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
 
 uint64_t rows_fingerprint(const bty_hash *h)
 {
-    uint64_t fp = mix(0x243F6A8885A308D3ULL, h->n);
+    uint64_t sum = 0;
     for (size_t i = 0; i < h->n; i++) {
-        fp = hash_bytes(fp, h->fields[i].name, h->fields[i].name_len);
-        fp = hash_bytes(fp, h->fields[i].value, h->fields[i].value_len);
+        uint64_t f = hash_bytes(0x243F6A8885A308D3ULL, h->fields[i].name, h->fields[i].name_len);
+        /* summed: the same whatever order the fields come in */
+        sum +=
+            mix(hash_bytes(f, h->fields[i].value, h->fields[i].value_len), 0xB7E151628AED2A6BULL);
     }
-    return fp;
+    return mix(sum, h->n);
 }
 
 static size_t bucket_of(const char *name)

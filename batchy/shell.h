@@ -251,7 +251,8 @@ void cache_clear(void);
  * The /workflows row of each workflow, with a fingerprint of the hash it
  * was made from. Thread-safe; bounded in bytes. */
 
-/* A fingerprint of a hash's fields and values, in their order. */
+/* A fingerprint of a hash's fields and values, whatever their order (Redis
+ * may give a large hash's fields in another order after a rehash). */
 uint64_t rows_fingerprint(const bty_hash *h);
 /* A JSON array being written: text (owned, NUL-terminated), len, cap. */
 typedef struct rows_buf {
@@ -321,6 +322,7 @@ typedef struct api_reply {
     int status;
     const char *content_type;
     char *body;
+    char etag[24]; /* "" or the ETag header's value, quotes included */
 } api_reply;
 
 /* A request as the handlers see it. The HTTP layer owns the parameters
@@ -328,6 +330,7 @@ typedef struct api_reply {
  * endpoint's member of `u`, which api_request_free releases. */
 typedef struct api_request {
     const bty_options *opts;
+    const char *if_none_match; /* the request's header, or NULL; borrowed */
     bty_target target;
     char *const *names; /* the parameters, query and form, in order */
     char *const *values;
