@@ -311,34 +311,59 @@ static int is_retryable(long status)
     return (status >= 500 && status <= 599) || status == 408 || status == 409 || status == 429;
 }
 
-void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out)
+/* GET <url><endpoint>/<wf>[?query] into c, timed into out; 1 when it
+ * failed before any HTTP status (out->kind and message set: interrupted,
+ * too large, out of memory, unreachable), 0 when out->status is to judge.
+ * The one place both requests of a poll judge the transport. */
+static int timed_get(wz_client *c, const char *endpoint, const char *wf, const char *query,
+                     double budget, wz_answer *out)
 {
     memset(out, 0, sizeof(*out));
-    char suffix[160], error[SHOWN + 4];
-    snprintf(suffix, sizeof(suffix), "/get_status/%s", wf);
-    const char *shown = c->display; /* messages name the URL without credentials */
-
+    char suffix[160];
+    snprintf(suffix, sizeof(suffix), "/%s/%s", endpoint, wf);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    CURLcode rc = get(c, suffix, NULL, budget, &out->status);
+    CURLcode rc = get(c, suffix, query, budget, &out->status);
     out->seconds = seconds_since(&t0);
     out->bytes = c->len;
-
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
         out->kind = WZ_ANSWER_INTERRUPTED;
         wz_why(out->message, sizeof(out->message), "interrupted");
     } else if (c->too_large) {
         out->kind = WZ_ANSWER_REFUSED;
         wz_why(out->message, sizeof(out->message),
-               "get_status/%s at %s: the answer is larger than %d MiB; check --url", wf, shown,
-               WZ_MAX_BODY >> 20);
+               "%s/%s at %s: the answer is larger than %d MiB; check --url", endpoint, wf,
+               c->display, WZ_MAX_BODY >> 20);
     } else if (rc == CURLE_OUT_OF_MEMORY) {
         out->kind = WZ_ANSWER_RETRY;
-        wz_why(out->message, sizeof(out->message), "get_status/%s: out of memory", wf);
+        wz_why(out->message, sizeof(out->message), "%s/%s: out of memory", endpoint, wf);
     } else if (rc != CURLE_OK) {
         out->kind = WZ_ANSWER_RETRY;
-        wz_why(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
+        wz_why(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", c->display,
                c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* A status Batchy may answer differently soon: said as a retry. */
+static void retry_later(wz_client *c, wz_answer *out)
+{
+    char error[SHOWN + 4];
+    int has_error = batchy_error(c->body, c->len, error);
+    out->kind = WZ_ANSWER_RETRY;
+    wz_why(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", c->display,
+           out->status, has_error ? ": " : "", has_error ? error : "");
+}
+
+void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out)
+{
+    char error[SHOWN + 4];
+    const char *shown = c->display; /* messages name the URL without credentials */
+
+    if (timed_get(c, "get_status", wf, NULL, budget, out)) {
+        /* said */
     } else if (out->status == 200) {
         out->doc = parse_body(c);
         out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_REFUSED;
@@ -373,10 +398,7 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
                 shown, wf, index_status);
         }
     } else if (is_retryable(out->status)) {
-        out->kind = WZ_ANSWER_RETRY;
-        int has_error = batchy_error(c->body, c->len, error);
-        wz_why(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown,
-               out->status, has_error ? ": " : "", has_error ? error : "");
+        retry_later(c, out);
     } else if (out->status >= 300 && out->status <= 399) {
         redirect_target(c, error);
         out->kind = WZ_ANSWER_REFUSED;
@@ -396,32 +418,12 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
 void wz_fetch_history(wz_client *c, const char *wf, long long before, long limit, double budget,
                       wz_answer *out)
 {
-    memset(out, 0, sizeof(*out));
-    char suffix[160], query[64], error[SHOWN + 4];
-    snprintf(suffix, sizeof(suffix), "/history/%s", wf);
+    char query[64], error[SHOWN + 4];
     snprintf(query, sizeof(query), "limit=%ld&before=%lld", limit, before);
     const char *shown = c->display;
 
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    CURLcode rc = get(c, suffix, query, budget, &out->status);
-    out->seconds = seconds_since(&t0);
-    out->bytes = c->len;
-
-    if (rc == CURLE_ABORTED_BY_CALLBACK) {
-        out->kind = WZ_ANSWER_INTERRUPTED;
-        wz_why(out->message, sizeof(out->message), "interrupted");
-    } else if (c->too_large) {
-        out->kind = WZ_ANSWER_REFUSED;
-        wz_why(out->message, sizeof(out->message),
-               "history/%s at %s: the answer is larger than %d MiB", wf, shown, WZ_MAX_BODY >> 20);
-    } else if (rc == CURLE_OUT_OF_MEMORY) {
-        out->kind = WZ_ANSWER_RETRY;
-        wz_why(out->message, sizeof(out->message), "history/%s: out of memory", wf);
-    } else if (rc != CURLE_OK) {
-        out->kind = WZ_ANSWER_RETRY;
-        wz_why(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", shown,
-               c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+    if (timed_get(c, "history", wf, query, budget, out)) {
+        /* said */
     } else if (out->status == 200) {
         out->doc = parse_body(c);
         out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_UNKNOWN;
@@ -433,12 +435,9 @@ void wz_fetch_history(wz_client *c, const char *wf, long long before, long limit
         out->kind = WZ_ANSWER_UNKNOWN;
         wz_why(out->message, sizeof(out->message), "history/%s at %s answered 404", wf, shown);
     } else if (is_retryable(out->status) && out->status != 409) {
-        /* 409 is a snapshot that cannot be read: the latest records still
-         * can, and an operator may never repair an old snapshot. */
-        out->kind = WZ_ANSWER_RETRY;
-        int has_error = batchy_error(c->body, c->len, error);
-        wz_why(out->message, sizeof(out->message), "Batchy at %s answered %ld%s%s", shown,
-               out->status, has_error ? ": " : "", has_error ? error : "");
+        /* 409 is an index Batchy cannot read: the latest records still
+         * can, and an operator may never repair it. */
+        retry_later(c, out);
     } else {
         out->kind = WZ_ANSWER_REFUSED;
         int has_error = batchy_error(c->body, c->len, error);
