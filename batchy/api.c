@@ -89,7 +89,16 @@ static int handle_healthz(api_request *req, api_reply *out, bty_error *err)
         return store_call_ping(&req->call, err) != 0 ? HANDLER_FAILED : HANDLER_WAIT;
     if (store_ping_result(&req->call, err) != 0)
         return HANDLER_FAILED;
-    return reply_text(out, 200, TYPE_JSON, strdup("{\"status\":\"ok\"}\n"));
+    /* Also how many requests wait here (hold.c), and whether change
+     * notices come in (notice.c): without them a change through another
+     * Batchy is seen only by the re-check, seconds late. */
+    size_t held, streams;
+    hold_counts(&held, &streams);
+    char body[128];
+    snprintf(body, sizeof(body),
+             "{\"status\":\"ok\",\"notices\":%s,\"held\":%zu,\"streams\":%zu}\n",
+             notice_subscribed() ? "true" : "false", held, streams);
+    return reply_text(out, 200, TYPE_JSON, strdup(body));
 }
 
 /* Does If-None-Match `header` (NULL when absent) name `etag`: "*", or a
@@ -136,6 +145,62 @@ static int status_key(const api_request *req, char key[BTY_KEY_MAX], const char 
     return 0;
 }
 
+/* ?wait=S: whole seconds from 1 to 600, as *ms; 0 when absent. */
+static int wait_param(const api_request *req, long long *ms, bty_error *err)
+{
+    const char *v = api_param(req, "wait");
+    *ms = 0;
+    if (!v)
+        return 0;
+    long long s = 0;
+    size_t i = 0;
+    for (; v[i] >= '0' && v[i] <= '9' && i < 4; i++)
+        s = 10 * s + (v[i] - '0');
+    if (i == 0 || v[i] || s < 1 || s > 600)
+        return bty_error_set(
+            err, 400, "wait must be a whole number of seconds from 1 to 600, not '%.40s'", v);
+    *ms = 1000 * s;
+    return 0;
+}
+
+/* 304: what the client has is still what the key holds; etag says so. */
+static int not_modified(api_reply *out, const char *etag, bty_error *err)
+{
+    if (etag != out->etag)
+        snprintf(out->etag, sizeof(out->etag), "%s", etag);
+    if (reply_text(out, 304, TYPE_JSON, strdup("")))
+        return bty_error_set(err, 503, "out of memory");
+    return HANDLER_DONE;
+}
+
+/* A held get_status woken (hold.c): its answer, or -2 when it must read
+ * the key again (it changed, and the new state is to be read here). */
+static int woken_reply(api_request *req, api_reply *out, bty_error *err)
+{
+    hold_waiter *w = &req->u.read.hold;
+    req->u.read.held = 0;
+    if (w->outcome == HOLD_FAILED) {
+        *err = w->err;
+        return HANDLER_FAILED;
+    }
+    if (w->outcome != HOLD_CHANGED)
+        return not_modified(out, w->etag, err); /* its time is up, or Batchy stops */
+    if (!w->result)
+        return -2;
+    size_t len;
+    const char *etag, *body = hold_result_body(w->result, &len, &etag);
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, body, len + 1);
+        snprintf(out->etag, sizeof(out->etag), "%s", etag);
+    }
+    hold_result_release(w->result);
+    w->result = NULL;
+    if (reply_text(out, 200, TYPE_JSON, copy))
+        return bty_error_set(err, 503, "out of memory rendering the answer; try again");
+    return HANDLER_DONE;
+}
+
 static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
 {
     const char *workflow = req->target.workflow, *id_text;
@@ -143,8 +208,25 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
     long long id;
     if (status_key(req, key, &id_text, &id, err) != 0)
         return HANDLER_FAILED;
-    if (req->runs == 0)
+    /* Whose change notices concern the key: the workflow of a snapshot. */
+    char notified[BTY_KEY_MAX];
+    snprintf(notified, sizeof(notified), "%.*s",
+             req->target.snapshot ? (int)key_snapshot_workflow_len(workflow) : BTY_KEY_MAX,
+             workflow);
+    if (req->runs == 0 && wait_param(req, &req->u.read.wait_ms, err) != 0)
+        return HANDLER_FAILED;
+    if (req->u.read.held) {
+        int rc = woken_reply(req, out, err);
+        if (rc != -2)
+            return rc;
+    }
+    if (!req->u.read.reading) {
+        /* Before the read: a notice after this is not missed (hold.c). */
+        req->u.read.seq = hold_seq(notified);
+        req->u.read.reading = 1;
         return store_call_read(&req->call, key, err) != 0 ? HANDLER_FAILED : HANDLER_WAIT;
+    }
+    req->u.read.reading = 0;
     bty_hash hash;
     if (store_read_result(&req->call, &hash, err) != 0)
         return HANDLER_FAILED;
@@ -163,9 +245,20 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
              (unsigned long long)rows_fingerprint(&hash));
     if (etag_matches(req->if_none_match, out->etag)) {
         store_hash_free(&hash);
-        return reply_text(out, 304, TYPE_JSON, strdup(""))
-                   ? bty_error_set(err, 503, "out of memory")
-                   : HANDLER_DONE;
+        hold_waiter *w = &req->u.read.hold;
+        if (!req->u.read.wait_ms)
+            return not_modified(out, out->etag, err);
+        if (!w->deadline_ms) /* the first time; a waiter read again keeps it */
+            w->deadline_ms = hold_now_ms() + req->u.read.wait_ms;
+        if (hold_now_ms() >= w->deadline_ms)
+            return not_modified(out, out->etag, err);
+        snprintf(w->workflow, sizeof(w->workflow), "%s", notified);
+        snprintf(w->key, sizeof(w->key), "%s", key);
+        snprintf(w->etag, sizeof(w->etag), "%s", out->etag);
+        w->seq = req->u.read.seq;
+        req->u.read.held = 1;
+        out->etag[0] = '\0';
+        return HANDLER_HOLD;
     }
     cJSON *doc = doc_from_hash(hash.fields, hash.n, key, err);
     store_hash_free(&hash);
@@ -174,6 +267,19 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
     int rc = reply_doc(out, doc, err);
     cJSON_Delete(doc);
     return rc;
+}
+
+/* GET /events[?wf=a,b]: a stream of change events (hold.c), which the
+ * HTTP layer sends as it comes. */
+static int handle_events(api_request *req, api_reply *out, bty_error *err)
+{
+    hold_stream *s = hold_stream_open(api_param(req, "wf"), err);
+    if (!s)
+        return HANDLER_FAILED;
+    out->status = 200;
+    out->content_type = "text/event-stream; charset=utf-8";
+    out->stream = s;
+    return HANDLER_DONE;
 }
 
 /* Read cfg/<wf>.yaml (or .yml) into a malloc'd buffer, within the size
@@ -281,6 +387,7 @@ static int written_reply(api_request *req, bty_apply *a, apply_rule_fn rule, con
                          bty_format format, api_reply *out, bty_error *err)
 {
     a->keep_batches = req->opts->keep_batches;
+    a->channel = req->opts->changes_channel;
     int rc = apply_run(a, &req->call, req->target.workflow, rule, arg, err);
     req->delay_us = a->delay_us;
     if (rc != APPLY_DONE)
@@ -670,6 +777,9 @@ void api_request_free(api_request *req)
     if (!req->target.route)
         return; /* never routed: no handler state */
     switch (req->target.route->endpoint) {
+    case EP_GET_STATUS:
+        hold_result_release(req->u.read.hold.result);
+        break;
     case EP_LOAD_CFG:
         apply_free(&req->u.load.apply);
         cJSON_Delete(req->u.load.doc);

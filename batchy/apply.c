@@ -86,10 +86,10 @@ static int read_again(bty_apply *a, store_call *call, const char *workflow, bty_
  * else only the steps it writes into <wf> (store_call_commit). The one
  * place that decides it. */
 static int commit(store_call *call, const char *workflow, const bty_hash *base,
-                  const bty_change *change, long long keep_batches, bty_error *err)
+                  const bty_change *change, const bty_apply *a, bty_error *err)
 {
-    return store_call_commit(call, workflow, base, change->reads_all, &change->plan, keep_batches,
-                             err);
+    return store_call_commit(call, workflow, base, change->reads_all, &change->plan,
+                             a->keep_batches, a->channel, err);
 }
 
 /* The change was written while other steps of <wf> changed: `now` is what
@@ -133,7 +133,7 @@ static int rule_then_write(bty_apply *a, store_call *call, const char *workflow,
         return read_again(a, call, workflow, err);
     }
     if (rc == 0 && a->change.plan.n)
-        rc = commit(call, workflow, base, &a->change, a->keep_batches, err);
+        rc = commit(call, workflow, base, &a->change, a, err);
     if (rc != 0 || a->change.plan.n == 0) {
         store_hash_free(base);
         return rc ? APPLY_FAILED : APPLY_DONE; /* done: a retried close, nothing to write */

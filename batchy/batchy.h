@@ -15,7 +15,7 @@
  *     keys.c     the shapes of the Redis keys: <wf>, snapshots
  *     doc.c      Redis hash <-> workflow document, write plans
  *     pyjson.c   JSON text as Python's json.dumps writes it (Redis values)
- *     views.c    the rows of /workflows and /history
+ *     views.c    the rows of /workflows and /history, /events' events
  *     rules.c    the batch rules: load, open, close, fail
  *     format.c   output formats: json, infa, sh
  *     route.c    the routing table: URL path -> endpoint, workflow, format
@@ -194,6 +194,9 @@ int key_looks_like_snapshot(const char *name, size_t len);
  * the length of its <wf> part, else 0 (which workflow names may be is
  * names.c's to say). */
 size_t key_snapshot_workflow_len(const char *name);
+/* The Redis channel every write publishes its workflow's name on (plan.lua),
+ * one per database: "batchy:changes:<db>". */
+void key_changes_channel(char buf[BTY_KEY_MAX], int db);
 
 /* ------------------------------------------------------------------ doc.c
  * A workflow document is a cJSON object {step: {field: value}}, steps in
@@ -394,6 +397,10 @@ cJSON *view_workflow_error(const char *name, const char *message);
  * is open), "steps": {step: {"status", "batch_start", "batch_end",
  * "error_message"}}} (each of the last three only when the step has it). */
 cJSON *view_batch(long long id, const cJSON *snapshot);
+/* The /events event of workflow `name`: {"workflow", "batch_id", "counts",
+ * "updated"} from its state doc, or {"workflow", "error": message} when
+ * doc is NULL (unreadable, or gone). NULL when out of memory. */
+cJSON *view_event(const char *name, const cJSON *doc, const char *message);
 
 /* ------------------------------------------------------------------ pyjson.c */
 
@@ -450,7 +457,8 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
     X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,   0,  1,    1)         \
     X(EP_WORKFLOWS,    "workflows",   handle_workflows,   BTY_GPH, 0, 0,   0,  0,    0)         \
     X(EP_HISTORY,      "history",     handle_history,     BTY_GPH, 1, 0,   0,  0,    0)         \
-    X(EP_REWIND,       "rewind",      handle_rewind,      BTY_GP,  1, 0,   0,  1,    1)
+    X(EP_REWIND,       "rewind",      handle_rewind,      BTY_GP,  1, 0,   0,  1,    1)         \
+    X(EP_EVENTS,       "events",      handle_events,      BTY_GET, 0, 0,   0,  0,    0)
 /* clang-format on */
 
 /* The methods an endpoint accepts (bty_route.methods). */

@@ -13,6 +13,10 @@
  * hands the call to the store, whose thread resumes the connection when
  * the replies are in; libmicrohttpd then calls answer() again, which runs
  * the handler again. Meanwhile the worker serves its other connections.
+ * A held get_status (HANDLER_HOLD) is suspended the same way and handed
+ * to hold.c, which resumes it when its workflow changes or its time is
+ * up; an event stream's connection is suspended whenever it has nothing
+ * to send (stream_reader). Neither holds a worker while it waits.
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,6 +39,7 @@
 #define MAX_PARAM_NAME  256
 #define MAX_PARAM_VALUE 8192
 #define MAX_BODY        (64 * 1024)
+#define STREAM_SNDBUF   (32 * 1024) /* an event stream's socket send buffer */
 
 /* The server: options (read-only once started), the daemon, how many
  * connections may be open and how many are, how many requests have
@@ -384,6 +389,34 @@ static void resume_request(void *arg)
     MHD_resume_connection(req->conn);
 }
 
+/* hold.c's hands on a connection. */
+static void conn_suspend(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+static void conn_resume(void *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+/* An event stream's content reader and its end (hold.c). */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    long n = hold_stream_read(cls, buf, max);
+    if (n == HOLD_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n == HOLD_STREAM_CUT)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void stream_free(void *cls)
+{
+    hold_stream_close(cls);
+}
+
 /* Route and handle a request, or go on handling it after a round trip;
  * then queue its answer, or suspend the connection while the store makes
  * the round trip the handler asked for. */
@@ -415,25 +448,38 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
         store_submit(&req->api.call, req->api.delay_us, resume_request, req);
         return MHD_YES;
     }
+    if (rc == HANDLER_HOLD) {
+        MHD_suspend_connection(conn); /* first, as above */
+        hold_add(&req->api.u.read.hold, conn);
+        return MHD_YES;
+    }
     if (rc != HANDLER_DONE) {
         free(out.body);
         api_error_reply(&out, &err);
     }
     req->status = out.status;
-    watch_turn(srv->watch, watched_of(conn), 1); /* the client's turn: read the answer */
+    /* The client's turn: read the answer. A stream's is never over; a
+     * reader too slow for it is cut by its buffer's bound (hold.c). */
+    if (!out.stream)
+        watch_turn(srv->watch, watched_of(conn), 1);
 
-    struct MHD_Response *resp =
-        out.body
-            ? MHD_create_response_from_buffer(strlen(out.body), out.body, MHD_RESPMEM_MUST_FREE)
-            : NULL;
+    struct MHD_Response *resp = NULL;
+    if (out.stream)
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, out.stream,
+                                                 stream_free);
+    else if (out.body)
+        resp = MHD_create_response_from_buffer(strlen(out.body), out.body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(out.body);
+        hold_stream_close(out.stream);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, out.content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (out.etag[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, out.etag);
+    if (out.stream) /* nor buffered by a proxy (nginx) */
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     if (out.status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (out.status == 405)
@@ -441,7 +487,18 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
                                 req->api.target.route ? route_allow(req->api.target.route->methods)
                                                       : "GET, POST, HEAD");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)out.status, resp);
-    MHD_destroy_response(resp);
+    MHD_destroy_response(resp); /* a stream's ends with the connection: stream_free */
+    if (out.stream && ret == MHD_YES) {
+        /* What the kernel buffers for a reader that does not read is
+         * bounded too (it would grow to megabytes per socket), so that
+         * such a reader fills the stream's own bound and is cut. */
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int sndbuf = STREAM_SNDBUF;
+        if (info)
+            setsockopt(info->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        hold_stream_start(out.stream, conn);
+    }
     return ret;
 }
 
@@ -502,6 +559,7 @@ void *http_start(const bty_options *opts)
     if (!srv)
         return NULL;
     srv->opts = *opts;
+    hold_start(conn_suspend, conn_resume);
     /* Before the daemon: its connections are watched from the first. */
     if (!(srv->watch = watch_start(opts->client_timeout_s, opts->quiet))) {
         fprintf(stderr, "batchy: cannot start a thread\n");
@@ -587,6 +645,7 @@ void http_drain(void *handle)
     if (!srv)
         return;
     MHD_quiesce_daemon(srv->daemon); /* stop accepting */
+    hold_stop();                     /* held requests answered, streams ended */
     /* Let requests in flight be answered: MHD_stop_daemon closes every
      * connection, answered or not, and a client that got no answer to an
      * open would retry it and open a second batch. */

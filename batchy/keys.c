@@ -6,6 +6,9 @@
  *   <wf>-<batch_id>      the snapshot of a batch, written by its open
  *   <wf>-<epoch>-init    the snapshot written by a load_cfg at <epoch>
  *
+ *   batchy:changes:<db>  the channel of change notices (a workflow name
+ *                        cannot hold ':'); batchy:* keys are plan.lua's
+ *
  * A workflow name may not itself look like a snapshot key (names.c asks
  * key_looks_like_snapshot), so every key maps back to one workflow. Pure.
  */
@@ -58,4 +61,9 @@ int key_looks_like_snapshot(const char *name, size_t len)
     return ends_in_dash_digits(name, len) ||
            (len > ninit && memcmp(name + len - ninit, INIT_SUFFIX, ninit) == 0 &&
             ends_in_dash_digits(name, len - ninit));
+}
+
+void key_changes_channel(char buf[BTY_KEY_MAX], int db)
+{
+    snprintf(buf, BTY_KEY_MAX, "batchy:changes:%d", db);
 }

@@ -38,12 +38,15 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-    if (store_start(&opts.redis, opts.redis_timeout_ms) != 0) {
+    if (store_start(&opts.redis, opts.redis_timeout_ms) != 0 ||
+        notice_start(&opts.redis, opts.redis_timeout_ms) != 0) {
         fprintf(stderr, "batchy: cannot start a thread\n");
+        store_stop();
         return 1;
     }
     void *server = http_start(&opts);
     if (!server) {
+        notice_stop();
         store_stop();
         return 1;
     }
@@ -62,6 +65,7 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "batchy: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_drain(server);
+    notice_stop();
     store_stop();
     http_stop(server);
     cache_clear();

@@ -340,5 +340,6 @@ int options_parse(int argc, char **argv, bty_options *opts)
     bty_error err = {0};
     if (options_parse_redis_url(opts->redis_url, &opts->redis, &err))
         return usage_error("%s", err.message);
+    key_changes_channel(opts->changes_channel, opts->redis.db);
     return -1;
 }

@@ -14,7 +14,8 @@
 --   for '2' the prefix of its key ("<wf>-", the key being prefix .. id),
 --   its field count and its field/value pairs, or a count of -1 for "the
 --   same pairs as the hash before" (a snapshot holds what <wf> gets);
---   last, how many batch snapshots to keep (0: all).
+--   then the channel to announce the write on, and last, how many batch
+--   snapshots to keep (0: all).
 --
 -- Besides the hashes, a write keeps Batchy's indexes under "batchy:" (a
 -- workflow name cannot hold ':'), in the same atomic step:
@@ -163,5 +164,8 @@ for i = 2, #KEYS do
     end
   end
 end
+-- The change notice, in the same atomic step: every Batchy process
+-- subscribed to the channel wakes what waits on the workflow (notice.c).
+redis.call('PUBLISH', ARGV[#ARGV - 1], wf)
 if stale then return {'BATCHY_WRITTEN', holds(KEYS[1])} end
 return 'OK'

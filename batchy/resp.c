@@ -176,7 +176,8 @@ static int among_sorted(const char *name, size_t len, char *const *names, size_t
 }
 
 int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect, int whole,
-                      const bty_write_plan *plan, long long keep_batches, bty_error *err)
+                      const bty_write_plan *plan, long long keep_batches, const char *channel,
+                      bty_error *err)
 {
     store_call_clear(c);
     c->kind = CALL_WRITE;
@@ -186,8 +187,8 @@ int store_call_commit(store_call *c, const char *read_key, const bty_hash *expec
      * the call is sent (store_call_set_sha). */
     size_t e = expect ? expect->n : 0;
     /* 7 before the hashes; per hash its key, mode, [prefix,] count, pairs;
-     * the number of batches to keep */
-    size_t argc = 8 + 2 * e;
+     * the channel, the number of batches to keep */
+    size_t argc = 9 + 2 * e;
     for (size_t i = 0; i < plan->n; i++)
         argc += 3 + (plan->hashes[i].mode == WRITE_CREATE) + 2 * plan->hashes[i].n;
     const char **argv = malloc(argc * sizeof(*argv));
@@ -251,6 +252,7 @@ int store_call_commit(store_call *c, const char *read_key, const bty_hash *expec
             push(argv, argvlen, &a, h->values[j], strlen(h->values[j]));
         }
     }
+    push(argv, argvlen, &a, channel, strlen(channel));
     char *keep = counts[plan->n + 3];
     push(argv, argvlen, &a, keep, (size_t)snprintf(keep, 24, "%lld", keep_batches));
     assert(a <= argc); /* fewer when a snapshot repeats the pairs before it */

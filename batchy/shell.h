@@ -10,6 +10,9 @@
  *   plan.lua   the write script (compare, then write every hash), which
  *              the build embeds (store.c loads it into Redis)
  *   store.c    the store thread: the one Redis connection, pipelined
+ *   notice.c   the change notices: a subscribed Redis connection
+ *   hold.c     held get_status requests and /events streams, and waking
+ *              them when their workflow changes
  *   cache.c    what this process last wrote to each workflow
  *   apply.c    the write protocol: read -> rule(now) -> compare-and-set
  *              write -> retry, and when to trust the cache
@@ -29,10 +32,13 @@
  *   store     owns the Redis connection and every call between
  *             store_submit and its done callback, which resumes the
  *             connection (store.c);
+ *   notice    owns the subscribed connection, and keeps hold.c's clock:
+ *             held requests' deadlines, re-checks, streams' comments;
  *   watchdog  owns nothing but the watch list's deadlines it enforces,
  *             and writes the access log out (watch.c).
  * Shared between them: the cache (cache.c, one mutex), the store's queue
- * (one mutex), the watch list and the log buffer (watch.c, a mutex each).
+ * (one mutex), the watch list and the log buffer (watch.c, a mutex each),
+ * the held requests and streams (hold.c, one mutex).
  */
 #ifndef BATCHY_SHELL_H
 #define BATCHY_SHELL_H
@@ -62,11 +68,12 @@ typedef struct bty_options {
     char token[256]; /* "" = no token required */
     int quiet;
     int redis_timeout_ms;
-    int client_timeout_s;     /* most a client may take to send one request */
-    int max_connections;      /* HTTP connections at once (lowered to fit the fd limit) */
-    long long keep_batches;   /* batch snapshots kept per workflow; 0: all */
-    int check;                /* --check: validate check_files (cfgfile.c), not serve */
-    char *const *check_files; /* argv's, check_count (at least 1) of them */
+    int client_timeout_s;              /* most a client may take to send one request */
+    int max_connections;               /* HTTP connections at once (lowered to fit the fd limit) */
+    long long keep_batches;            /* batch snapshots kept per workflow; 0: all */
+    char changes_channel[BTY_KEY_MAX]; /* the redis URL's db's (key_changes_channel) */
+    int check;                         /* --check: validate check_files (cfgfile.c), not serve */
+    char *const *check_files;          /* argv's, check_count (at least 1) of them */
     int check_count;
 } bty_options;
 
@@ -162,10 +169,11 @@ int store_call_members(store_call *c, const char *key, const char *exists_key, l
  * read_key held when the plan was computed from it), nothing is written if
  * read_key holds anything else now: with whole, in any field; without, in
  * the fields the plan writes into read_key (sorted in byte order, as
- * documents are). The script's SHA is filled in as the call is sent
- * (store_call_set_sha). */
+ * documents are). What it writes is announced on `channel` (notice.c).
+ * The script's SHA is filled in as the call is sent (store_call_set_sha). */
 int store_call_commit(store_call *c, const char *read_key, const bty_hash *expect, int whole,
-                      const bty_write_plan *plan, long long keep_batches, bty_error *err);
+                      const bty_write_plan *plan, long long keep_batches, const char *channel,
+                      bty_error *err);
 void store_call_set_sha(store_call *c, const char sha[40]);
 /* A call of one command (argv form, as hiredis takes it): the store's own
  * SCRIPT LOAD. 0, or -1 with 503. */
@@ -247,6 +255,92 @@ void cache_forget(const char *workflow);
 void cache_release(cache_entry *e); /* NULL is fine */
 void cache_clear(void);
 
+/* ------------------------------------------------------------------ notice.c
+ * Change notices from Redis (plan.lua publishes each write's workflow). */
+
+/* Start the notice thread; it subscribes, and subscribes again after
+ * losing the connection, by itself. 0, or -1. */
+int notice_start(const bty_redis_target *target, int timeout_ms);
+void notice_stop(void);
+/* Wake the thread: hold.c's clock has something due sooner. */
+void notice_wake(void);
+/* 1 while subscribed. */
+int notice_subscribed(void);
+
+/* ------------------------------------------------------------------ hold.c
+ * Held get_status requests (waiters) and /events streams. The HTTP layer
+ * suspends a connection and hands it here; hold.c resumes it when there
+ * is something to answer or send. */
+
+typedef void (*hold_conn_fn)(void *conn);
+typedef struct hold_result hold_result;
+typedef struct hold_group hold_group;
+typedef struct hold_stream hold_stream;
+
+/* Why a waiter was woken. */
+enum hold_outcome {
+    HOLD_CHANGED = 1, /* its key no longer has its ETag: result */
+    HOLD_TIMEOUT,     /* its deadline passed: 304 */
+    HOLD_FAILED,      /* the key could not be read: err */
+    HOLD_STOPPING,    /* Batchy is stopping: 304 */
+};
+
+/* A held get_status, in its request's memory. */
+typedef struct hold_waiter {
+    /* Set before hold_add. */
+    char workflow[BTY_KEY_MAX]; /* whose notices concern it */
+    char key[BTY_KEY_MAX];      /* what it reads: <wf> or a snapshot */
+    char etag[24];              /* held while the key's ETag is this */
+    unsigned long long seq;     /* hold_seq(workflow) before that was read */
+    long long deadline_ms;      /* CLOCK_MONOTONIC, as hold_now_ms */
+    /* Set when it is woken, before its connection is resumed. */
+    int outcome;         /* enum hold_outcome */
+    hold_result *result; /* CHANGED: the answer, a reference (release
+                            it), or NULL: read the key again */
+    bty_error err;       /* FAILED */
+    /* hold.c's own. */
+    void *conn;
+    struct hold_waiter *next, *prev, *wake_next;
+    hold_group *group;
+    size_t heap_index;
+} hold_waiter;
+
+/* The functions that suspend and resume a connection (http.c's). */
+void hold_start(hold_conn_fn suspend, hold_conn_fn resume);
+/* Hold w, whose connection conn is suspended, until it is woken: resumed,
+ * with w->outcome set (at once when out of memory or stopping). */
+void hold_add(hold_waiter *w, void *conn);
+/* The count of notices for workflow so far: taken before a read, a waiter
+ * added with an older one has its key read again at once. */
+unsigned long long hold_seq(const char *workflow);
+long long hold_now_ms(void);
+/* A woken waiter's answer: get_status's 200 body and its ETag. */
+const char *hold_result_body(const hold_result *r, size_t *len, const char **etag);
+void hold_result_release(hold_result *r); /* NULL is fine */
+/* The notice thread's: a notice for workflow; notices may have been lost
+ * (read everything waited on); the clock, returning the milliseconds until
+ * it is due again, or -1 when nothing is held or streamed. */
+void hold_notice(const char *workflow);
+void hold_resync(void);
+long long hold_tick(void);
+/* Stopping: wake every waiter (HOLD_STOPPING) and end every stream;
+ * from now on waiters are woken at once and streams refused. */
+void hold_stop(void);
+/* How many requests are held and streams open. */
+void hold_counts(size_t *held, size_t *streams);
+
+/* An event stream following the workflows of names ("a,b"; NULL or "":
+ * all). NULL with err: 400 for a bad name, 503. */
+hold_stream *hold_stream_open(const char *names, bty_error *err);
+/* Its response is queued on conn: events flow from now on. */
+void hold_stream_start(hold_stream *s, void *conn);
+/* The content reader: up to max bytes into buf, or 0 after suspending the
+ * connection until there are some, or one of these: */
+enum { HOLD_STREAM_END = -1, HOLD_STREAM_CUT = -2 };
+long hold_stream_read(hold_stream *s, char *buf, size_t max);
+/* Free it (its response is done). NULL is fine. */
+void hold_stream_close(hold_stream *s);
+
 /* ------------------------------------------------------------------ rows.c
  * The /workflows row of each workflow, with a fingerprint of the hash it
  * was made from. Thread-safe; bounded in bytes. */
@@ -294,6 +388,7 @@ typedef struct bty_apply {
     int delay_us; /* send the call no sooner than this from now */
     long long min_batch_id;
     long long keep_batches; /* batch snapshots Redis keeps (0: all), plan.lua */
+    const char *channel;    /* where the write is announced (plan.lua); borrowed */
     int dry_run;            /* compute and answer, write nothing */
     bty_change change;      /* the change computed; owned */
     bty_hash base;          /* what <wf> held when change was computed; owned */
@@ -314,15 +409,17 @@ void apply_free(bty_apply *a);
  * calls api_handle on each of the request's runs: the first, and one
  * after each round trip the handler asked for. */
 
-/* What a handler returns. */
-enum { HANDLER_FAILED = -1, HANDLER_DONE = 0, HANDLER_WAIT = 1 };
+/* What a handler returns: HANDLER_HOLD asks for its connection to be
+ * held (hold_add, with u.read.hold) and the handler run again when woken. */
+enum { HANDLER_FAILED = -1, HANDLER_DONE = 0, HANDLER_WAIT = 1, HANDLER_HOLD = 2 };
 
 /* A handler's answer. body is malloc'd and owned. */
 typedef struct api_reply {
     int status;
     const char *content_type;
     char *body;
-    char etag[24]; /* "" or the ETag header's value, quotes included */
+    char etag[24];       /* "" or the ETag header's value, quotes included */
+    hold_stream *stream; /* an event stream (body NULL), owned */
 } api_reply;
 
 /* A request as the handlers see it. The HTTP layer owns the parameters
@@ -339,9 +436,16 @@ typedef struct api_request {
     int delay_us;    /* send it no sooner than this from now */
     int runs;        /* how many times the handler has run before this one */
     union {
-        struct { /* healthz, get_status: nothing beyond `call` */
-            int unused;
+        struct {                    /* healthz, get_status */
+            int reading;            /* call is the read of the key */
+            int held;               /* hold is in hold.c, or was woken */
+            long long wait_ms;      /* ?wait=, 0 for none */
+            unsigned long long seq; /* hold_seq before the read */
+            hold_waiter hold;       /* HANDLER_HOLD: what to wait for */
         } read;
+        struct {
+            hold_stream *stream; /* handed to the reply */
+        } events;
         struct {
             bty_apply apply;
             cJSON *doc;     /* the file, as loaded; owned */

@@ -122,3 +122,37 @@ cJSON *view_batch(long long id, const cJSON *snapshot)
     cJSON_AddItemToObject(row, "steps", steps);
     return row;
 }
+
+/* Not view_workflow's row renamed: an event is what changed, so only what
+ * a change moves. */
+cJSON *view_event(const char *name, const cJSON *doc, const char *message)
+{
+    cJSON *ev = cJSON_CreateObject();
+    if (!ev || !cJSON_AddStringToObject(ev, "workflow", name)) {
+        cJSON_Delete(ev);
+        return NULL;
+    }
+    unsigned statuses;
+    cJSON *row = doc ? view_workflow(name, doc, &statuses) : NULL;
+    if (!doc) {
+        if (cJSON_AddStringToObject(ev, "error", message))
+            return ev;
+        cJSON_Delete(ev);
+        return NULL;
+    }
+    static const char *const taken[] = {"batch_id", "counts", "updated"};
+    for (size_t i = 0; row && i < sizeof(taken) / sizeof(taken[0]); i++) {
+        cJSON *item = cJSON_DetachItemFromObjectCaseSensitive(row, taken[i]);
+        if (!item || !cJSON_AddItemToObject(ev, taken[i], item)) {
+            cJSON_Delete(item);
+            cJSON_Delete(row);
+            row = NULL;
+        }
+    }
+    if (!row) {
+        cJSON_Delete(ev);
+        return NULL;
+    }
+    cJSON_Delete(row);
+    return ev;
+}

@@ -177,32 +177,35 @@ static void commit_is_one_evalsha_with_the_expectation(void **state)
     build_plan(&plan);
     bty_field fields[] = {{"c", 1, "{\"z\":3}", 7}, {"a", 1, "{\"x\":1}", 7}};
     bty_hash expect = {.fields = fields, .n = 2};
-    assert_int_equal(store_call_commit(&c, "wf1", &expect, 1, &plan, 1000, &err), 0);
+    assert_int_equal(
+        store_call_commit(&c, "wf1", &expect, 1, &plan, 1000, "batchy:changes:0", &err), 0);
     assert_int_equal(c.kind, CALL_WRITE);
     store_call_set_sha(&c, "0123456789012345678901234567890123456789");
     redisReply **cmds = commands_of(&c);
     /* EVALSHA sha 3 wf1 wf1 wf1-7 | all M=2 E=2 c a {..} {..} |
-     * 0 2 a .. b .. | 2 wf1- -1 | keep 1000 */
-    assert_args(cmds[0], 23, "EVALSHA", "0123456789012345678901234567890123456789", "3", "wf1",
+     * 0 2 a .. b .. | 2 wf1- -1 | channel, keep 1000 */
+    assert_args(cmds[0], 24, "EVALSHA", "0123456789012345678901234567890123456789", "3", "wf1",
                 "wf1", "wf1-7", "all", "2", "2", "c", "a", "{\"z\":3}", "{\"x\":1}", "0", "2", "a",
-                NULL, "b", NULL, "2", "wf1-", "-1", "1000");
+                NULL, "b", NULL, "2", "wf1-", "-1", "batchy:changes:0", "1000");
     free_commands(cmds);
     store_call_clear(&c);
 
     /* only the steps the plan writes into wf1 must match, and go first */
-    assert_int_equal(store_call_commit(&c, "wf1", &expect, 0, &plan, 1000, &err), 0);
+    assert_int_equal(
+        store_call_commit(&c, "wf1", &expect, 0, &plan, 1000, "batchy:changes:0", &err), 0);
     cmds = commands_of(&c);
-    assert_args(cmds[0], 23, "EVALSHA", NULL, "3", "wf1", "wf1", "wf1-7", "some", "1", "2", "a",
+    assert_args(cmds[0], 24, "EVALSHA", NULL, "3", "wf1", "wf1", "wf1-7", "some", "1", "2", "a",
                 "c", "{\"x\":1}", "{\"z\":3}", "0", "2", "a", NULL, "b", NULL, "2", "wf1-", "-1",
-                "1000");
+                "batchy:changes:0", "1000");
     free_commands(cmds);
     store_call_clear(&c);
 
     /* without an expectation (nothing compared): no fields */
-    assert_int_equal(store_call_commit(&c, "wf1", NULL, 1, &plan, 1000, &err), 0);
+    assert_int_equal(store_call_commit(&c, "wf1", NULL, 1, &plan, 1000, "batchy:changes:0", &err),
+                     0);
     cmds = commands_of(&c);
-    assert_args(cmds[0], 19, "EVALSHA", NULL, "3", "wf1", "wf1", "wf1-7", "-", "0", "0", "0", "2",
-                "a", NULL, "b", NULL, "2", "wf1-", "-1", "1000");
+    assert_args(cmds[0], 20, "EVALSHA", NULL, "3", "wf1", "wf1", "wf1-7", "-", "0", "0", "0", "2",
+                "a", NULL, "b", NULL, "2", "wf1-", "-1", "batchy:changes:0", "1000");
     free_commands(cmds);
     store_call_clear(&c);
     plan_free(&plan);
@@ -213,7 +216,7 @@ static int commit_outcome(const char *reply, bty_hash *current, bty_error *err)
     store_call c = {0};
     bty_write_plan plan;
     build_plan(&plan);
-    store_call_commit(&c, "wf1", NULL, 1, &plan, 1000, err);
+    store_call_commit(&c, "wf1", NULL, 1, &plan, 1000, "batchy:changes:0", err);
     plan_free(&plan);
     give_replies(&c, (const char *const[]){reply});
     long long free_id = 0;
