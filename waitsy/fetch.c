@@ -2,7 +2,9 @@
  * fetch.c - one GET of Batchy's get_status/<wf>, or of a page of
  * history/<wf>, through libcurl, sorted into what the poll loop needs to
  * decide: a document, a reason to retry, an unknown workflow (or no
- * history at all), or a refusal that retrying will not cure.
+ * history at all), or a refusal that retrying will not cure. And the held
+ * get_status between polls (SPEC section 10), sorted into changed, not
+ * modified, or anything else.
  *
  * One easy handle for the whole run, so that polls reuse the connection.
  * Timeouts are always set: a Batchy that accepts and never answers must
@@ -234,22 +236,27 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* The time limit of a poll's request with `budget` seconds left
+ * (INFINITY: no deadline): never longer than that, yet long enough (1 s)
+ * to hear from a Batchy that is up, and at most 30 s. */
+static long poll_timeout_ms(double budget)
+{
+    if (budget < REQUEST_TIMEOUT_MS / 1000.0) /* false for INFINITY */
+        return budget < 1 ? 1000 : (long)(budget * 1000);
+    return REQUEST_TIMEOUT_MS;
+}
+
 /* GET base path + suffix ("/get_status/wf1", "/index"), with `query`
- * (NULL: none; the base URL has none); the answer's body is in c->body
- * (c->len bytes). Workflow names are checked to be [A-Za-z0-9_.-] and
- * queries are digits, '=' and '&': nothing to escape. */
-static CURLcode get(wz_client *c, const char *suffix, const char *query, double budget,
+ * (NULL: none; the base URL has none), within `budget_ms`; the answer's
+ * body is in c->body (c->len bytes). Workflow names are checked to be
+ * [A-Za-z0-9_.-] and queries are digits, '=' and '&': nothing to escape. */
+static CURLcode get(wz_client *c, const char *suffix, const char *query, long budget_ms,
                     long *status)
 {
     c->len = 0;
     c->too_large = 0;
     c->errbuf[0] = '\0';
     *status = 0;
-    /* Never longer than the time left, yet long enough (1 s) to hear from
-     * a Batchy that is up. */
-    long budget_ms = REQUEST_TIMEOUT_MS;
-    if (budget < REQUEST_TIMEOUT_MS / 1000.0) /* false for INFINITY */
-        budget_ms = budget < 1 ? 1000 : (long)(budget * 1000);
 
     char *url = NULL;
     size_t plen = strlen(c->base_path) + strlen(suffix) + 1;
@@ -316,14 +323,14 @@ static int is_retryable(long status)
  * too large, out of memory, unreachable), 0 when out->status is to judge.
  * The one place both requests of a poll judge the transport. */
 static int timed_get(wz_client *c, const char *endpoint, const char *wf, const char *query,
-                     double budget, wz_answer *out)
+                     long budget_ms, wz_answer *out)
 {
     memset(out, 0, sizeof(*out));
     char suffix[160];
     snprintf(suffix, sizeof(suffix), "/%s/%s", endpoint, wf);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    CURLcode rc = get(c, suffix, query, budget, &out->status);
+    CURLcode rc = get(c, suffix, query, budget_ms, &out->status);
     out->seconds = seconds_since(&t0);
     out->bytes = c->len;
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
@@ -357,14 +364,26 @@ static void retry_later(wz_client *c, wz_answer *out)
            out->status, has_error ? ": " : "", has_error ? error : "");
 }
 
+/* The ETag of the answer just received into out (WZ_MAX_ETAG + 1 bytes),
+ * or "" when it has none that can be sent back as it is. */
+static void answer_etag(wz_client *c, char *out)
+{
+    struct curl_header *h = NULL;
+    out[0] = '\0';
+    if (curl_easy_header(c->curl, "ETag", 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+        wz_etag_usable(h->value))
+        snprintf(out, WZ_MAX_ETAG + 1, "%s", h->value);
+}
+
 void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out)
 {
     char error[SHOWN + 4];
     const char *shown = c->display; /* messages name the URL without credentials */
 
-    if (timed_get(c, "get_status", wf, NULL, budget, out)) {
+    if (timed_get(c, "get_status", wf, NULL, poll_timeout_ms(budget), out)) {
         /* said */
     } else if (out->status == 200) {
+        answer_etag(c, out->etag);
         out->doc = parse_body(c);
         out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_REFUSED;
         if (!out->doc)
@@ -378,7 +397,7 @@ void wz_fetch_status(wz_client *c, const char *wf, double budget, wz_answer *out
         int has_error = batchy_error(c->body, c->len, error);
         long index_status = 0;
         double left = budget - out->seconds;
-        CURLcode irc = get(c, "/index", NULL, left, &index_status);
+        CURLcode irc = get(c, "/index", NULL, poll_timeout_ms(left), &index_status);
         int is_batchy = irc == CURLE_OK && index_status == 200 && c->len >= 7 &&
                         memcmp(c->body, "Batchy ", 7) == 0;
         if (irc == CURLE_ABORTED_BY_CALLBACK) {
@@ -422,7 +441,7 @@ void wz_fetch_history(wz_client *c, const char *wf, long long before, long limit
     snprintf(query, sizeof(query), "limit=%ld&before=%lld", limit, before);
     const char *shown = c->display;
 
-    if (timed_get(c, "history", wf, query, budget, out)) {
+    if (timed_get(c, "history", wf, query, poll_timeout_ms(budget), out)) {
         /* said */
     } else if (out->status == 200) {
         out->doc = parse_body(c);
@@ -443,6 +462,68 @@ void wz_fetch_history(wz_client *c, const char *wf, long long before, long limit
         int has_error = batchy_error(c->body, c->len, error);
         wz_why(out->message, sizeof(out->message), "history/%s at %s answered %ld%s%s", wf, shown,
                out->status, has_error ? ": " : "", has_error ? error : "");
+    }
+    release_large_body(c);
+}
+
+/* c->headers and If-None-Match: <etag>, a list of its own (the caller
+ * frees it), so that polls never send it; NULL when out of memory. */
+static struct curl_slist *held_headers(const wz_client *c, const char *etag)
+{
+    char line[WZ_MAX_ETAG + sizeof("If-None-Match: ")];
+    snprintf(line, sizeof(line), "If-None-Match: %s", etag);
+    struct curl_slist *list = NULL;
+    for (const struct curl_slist *h = c->headers; h; h = h->next) {
+        struct curl_slist *l = curl_slist_append(list, h->data);
+        if (!l) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = l;
+    }
+    struct curl_slist *l = curl_slist_append(list, line);
+    if (!l)
+        curl_slist_free_all(list);
+    return l;
+}
+
+void wz_fetch_status_held(wz_client *c, const char *wf, const char *etag, long wait, double budget,
+                          wz_answer *out)
+{
+    char query[32], error[SHOWN + 4];
+    snprintf(query, sizeof(query), "wait=%ld", wait);
+    const char *shown = c->display;
+
+    struct curl_slist *headers = wz_etag_usable(etag) ? held_headers(c, etag) : NULL;
+    if (!headers) {
+        memset(out, 0, sizeof(*out));
+        out->kind = WZ_ANSWER_RETRY;
+        wz_why(out->message, sizeof(out->message), "get_status/%s?%s: out of memory", wf, query);
+        return;
+    }
+    /* Not the 1-30 s of a poll: Batchy answers a 304 only after `wait`
+     * seconds, so the budget (wait plus a margin) is the caller's. */
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+    int said = timed_get(c, "get_status", wf, query, (long)(budget * 1000), out);
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
+    curl_slist_free_all(headers);
+
+    if (said) {
+        /* said */
+    } else if (out->status == 200 || out->status == 304) {
+        answer_etag(c, out->etag);
+        out->kind = out->status == 200 ? WZ_ANSWER_OK : WZ_ANSWER_NOT_MODIFIED;
+    } else if (out->status == 404) { /* deleted meanwhile: the poll will say */
+        out->kind = WZ_ANSWER_UNKNOWN;
+        wz_why(out->message, sizeof(out->message), "get_status/%s?%s at %s answered 404", wf, query,
+               shown);
+    } else if (is_retryable(out->status)) {
+        retry_later(c, out);
+    } else { /* 400: a server that takes no such wait=; a proxy's refusal */
+        out->kind = WZ_ANSWER_REFUSED;
+        int has_error = batchy_error(c->body, c->len, error);
+        wz_why(out->message, sizeof(out->message), "get_status/%s?%s at %s answered %ld%s%s", wf,
+               query, shown, out->status, has_error ? ": " : "", has_error ? error : "");
     }
     release_large_body(c);
 }

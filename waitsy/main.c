@@ -1,16 +1,23 @@
 /*
  * main.c - Waitsy's poll loop: read every workflow's state (get_status,
  * then history while the latest records are not enough), decide, print
- * one line, sleep, again; then exit with the status that says why, or
+ * one line, wait, again; then exit with the status that says why, or
  * replace itself with the command after `--`.
+ *
+ * Waiting between polls: on a held get_status of the first workflow not
+ * ready (SPEC section 10), which Batchy answers as soon as it changes, when
+ * Batchy sent an ETag; else, or when the held request does not hold, a
+ * sleep until the next poll is due. --interval stays the longest time
+ * between two polls.
  *
  * Output: progress and the final line of a normal end (ready, not ready,
  * interrupted) on stdout, which -q silences; errors (Batchy unreachable,
  * unknown workflow, failure, timeout) on stderr, always.
  *
  * Signals: SIGINT and SIGTERM set a flag and write to a pipe, which wakes
- * the sleep at once; a request in flight stops at libcurl's next progress
- * call. Waitsy then exits 130 or 143 without running the command.
+ * the sleep at once; a request in flight (a held one too) stops at
+ * libcurl's next progress call. Waitsy then exits 130 or 143 without
+ * running the command.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -233,12 +240,17 @@ typedef struct poll_state {
     char *failure; /* first failure, owned */
     char message[1024];
     int code;
+    /* Per workflow read, for the held request after the poll: */
+    wz_verdict verdicts[WZ_MAX_WORKFLOWS];
+    char *etags[WZ_MAX_WORKFLOWS]; /* owned; NULL: none (or out of memory) */
 } poll_state;
 
 static void poll_state_free(poll_state *p)
 {
     free(p->line);
     free(p->failure);
+    for (size_t i = 0; i < WZ_MAX_WORKFLOWS; i++)
+        free(p->etags[i]);
     memset(p, 0, sizeof(*p));
 }
 
@@ -363,10 +375,13 @@ static poll_result poll_once(run *r, wz_client *client, double deadline, poll_st
             out->code = WZ_EXIT_UNKNOWN;
             return POLL_FATAL;
         case WZ_ANSWER_REFUSED:
+        case WZ_ANSWER_NOT_MODIFIED: /* never to a plain GET */
             snprintf(out->message, sizeof(out->message), "%s", a.message);
             out->code = WZ_EXIT_USAGE;
             return POLL_FATAL;
         }
+        /* Out of memory here only costs the held request: a sleep instead. */
+        out->etags[i] = a.etag[0] ? strdup(a.etag) : NULL;
 
         wz_assessment as;
         int rc = wz_assess(wf, a.doc, o->steps, o->nsteps, r->date, o->local, &as);
@@ -385,6 +400,7 @@ static poll_result poll_once(run *r, wz_client *client, double deadline, poll_st
             }
         }
         cJSON_Delete(a.doc);
+        out->verdicts[i] = as.verdict;
         switch (as.verdict) {
         case WZ_UNKNOWN:
             snprintf(out->message, sizeof(out->message), "%s", as.summary);
@@ -451,6 +467,58 @@ static int exec_command(const run *r)
     return code;
 }
 
+/* Wait for the next poll, due at `poll_at`, on held get_status requests
+ * of `wf` with If-None-Match: `etag` (what the last poll read), rather
+ * than in a sleep: a change wakes waitsy at once (*changed = 1), unless
+ * the last poll a change brought on began at `change_polled`, less than
+ * WZ_MIN_INTERVAL ago. wz_after_hold decides what each answer means;
+ * whatever happens, the next poll comes no later than `poll_at` (a held
+ * request ends by then, give or take rounding to whole seconds), and
+ * never in a tight loop. Never past `deadline`. Returns 1 when a signal
+ * came. */
+static int await_change(run *r, wz_client *client, const char *wf, const char *etag,
+                        double change_polled, double poll_at, double deadline, int *changed)
+{
+    *changed = 0;
+    for (;;) {
+        double now = monotonic();
+        long wait = wz_hold_seconds(poll_at - now, deadline - now);
+        if (wait == 0)
+            break;
+        double budget = wait + WZ_HOLD_MARGIN;
+        if (budget > deadline - now) /* at least `wait`: see wz_hold_seconds */
+            budget = deadline - now;
+        wz_answer a;
+        wz_fetch_status_held(client, wf, etag, wait, budget, &a);
+        debug(r, "GET %s/get_status/%s?wait=%ld -> %ld, %zu bytes in %.1f ms",
+              wz_client_url(client), wf, wait, a.status, a.bytes, a.seconds * 1000);
+        if (a.kind == WZ_ANSWER_INTERRUPTED)
+            return 1;
+        wz_held held = WZ_HELD_FAILED;
+        if (a.kind == WZ_ANSWER_NOT_MODIFIED)
+            held = WZ_HELD_UNCHANGED;
+        else if (a.kind == WZ_ANSWER_OK && wz_etag_changed(etag, a.etag))
+            held = WZ_HELD_CHANGED;
+        else if (a.kind == WZ_ANSWER_OK)
+            debug(r,
+                  "get_status/%s?wait=%ld answered 200 without a new ETag: not held; sleeping "
+                  "until the next poll",
+                  wf, wait);
+        else
+            debug(r, "%s; sleeping until the next poll", a.message);
+        now = monotonic();
+        double pause = wz_after_hold(held, wait, a.seconds, now - change_polled, poll_at - now);
+        *changed = held == WZ_HELD_CHANGED;
+        if (pause < 0) /* WZ_HOLD_AGAIN */
+            continue;
+        if (pause > deadline - now)
+            pause = deadline - now;
+        return pause > 0 && sleep_for(pause);
+    }
+    double rest = (poll_at < deadline ? poll_at : deadline) - monotonic();
+    return rest > 0 && sleep_for(rest);
+}
+
 static int wait_loop(run *r, wz_client *client)
 {
     wz_options *o = r->o;
@@ -459,9 +527,15 @@ static int wait_loop(run *r, wz_client *client)
     unsigned long attempt = 0;
     char names[512], took[32];
     list_workflows(o, names, sizeof(names));
+    /* When the last poll that a change brought on began: the next change
+     * polls at once unless it comes within WZ_MIN_INTERVAL of that. */
+    double change_polled = -INFINITY;
+    int changed = 0;
 
     for (;;) {
         poll_state p;
+        if (changed)
+            change_polled = monotonic();
         poll_result res = poll_once(r, client, deadline, &p);
         if (res == POLL_INTERRUPTED || stop_signal) {
             poll_state_free(&p);
@@ -515,6 +589,16 @@ static int wait_loop(run *r, wz_client *client)
         case POLL_NO_TIME:
             break;
         }
+        /* Every workflow read, some not ready: the one to hold on. */
+        const char *hold_wf = NULL;
+        char etag[WZ_MAX_ETAG + 1] = "";
+        if (res == POLL_WAITING || res == POLL_FAILED) {
+            size_t i = wz_hold_target(p.verdicts, (const char *const *)p.etags, o->nworkflows);
+            if (i < o->nworkflows) {
+                hold_wf = o->workflows[i];
+                snprintf(etag, sizeof(etag), "%s", p.etags[i]);
+            }
+        }
         poll_state_free(&p);
 
         if (o->once) {
@@ -528,7 +612,11 @@ static int wait_loop(run *r, wz_client *client)
                   WZ_EXIT_TIMEOUT);
             return WZ_EXIT_TIMEOUT;
         }
-        if (sleep_for(pause < left ? pause : left))
+        changed = 0;
+        int stopped = hold_wf ? await_change(r, client, hold_wf, etag, change_polled,
+                                             monotonic() + pause, deadline, &changed)
+                              : sleep_for(pause < left ? pause : left);
+        if (stopped)
             return interrupted(r);
     }
 }

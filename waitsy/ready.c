@@ -8,11 +8,15 @@
  * kept in history does. Anything else (open, failed, new, yesterday's
  * success, a success re-opened since that history does not show) is still
  * awaited. Which history pages to read, and when to stop, is decided here
- * too; reading them is main.c's.
+ * too; reading them is main.c's. So is the wake-up between polls (SPEC
+ * section 10): which workflow a held get_status waits on, its wait=, and
+ * what its answer means for the next poll; the clock is main.c's, and
+ * comes in here as seconds.
  *
  * Pure apart from the time zone: with `local`, dates come from localtime_r
  * and mktime, which read TZ. No clock, no I/O.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -518,4 +522,77 @@ wz_page_verdict wz_history_read(wz_history *h, const cJSON *page)
     h->limit = next_limit(h, newest, oldest, n);
     h->before = next_before;
     return WZ_PAGE_MORE;
+}
+
+/* ------------------------------------------------------------ held requests */
+
+int wz_etag_usable(const char *etag)
+{
+    if (!etag || strnlen(etag, WZ_MAX_ETAG + 1) > WZ_MAX_ETAG)
+        return 0;
+    const unsigned char *p = (const unsigned char *)etag;
+    if (p[0] == 'W' && p[1] == '/') /* weak: If-None-Match compares those too */
+        p += 2;
+    size_t n = strlen((const char *)p);
+    if (n < 2 || p[0] != '"' || p[n - 1] != '"')
+        return 0;
+    /* RFC 9110's etagc, without obs-text: it goes back out in a header of
+     * ours exactly as it came, so nothing that is not plain ASCII. */
+    for (size_t i = 1; i + 1 < n; i++)
+        if (p[i] < 0x21 || p[i] > 0x7e || p[i] == '"')
+            return 0;
+    return 1;
+}
+
+int wz_etag_changed(const char *sent, const char *got)
+{
+    return wz_etag_usable(got) && (!sent || strcmp(sent, got) != 0);
+}
+
+size_t wz_hold_target(const wz_verdict *verdicts, const char *const *etags, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (verdicts[i] == WZ_READY)
+            continue;
+        /* Only the first: another workflow changing cannot make waitsy
+         * ready while this one has not, and the next poll sees it anyway. */
+        int awaited = verdicts[i] == WZ_WAITING || verdicts[i] == WZ_FAILED;
+        return awaited && wz_etag_usable(etags[i]) ? i : n;
+    }
+    return n;
+}
+
+long wz_hold_seconds(double until_poll, double until_deadline)
+{
+    if (!(until_poll > 0)) /* the poll is due (or the clock said nonsense) */
+        return 0;
+    /* Rounded up, so that a 304 at the end of wait= finds the poll due;
+     * a fractional --interval is stretched to the next second at most. */
+    double s = until_poll >= WZ_HOLD_MAX ? WZ_HOLD_MAX : ceil(until_poll);
+    if (until_deadline < s) /* never past --timeout: rounded down there */
+        s = floor(until_deadline);
+    return s >= 1 ? (long)s : 0;
+}
+
+double wz_after_hold(wz_held held, long wait, double took, double since_poll, double until_poll)
+{
+    double due = until_poll > 0 ? until_poll : 0;
+    switch (held) {
+    case WZ_HELD_CHANGED: {
+        double gap = WZ_MIN_INTERVAL - since_poll;
+        if (gap <= 0)
+            return 0;
+        return gap < due ? gap : due;
+    }
+    case WZ_HELD_UNCHANGED:
+        /* Early: Batchy stopping, or a server that answers at once
+         * whatever wait= says; polling now would make that a tight loop. */
+        if (took < (double)wait - WZ_HOLD_EARLY)
+            return due;
+        /* The full wait=: the poll is due unless wait= was cut short. */
+        return due >= 1 ? WZ_HOLD_AGAIN : due;
+    case WZ_HELD_FAILED:
+        break;
+    }
+    return due;
 }

@@ -1,15 +1,20 @@
 /*
- * waitsy.h - Waitsy, the command-line waiter (SPEC sections 7 and 9): poll
- * Batchy's get_status, and its history when that is not enough, until every
- * awaited step of every named workflow succeeded on the target day, then
- * exit 0 or run a command.
+ * waitsy.h - Waitsy, the command-line waiter (SPEC sections 7, 9 and 10):
+ * poll Batchy's get_status, and its history when that is not enough, until
+ * every awaited step of every named workflow succeeded on the target day,
+ * then exit 0 or run a command. Between polls, wait on a held get_status
+ * (SPEC section 10) when Batchy offers one, so that a change wakes it at
+ * once; else sleep.
  *
  *   pure (no I/O, no clock; unit-tested):
  *     args.c   command line -> options, the help text
  *     ready.c  workflow documents and history pages -> readiness verdict,
- *              the progress line, which history page to read next
+ *              the progress line, which history page to read next; what
+ *              to hold on between polls, for how long, and what its
+ *              answer means for the next poll
  *   shell:
- *     fetch.c  one GET of get_status or of a history page through libcurl
+ *     fetch.c  one GET of get_status (plain or held) or of a history page
+ *              through libcurl
  *     main.c   the poll loop: clock, sleep, signals, output, exec
  *
  * Times, name checks and bounds come from Batchy's pure core (batchy.h).
@@ -187,5 +192,67 @@ void wz_history_free(wz_history *h);
 int wz_assess_history(const char *wf, const cJSON *doc, const wz_history *history,
                       char *const *steps, size_t nsteps, const char *date, int local,
                       wz_assessment *out);
+
+/* ------------------------------------------------------------------ ready.c: held requests */
+
+/* Between two polls, waitsy may wait on GET get_status/<wf>?wait=S with
+ * If-None-Match: <the ETag of the last poll's answer> (SPEC section 10):
+ * Batchy answers 200 as soon as the workflow changes, or 304 after S
+ * seconds. Waitsy then polls as always (a full poll decides readiness),
+ * so a held request only chooses *when* to poll, never what is ready.
+ * A server without ETags (an older Batchy, the original service) is
+ * polled every --interval, as before. */
+#define WZ_HOLD_MAX    600    /* seconds: the largest wait= Batchy takes */
+#define WZ_HOLD_MARGIN 5.0    /* seconds a held request may take past its wait= */
+#define WZ_HOLD_EARLY  0.5    /* a 304 this much sooner than wait= came early */
+#define WZ_MAX_ETAG    128    /* bytes of an ETag kept and sent back */
+#define WZ_HOLD_AGAIN  (-1.0) /* wz_after_hold: send another held request */
+
+/* 1 when `etag` (NULL: none) is an entity tag fit to send back in
+ * If-None-Match: "..." or W/"...", printable ASCII without '"' inside, at
+ * most WZ_MAX_ETAG bytes. Anything else (no header, a header that could
+ * smuggle a line into ours) means: no held requests with that answer. */
+int wz_etag_usable(const char *etag);
+
+/* 1 when a 200 to a held request sent with `sent` really says the
+ * workflow changed: its ETag `got` is usable and differs. A 200 with the
+ * same ETag (or none) is a server that ignores If-None-Match: waking on it
+ * would poll in a tight loop. */
+int wz_etag_changed(const char *sent, const char *got);
+
+/* Which workflow to hold on after a poll that read every workflow, with
+ * verdicts[i] and the ETag etags[i] (NULL: none) of each: the first that
+ * is not ready (WAITING or FAILED), since waitsy cannot be ready before
+ * it changes. Returns n (do not hold: sleep) when every one is ready, or
+ * when that first one came without a usable ETag. */
+size_t wz_hold_target(const wz_verdict *verdicts, const char *const *etags, size_t n);
+
+/* The wait= of a held request sent `until_poll` seconds before the next
+ * poll is due and `until_deadline` seconds before --timeout's deadline
+ * (INFINITY: none): until_poll rounded up to whole seconds (wait= has no
+ * fractions), within 1..WZ_HOLD_MAX, but rounded down to end by the
+ * deadline. 0 when no request can be held: the poll is due, or the
+ * deadline is less than a second away (then waitsy sleeps, as before). */
+long wz_hold_seconds(double until_poll, double until_deadline);
+
+/* How a held request ended, for wz_after_hold. */
+typedef enum wz_held {
+    WZ_HELD_CHANGED,   /* 200 with a new ETag: the workflow changed */
+    WZ_HELD_UNCHANGED, /* 304 */
+    WZ_HELD_FAILED,    /* anything else: unreachable, 4xx, 5xx, timed out */
+} wz_held;
+
+/* What to do after a held request sent with wait=`wait` ended as `held`
+ * after `took` seconds, now that `since_poll` seconds passed since the
+ * last poll a change brought on began (INFINITY: none) and the next is due
+ * in `until_poll` seconds (<= 0: due). Returns the seconds to sleep before polling (0: poll at
+ * once), or WZ_HOLD_AGAIN (a 304 at the end of a wait= that the 600 s cap or the deadline cut short
+ * of the next poll): CHANGED    at once, but not sooner than WZ_MIN_INTERVAL after the last poll a
+ * change brought on began, so that a workflow that changes all the time costs what --interval 0.1
+ * costs, not a tight loop; UNCHANGED  early (a server stopping, or one that ignores wait=): sleep
+ *              until the poll is due; else poll when it is due (at once,
+ *              or after less than a second), or hold again;
+ *   FAILED     sleep until the poll is due, as without held requests. */
+double wz_after_hold(wz_held held, long wait, double took, double since_poll, double until_poll);
 
 #endif
