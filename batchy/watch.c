@@ -20,6 +20,14 @@
  * request appears as it is answered), else when the buffer fills, or by
  * the watchdog within LOG_DELAY_MS. Whole lines only, so lines never
  * interleave.
+ *
+ * With no deadline running (every connection idle on batchy's side: held
+ * requests, streams, or none at all) and no line waiting, the watchdog
+ * sleeps until one is: an idle Batchy, or one holding ten thousand
+ * requests, costs no CPU. `timed` counts the deadlines running; whoever
+ * starts the first, or buffers a line, while the watchdog sleeps so, wakes
+ * it (idle is set before timed is checked, and timed moved before idle is,
+ * so one of the two sides always sees the other).
  */
 #include <errno.h>
 #include <limits.h>
@@ -57,6 +65,9 @@ struct watch {
     pthread_cond_t wake;
     watched *head;
     int stop;
+    atomic_long timed;        /* connections whose deadline runs */
+    atomic_int log_pending;   /* lines gathered, not yet written */
+    atomic_int idle;          /* the watchdog sleeps until woken */
     pthread_mutex_t log_lock; /* guards the three below */
     char log_buf[16384];
     size_t log_len;
@@ -72,6 +83,27 @@ static long long now_ms(void)
 
 /* ------------------------------------------------------------------ deadlines */
 
+/* Wake the watchdog if it sleeps until woken. */
+static void wake_idle(watch *w)
+{
+    if (atomic_load(&w->idle)) {
+        pthread_mutex_lock(&w->lock);
+        pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+/* A deadline was set to `now` from `old`: count the ones running. */
+static void count_deadline(watch *w, long long old, long long now)
+{
+    if (old == LLONG_MAX && now != LLONG_MAX) {
+        atomic_fetch_add(&w->timed, 1);
+        wake_idle(w);
+    } else if (old != LLONG_MAX && now == LLONG_MAX) {
+        atomic_fetch_sub(&w->timed, 1);
+    }
+}
+
 watched *watch_add(watch *w, int fd)
 {
     watched *c = calloc(1, sizeof(*c));
@@ -79,7 +111,9 @@ watched *watch_add(watch *w, int fd)
         return NULL;
     c->fd = fd;
     atomic_init(&c->deadline_ms, now_ms() + w->client_timeout_s * 1000LL);
+    atomic_fetch_add(&w->timed, 1);
     pthread_mutex_lock(&w->lock);
+    pthread_cond_signal(&w->wake); /* if it sleeps until woken */
     c->next = w->head;
     if (c->next)
         c->next->prev = c;
@@ -100,14 +134,17 @@ void watch_remove(watch *w, watched *c)
     if (c->next)
         c->next->prev = c->prev;
     pthread_mutex_unlock(&w->lock);
+    if (atomic_load(&c->deadline_ms) != LLONG_MAX)
+        atomic_fetch_sub(&w->timed, 1);
     free(c);
 }
 
 void watch_turn(watch *w, watched *c, int client_turn)
 {
-    if (c)
-        atomic_store(&c->deadline_ms,
-                     client_turn ? now_ms() + w->client_timeout_s * 1000LL : LLONG_MAX);
+    if (c) {
+        long long now = client_turn ? now_ms() + w->client_timeout_s * 1000LL : LLONG_MAX;
+        count_deadline(w, atomic_exchange(&c->deadline_ms, now), now);
+    }
 }
 
 /* ------------------------------------------------------------------ the access log */
@@ -126,6 +163,7 @@ static void log_flush_locked(watch *w, long long now)
     }
     w->log_len = 0;
     w->log_written_ms = now;
+    atomic_store(&w->log_pending, 0);
 }
 
 static void log_flush(watch *w)
@@ -155,7 +193,12 @@ void watch_log(watch *w, const char *method, const char *path, int status, long 
     w->log_len += n;
     if (now - w->log_written_ms >= LOG_DELAY_MS)
         log_flush_locked(w, now);
+    int pending = w->log_len > 0;
+    if (pending)
+        atomic_store(&w->log_pending, 1);
     pthread_mutex_unlock(&w->log_lock);
+    if (pending)
+        wake_idle(w); /* the watchdog writes it out within LOG_DELAY_MS */
 }
 
 /* ------------------------------------------------------------------ the thread */
@@ -181,6 +224,13 @@ static void *watchdog_main(void *arg)
         pthread_mutex_lock(&w->lock);
         if (w->stop)
             break;
+        atomic_store(&w->idle, 1);
+        if (!atomic_load(&w->timed) && !atomic_load(&w->log_pending)) {
+            pthread_cond_wait(&w->wake, &w->lock); /* until there is something to do */
+            atomic_store(&w->idle, 0);
+            continue;
+        }
+        atomic_store(&w->idle, 0);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += period / 1000;
