@@ -519,8 +519,19 @@ static int handle_fail_batch(api_request *req, api_reply *out, bty_error *err)
 
 static void list_free(api_request *req)
 {
-    for (size_t i = 0; i < req->u.list.n; i++)
+    for (size_t i = 0; i < req->u.list.n; i++) {
         free(req->u.list.members[i]);
+        if (req->u.list.texts)
+            free(req->u.list.texts[i]);
+    }
+    free(req->u.list.texts);
+    free(req->u.list.statuses);
+    free(req->u.list.read_at);
+    free(req->u.list.stamps);
+    req->u.list.texts = NULL;
+    req->u.list.statuses = NULL;
+    req->u.list.read_at = NULL;
+    req->u.list.stamps = NULL;
     free(req->u.list.members);
     req->u.list.members = NULL;
     req->u.list.n = 0;
@@ -531,6 +542,78 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* /workflows: the row of each member that rows.c trusts (Redis has said
+ * of no change since it was read), and the list of those to read, each
+ * stamped before its read is sent. 0, or -1 with 503. */
+static int plan_reads(api_request *req, bty_error *err)
+{
+    size_t n = req->u.list.n;
+    req->u.list.texts = calloc(n ? n : 1, sizeof(char *));
+    req->u.list.statuses = calloc(n ? n : 1, sizeof(unsigned));
+    req->u.list.read_at = calloc(n ? n : 1, sizeof(size_t));
+    req->u.list.stamps = calloc(n ? n : 1, sizeof(rows_stamp));
+    if (!req->u.list.texts || !req->u.list.statuses || !req->u.list.read_at || !req->u.list.stamps)
+        return bty_error_set(err, 503, "out of memory; try again");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = req->u.list.members[i];
+        int rc = rows_trusted(name, &req->u.list.texts[i], &req->u.list.statuses[i]);
+        if (rc < 0)
+            return bty_error_set(err, 503, "out of memory; try again");
+        if (rc == 0) {
+            req->u.list.stamps[req->u.list.nread] = rows_stamp_now(name);
+            req->u.list.read_at[req->u.list.nread++] = i;
+        }
+    }
+    return 0;
+}
+
+/* /workflows: the row of the k-th workflow read, from its hash; a row made
+ * before from the same bytes is taken as it is (rows.c). 0, or -1. */
+static int row_of_read(api_request *req, size_t k, bty_error *err)
+{
+    size_t i = req->u.list.read_at[k];
+    const char *name = req->u.list.members[i];
+    char **text = &req->u.list.texts[i];
+    unsigned *statuses = &req->u.list.statuses[i];
+    bty_hash hash;
+    if (store_read_result_at(&req->call, (int)k, &hash, err) != 0) {
+        if (err->status != 409)
+            return -1;
+        /* not a hash: said with this workflow's name (the call's message
+         * names its first key) */
+        char what[BTY_KEY_MAX + 96];
+        snprintf(what, sizeof(what), "Redis key '%s' is not a hash of steps", name);
+        cJSON *row = view_workflow_error(name, what);
+        *text = row ? cJSON_PrintUnformatted(row) : NULL;
+        cJSON_Delete(row);
+        memset(err, 0, sizeof(*err));
+        return *text ? 0 : bty_error_set(err, 503, "out of memory; try again");
+    }
+    if (hash.n == 0) { /* deleted by hand since: not loaded any more */
+        store_hash_free(&hash);
+        return 0;
+    }
+    uint64_t fp = rows_fingerprint(&hash);
+    int rc = rows_take(name, fp, &req->u.list.stamps[k], text, statuses);
+    if (rc == 0) {
+        bty_error why = {0};
+        cJSON *doc = doc_from_hash(hash.fields, hash.n, name, &why);
+        cJSON *row = doc                 ? view_workflow(name, doc, statuses)
+                     : why.status == 409 ? view_workflow_error(name, why.message)
+                                         : NULL;
+        *text = row ? cJSON_PrintUnformatted(row) : NULL;
+        /* An unreadable one is read again each time: it stays listed
+         * with its error until it is repaired. */
+        if (*text && doc)
+            rows_put(name, fp, *text, *statuses, &req->u.list.stamps[k]);
+        rc = *text ? 1 : -1;
+        cJSON_Delete(row);
+        cJSON_Delete(doc);
+    }
+    store_hash_free(&hash);
+    return rc < 0 ? bty_error_set(err, 503, "out of memory; try again") : 0;
+}
+
 /* GET /workflows[?status=][&prefix=]: every workflow loaded through
  * Batchy (the set batchy:workflows, kept by load_cfg's write, and by
  * scripts/index-state for older state: no KEYS, no SCAN), two round trips
@@ -538,7 +621,8 @@ static int by_name(const void *a, const void *b)
 static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
 {
     const char *status = api_param(req, "status"), *prefix = api_param(req, "prefix");
-    if (req->runs == 0) {
+    int *stage = &req->u.list.stage;
+    if (*stage == 0) {
         if (status && !view_status_bit(status))
             return bty_error_set(err, 400,
                                  "status must be new, open, success, failed or abandoned, not "
@@ -550,11 +634,22 @@ static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
                                  "prefix must be the start of a workflow name (letters, digits, "
                                  "'_', '-', '.'), not '%.60s'",
                                  prefix);
+        /* What this process remembers may be trusted (rows.c): first take
+         * in every invalidation of a change made before this request. */
+        *stage = 1;
+        if (store_track_epoch()) {
+            req->fence = 1;
+            return HANDLER_WAIT;
+        }
+    }
+    if (*stage == 1) {
+        *stage = 2;
         return store_call_members(&req->call, "batchy:workflows", NULL, 0, -1, err) != 0
                    ? HANDLER_FAILED
                    : HANDLER_WAIT;
     }
-    if (req->runs == 1) {
+    if (*stage == 2) {
+        *stage = 3;
         int exists;
         char **all;
         size_t n, kept = 0;
@@ -571,63 +666,36 @@ static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
         if (rc != 0)
             return HANDLER_FAILED;
         qsort(all, kept, sizeof(*all), by_name);
-        if (kept)
-            return store_call_reads(&req->call, all, kept, err) != 0 ? HANDLER_FAILED
-                                                                     : HANDLER_WAIT;
+        if (plan_reads(req, err) != 0)
+            return HANDLER_FAILED;
+        if (req->u.list.nread) {
+            char **names = malloc(req->u.list.nread * sizeof(*names));
+            if (!names)
+                return bty_error_set(err, 503, "out of memory; try again");
+            for (size_t k = 0; k < req->u.list.nread; k++)
+                names[k] = all[req->u.list.read_at[k]];
+            int built = store_call_reads(&req->call, names, req->u.list.nread,
+                                         req->u.list.stamps[0].epoch != 0, err);
+            free(names);
+            return built != 0 ? HANDLER_FAILED : HANDLER_WAIT;
+        }
     }
-    /* The rows, as compact JSON: a row made before from the same bytes is
-     * taken as it is (rows.c); any other is made from the parsed state. */
+    for (size_t k = 0; k < req->u.list.nread; k++)
+        if (row_of_read(req, k, err) != 0)
+            return HANDLER_FAILED;
+    /* The rows, in name order; with ?status=, only workflows with a step
+     * in it (an unreadable one has no statuses to match). */
     unsigned want = status ? view_status_bit(status) : 0;
     rows_buf body = {0};
     if (rows_buf_add(&body, "{\"workflows\":[", 0) != 0)
         return bty_error_set(err, 503, "out of memory; try again");
     for (size_t i = 0; i < req->u.list.n; i++) {
-        const char *name = req->u.list.members[i];
-        bty_hash hash;
-        unsigned statuses = 0;
-        char *text = NULL;
-        int done = 0;
-        if (store_read_result_at(&req->call, (int)i, &hash, err) != 0) {
-            if (err->status != 409) {
-                free(body.text);
-                return HANDLER_FAILED;
-            }
-            /* not a hash: said with this workflow's name (the call's
-             * message names its first key) */
-            char what[BTY_KEY_MAX + 96];
-            snprintf(what, sizeof(what), "Redis key '%s' is not a hash of steps", name);
-            cJSON *row = view_workflow_error(name, what);
-            text = row ? cJSON_PrintUnformatted(row) : NULL;
-            cJSON_Delete(row);
-            memset(err, 0, sizeof(*err));
-        } else if (hash.n == 0) { /* deleted by hand since: not loaded any more */
-            store_hash_free(&hash);
-            continue;
-        } else {
-            uint64_t fp = rows_fingerprint(&hash);
-            if (!(done = rows_append(name, fp, want, &body))) {
-                bty_error why = {0};
-                cJSON *doc = doc_from_hash(hash.fields, hash.n, name, &why);
-                cJSON *row = doc                 ? view_workflow(name, doc, &statuses)
-                             : why.status == 409 ? view_workflow_error(name, why.message)
-                                                 : NULL;
-                text = row ? cJSON_PrintUnformatted(row) : NULL;
-                if (text && doc)
-                    rows_put(name, fp, text, statuses);
-                cJSON_Delete(row);
-                cJSON_Delete(doc);
-            }
-            store_hash_free(&hash);
-        }
-        /* With ?status=, only workflows with a step in it (an unreadable
-         * one has no statuses to match). */
-        if (done < 0 || (!done && !text) ||
-            (text && (!want || (statuses & want)) && rows_buf_add(&body, text, 1) != 0)) {
-            free(text);
+        const char *text = req->u.list.texts[i];
+        if (text && (!want || (req->u.list.statuses[i] & want)) &&
+            rows_buf_add(&body, text, 1) != 0) {
             free(body.text);
             return bty_error_set(err, 503, "out of memory; try again");
         }
-        free(text);
     }
     if (rows_buf_add(&body, "]}\n", 0) != 0) {
         free(body.text);
@@ -696,7 +764,7 @@ static int handle_history(api_request *req, api_reply *out, bty_error *err)
             req->u.list.members[i] = copy;
         }
         if (req->u.list.n)
-            return store_call_reads(&req->call, req->u.list.members, req->u.list.n, err) != 0
+            return store_call_reads(&req->call, req->u.list.members, req->u.list.n, 0, err) != 0
                        ? HANDLER_FAILED
                        : HANDLER_WAIT;
     }

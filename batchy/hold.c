@@ -96,6 +96,7 @@ static struct {
     size_t nstreams;
     long long next_recheck_ms, next_comment_ms;
     atomic_ullong epoch;        /* resyncs: every workflow's count moves */
+    atomic_size_t listeners;    /* nheap + nstreams, read without the lock */
     atomic_ullong seq[BUCKETS]; /* notices, by workflow's bucket */
 } hold = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -306,6 +307,7 @@ static void waiter_take(hold_waiter *w, int outcome, hold_result *result, hold_w
         w->next->prev = w->prev;
     g->nwaiters--;
     heap_remove(w);
+    atomic_fetch_sub(&hold.listeners, 1);
     w->group = NULL;
     w->outcome = outcome;
     if (result)
@@ -515,6 +517,7 @@ void hold_add(hold_waiter *w, void *conn)
         hold.resume(conn);
         return;
     }
+    atomic_fetch_add(&hold.listeners, 1);
     w->group = g;
     w->next = g->waiters;
     if (g->waiters)
@@ -536,6 +539,10 @@ void hold_notice(const char *workflow)
 {
     unsigned h = name_hash(workflow);
     atomic_fetch_add(&hold.seq[h & (BUCKETS - 1)], 1);
+    /* Nobody listening (the usual case under a load of writes): the count
+     * is all. A waiter added meanwhile sees it moved (hold_add). */
+    if (!atomic_load(&hold.listeners))
+        return;
     pthread_mutex_lock(&hold.lock);
     int wanted = 0;
     for (hold_stream *s = hold.streams; s && !wanted; s = s->next)
@@ -686,6 +693,7 @@ hold_stream *hold_stream_open(const char *names, bty_error *err)
             hold.streams->prev = s;
         hold.streams = s;
         hold.nstreams++;
+        atomic_fetch_add(&hold.listeners, 1);
     }
     pthread_mutex_unlock(&hold.lock);
     if (!stopping)
@@ -748,6 +756,7 @@ void hold_stream_close(hold_stream *s)
     if (s->next)
         s->next->prev = s->prev;
     hold.nstreams--;
+    atomic_fetch_sub(&hold.listeners, 1);
     pthread_mutex_unlock(&hold.lock);
     free(s->names);
     free(s->buf);

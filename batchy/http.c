@@ -445,7 +445,12 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
     if (rc == HANDLER_WAIT) {
         /* Suspended first: the store may resume it at once. */
         MHD_suspend_connection(conn);
-        store_submit(&req->api.call, req->api.delay_us, resume_request, req);
+        if (req->api.fence) {
+            req->api.fence = 0;
+            notice_fence(conn_resume, conn);
+        } else {
+            store_submit(&req->api.call, req->api.delay_us, resume_request, req);
+        }
         return MHD_YES;
     }
     if (rc == HANDLER_HOLD) {

@@ -14,6 +14,19 @@
  * is answered, and while Redis is gone those reads fail and the waiters
  * are answered 503 rather than left hanging.
  *
+ * The same connection receives what Redis' tracking of the store's reads
+ * says (CLIENT TRACKING ... REDIRECT to this connection's id, store.c): a
+ * message on __redis__:invalidate names keys that changed, by any client,
+ * and rows.c stops trusting what it made from them; nil means everything
+ * (FLUSHDB). Losing the connection loses those too: its serial changes,
+ * and with it the epoch every trusted row was made under.
+ *
+ * Invalidations come a moment after the write that causes them; a fence
+ * (notice_fence) waits until every one sent before it has been taken in:
+ * a PING on this connection, whose answer comes after them. /workflows
+ * fences before trusting what it remembers, so that a change made before
+ * the request (by hand, too) is always in its answer.
+ *
  * The same thread keeps hold.c's clock (hold_tick: deadlines, re-checks,
  * the streams' comments) and sleeps in poll() in between: with nothing
  * held it wakes only for a PING.
@@ -24,6 +37,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -44,13 +58,25 @@ static struct {
     pthread_t thread;
     int started;
     atomic_int stopping;
-    atomic_int subscribed; /* for healthz */
-    int wake_fd;           /* eventfd */
+    atomic_int subscribed;  /* for healthz */
+    atomic_llong client_id; /* of the subscribed connection, or 0 */
+    atomic_ullong serial;   /* subscriptions made and lost */
+    int wake_fd;            /* eventfd */
     /* The thread's own. */
     redisContext *ctx;
     long long quiet_since_ms; /* last heard from Redis */
     long long ping_sent_ms;   /* 0: no PING unanswered */
-} notice = {.wake_fd = -1};
+    /* Fences: asked by workers (under fence_lock), then sent (the
+     * thread's own), in order. */
+    pthread_mutex_t fence_lock;
+    struct fence *asked, *sent, **sent_tail;
+} notice = {.wake_fd = -1, .fence_lock = PTHREAD_MUTEX_INITIALIZER, .sent_tail = &notice.sent};
+
+struct fence {
+    struct fence *next;
+    void (*done)(void *);
+    void *arg;
+};
 
 static long long now_ms(void)
 {
@@ -72,12 +98,98 @@ int notice_subscribed(void)
     return atomic_load(&notice.subscribed);
 }
 
+void notice_fence(void (*done)(void *), void *arg)
+{
+    struct fence *f = atomic_load(&notice.subscribed) ? malloc(sizeof(*f)) : NULL;
+    if (!f) { /* nothing to wait for (or no memory to: then a moment stale) */
+        done(arg);
+        return;
+    }
+    f->done = done;
+    f->arg = arg;
+    pthread_mutex_lock(&notice.fence_lock);
+    f->next = notice.asked;
+    notice.asked = f;
+    pthread_mutex_unlock(&notice.fence_lock);
+    notice_wake();
+}
+
+/* Release the fences in list (asked or sent): done. */
+static void fences_done(struct fence *list)
+{
+    while (list) {
+        struct fence *next = list->next;
+        list->done(list->arg);
+        free(list);
+        list = next;
+    }
+}
+
+/* The fences asked since the last time, oldest first. */
+static struct fence *fences_asked(void)
+{
+    pthread_mutex_lock(&notice.fence_lock);
+    struct fence *lifo = notice.asked, *fifo = NULL;
+    notice.asked = NULL;
+    pthread_mutex_unlock(&notice.fence_lock);
+    while (lifo) {
+        struct fence *next = lifo->next;
+        lifo->next = fifo;
+        fifo = lifo;
+        lifo = next;
+    }
+    return fifo;
+}
+
+/* Send a PING per fence asked; without a connection, they are done. 0,
+ * or -1 when the connection failed. */
+static int send_fences(void)
+{
+    struct fence *f = fences_asked();
+    if (!notice.ctx) {
+        fences_done(f);
+        return 0;
+    }
+    int failed = 0;
+    while (f) {
+        struct fence *next = f->next;
+        f->next = NULL;
+        *notice.sent_tail = f;
+        notice.sent_tail = &f->next;
+        failed = failed || redisAppendCommand(notice.ctx, "PING fence") != REDIS_OK;
+        f = next;
+    }
+    int done = 0;
+    return failed || redisBufferWrite(notice.ctx, &done) != REDIS_OK ? -1 : 0;
+}
+
+/* Release every fence sent (the connection is gone: the rows it guards
+ * are untrusted anyway) and those asked. */
+static void fences_release_all(void)
+{
+    fences_done(notice.sent);
+    notice.sent = NULL;
+    notice.sent_tail = &notice.sent;
+    fences_done(fences_asked());
+}
+
+long long notice_client_id(uint64_t *serial)
+{
+    /* The serial first: an id read with a later serial is never taken for
+     * the earlier subscription's. */
+    *serial = atomic_load(&notice.serial);
+    long long id = atomic_load(&notice.client_id);
+    return *serial == atomic_load(&notice.serial) ? id : 0;
+}
+
 /* One command on the fresh, blocking connection; 0 when it answered
- * without an error. */
-static int command(redisContext *c, int argc, const char **argv)
+ * without an error (*integer: its answer, when one). */
+static int command(redisContext *c, int argc, const char **argv, long long *integer)
 {
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (ok && integer)
+        *integer = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
     freeReplyObject(r);
     return ok ? 0 : -1;
 }
@@ -99,10 +211,15 @@ static int subscribe(void)
         redisEnableKeepAlive(c);
     const char *auth1[] = {"AUTH", t->password};
     const char *auth2[] = {"AUTH", t->user, t->password};
+    const char *id[] = {"CLIENT", "ID"};
     const char *sub[] = {"SUBSCRIBE", notice.channel};
-    int failed = t->password[0] && (t->user[0] ? command(c, 3, auth2) : command(c, 2, auth1));
+    const char *sub_tracking[] = {"SUBSCRIBE", "__redis__:invalidate"};
+    long long client_id = 0;
+    int failed =
+        t->password[0] && (t->user[0] ? command(c, 3, auth2, NULL) : command(c, 2, auth1, NULL));
     int flags = failed ? -1 : fcntl(c->fd, F_GETFL);
-    if (failed || command(c, 2, sub) != 0 || flags < 0 ||
+    if (failed || command(c, 2, id, &client_id) != 0 || command(c, 2, sub, NULL) != 0 ||
+        command(c, 2, sub_tracking, NULL) != 0 || flags < 0 ||
         fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         redisFree(c);
         return -1;
@@ -112,6 +229,8 @@ static int subscribe(void)
     notice.quiet_since_ms = now_ms();
     notice.ping_sent_ms = 0;
     atomic_store(&notice.subscribed, 1);
+    atomic_store(&notice.client_id, client_id);
+    atomic_fetch_add(&notice.serial, 1);
     return 0;
 }
 
@@ -120,7 +239,10 @@ static void unsubscribed(void)
     redisFree(notice.ctx);
     notice.ctx = NULL;
     atomic_store(&notice.subscribed, 0);
-    hold_resync(); /* notices are being lost: read what is waited on */
+    atomic_store(&notice.client_id, 0);
+    atomic_fetch_add(&notice.serial, 1); /* invalidations are being lost */
+    fences_release_all();
+    hold_resync(); /* and notices: read what is waited on */
 }
 
 /* What Redis said on the subscribed connection: a notice, a PING's
@@ -138,12 +260,32 @@ static int take_messages(void)
         if (!reply)
             return 0;
         const redisReply *r = reply;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[0]->type == REDIS_REPLY_STRING &&
-            strcmp(r->element[0]->str, "message") == 0 &&
-            r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len < BTY_KEY_MAX &&
-            strlen(r->element[2]->str) == r->element[2]->len)
-            hold_notice(r->element[2]->str);
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[1]->type == REDIS_REPLY_STRING && strcmp(r->element[1]->str, "fence") == 0 &&
+            notice.sent) { /* a fence's PING answered: all before it is in */
+            struct fence *f = notice.sent;
+            notice.sent = f->next;
+            if (!notice.sent)
+                notice.sent_tail = &notice.sent;
+            f->next = NULL;
+            fences_done(f);
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                   r->element[0]->type == REDIS_REPLY_STRING &&
+                   strcmp(r->element[0]->str, "message") == 0 &&
+                   r->element[1]->type == REDIS_REPLY_STRING) {
+            const redisReply *what = r->element[2];
+            if (strcmp(r->element[1]->str, "__redis__:invalidate") != 0) {
+                if (what->type == REDIS_REPLY_STRING && what->len < BTY_KEY_MAX &&
+                    strlen(what->str) == what->len)
+                    hold_notice(what->str);
+            } else if (what->type == REDIS_REPLY_ARRAY) {
+                for (size_t i = 0; i < what->elements; i++)
+                    if (what->element[i]->type == REDIS_REPLY_STRING)
+                        rows_invalidate(what->element[i]->str, what->element[i]->len);
+            } else {
+                rows_invalidate_all(); /* nil: FLUSHDB, FLUSHALL */
+            }
+        }
         freeReplyObject(reply);
     }
 }
@@ -173,6 +315,10 @@ static void *notice_main(void *arg)
                 continue;
             }
             notice.ping_sent_ms = now;
+        }
+        if (send_fences() != 0) {
+            unsubscribed();
+            continue;
         }
         if (notice.ctx && notice.ping_sent_ms && now - notice.ping_sent_ms >= notice.timeout_ms) {
             unsubscribed(); /* no answer: the connection is dead */
@@ -204,6 +350,7 @@ static void *notice_main(void *arg)
     }
     redisFree(notice.ctx);
     notice.ctx = NULL;
+    fences_release_all();
     return NULL;
 }
 

@@ -90,14 +90,18 @@ int store_call_read(store_call *c, const char *key, bty_error *err)
     return call_append(c, 2, argv, NULL, err);
 }
 
-int store_call_reads(store_call *c, char *const *keys, size_t n, bty_error *err)
+int store_call_reads(store_call *c, char *const *keys, size_t n, int tracked, bty_error *err)
 {
     store_call_clear(c);
     c->kind = CALL_READ;
+    c->stride = tracked ? 2 : 1;
     snprintf(c->key, sizeof(c->key), "%s", n ? keys[0] : "");
     for (size_t i = 0; i < n; i++) {
+        /* Tracking is OPTIN (store.c): this read, and only it, tracked. */
+        const char *caching[] = {"CLIENT", "CACHING", "yes"};
         const char *argv[] = {"HGETALL", keys[i]};
-        if (call_append(c, 2, argv, NULL, err) != 0)
+        if ((tracked && call_append(c, 3, caching, NULL, err) != 0) ||
+            call_append(c, 2, argv, NULL, err) != 0)
             return -1;
     }
     return 0;
@@ -328,6 +332,8 @@ int store_read_result_at(store_call *c, int i, bty_hash *out, bty_error *err)
     memset(out, 0, sizeof(*out));
     if (call_failed(c, err))
         return -1;
+    if (c->stride > 1) /* past the CLIENT CACHING before it */
+        i = i * c->stride + c->stride - 1;
     if (i >= c->nreplies || !c->replies[i])
         return store_unreachable(err, "a reply is missing");
     redisReply *r = c->replies[i];

@@ -6,10 +6,26 @@
  * workflows costs a round trip either way; parsing them all again cost
  * most of a listing.
  *
+ * A row can also be trusted without reading its hash again: when it was
+ * made from a read that Redis tracks (CLIENT TRACKING, store.c and
+ * notice.c), Redis says when that hash changes, by any client, redis-cli
+ * included; until it does, the row is the workflow's. Each invalidation
+ * counts in a slot of inval[] (by key), and a row keeps the count of its
+ * slot taken before its read was sent: an invalidation that comes while
+ * the read is under way, or at any time after it, makes the counts differ
+ * and the row untrusted. That is the race of Redis' client-side caching
+ * guide (a read's reply and an invalidation of the same key crossing),
+ * answered the way the guide does, with the count as the placeholder.
+ * Rows trusted also share an epoch: the store's connection and the
+ * subscription it redirects invalidations to, as they were when the read
+ * was sent, and the FLUSHes seen; any change of those (a reconnection,
+ * notices lost) makes every row untrusted at once.
+ *
  * Thread-safe (one mutex). Bounded: past ROWS_MAX_BYTES everything is
  * forgotten at once, and the next listing builds it again.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +33,21 @@
 #include "shell.h"
 
 #define ROWS_MAX_BYTES (32u << 20)
+#define INVAL_SLOTS    4096
 
 typedef struct row {
     struct row *next;
     uint64_t fingerprint;
+    rows_stamp stamp; /* epoch 0: not trusted */
     unsigned statuses;
     char *text; /* the row as compact JSON */
     char name[];
 } row;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static row **buckets; /* nbuckets chains */
+static atomic_ullong inval[INVAL_SLOTS]; /* invalidations, by key's slot */
+static atomic_ullong flushes;            /* FLUSHDB and FLUSHALL seen */
+static row **buckets;                    /* nbuckets chains */
 static size_t nbuckets, count, bytes;
 
 static uint64_t mix(uint64_t h, uint64_t v)
@@ -62,6 +82,56 @@ uint64_t rows_fingerprint(const bty_hash *h)
     return mix(sum, h->n);
 }
 
+static size_t bucket_of(const char *name);
+
+static size_t slot_of(const char *key, size_t len)
+{
+    return (size_t)(hash_bytes(1, key, len) % INVAL_SLOTS);
+}
+
+void rows_invalidate(const char *key, size_t len)
+{
+    atomic_fetch_add(&inval[slot_of(key, len)], 1);
+}
+
+void rows_invalidate_all(void)
+{
+    atomic_fetch_add(&flushes, 1);
+}
+
+/* The epoch of reads sent now: 0 when Redis does not track them. */
+static uint64_t epoch_now(void)
+{
+    uint64_t tracked = store_track_epoch();
+    return tracked ? mix(tracked, atomic_load(&flushes)) | 1 : 0;
+}
+
+rows_stamp rows_stamp_now(const char *name)
+{
+    return (rows_stamp){epoch_now(), atomic_load(&inval[slot_of(name, strlen(name))])};
+}
+
+int rows_trusted(const char *name, char **text, unsigned *statuses)
+{
+    rows_stamp now = rows_stamp_now(name);
+    int rc = 0;
+    if (!now.epoch)
+        return 0;
+    pthread_mutex_lock(&lock);
+    for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
+        if (strcmp(r->name, name) == 0) {
+            if (r->stamp.epoch == now.epoch && r->stamp.inval == now.inval) {
+                *text = strdup(r->text);
+                *statuses = r->statuses;
+                rc = *text ? 1 : -1;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
 static size_t bucket_of(const char *name)
 {
     return (size_t)(hash_bytes(0, name, strlen(name)) % nbuckets);
@@ -83,16 +153,20 @@ static void forget_all(void)
     nbuckets = count = bytes = 0;
 }
 
-int rows_append(const char *name, uint64_t fingerprint, unsigned want, rows_buf *out)
+int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, char **text,
+              unsigned *statuses)
 {
     int rc = 0;
     pthread_mutex_lock(&lock);
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
-            if (r->fingerprint == fingerprint)
-                rc = want && !(r->statuses & want)        ? 1
-                     : rows_buf_add(out, r->text, 1) == 0 ? 1
-                                                          : -1;
+            if (r->fingerprint == fingerprint) {
+                *text = strdup(r->text);
+                *statuses = r->statuses;
+                rc = *text ? 1 : -1;
+                /* read again, unchanged: trusted as that read is */
+                r->stamp = stamp ? *stamp : (rows_stamp){0, 0};
+            }
             break;
         }
     }
@@ -141,8 +215,10 @@ static int grow(void)
     return 0;
 }
 
-void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses)
+void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses,
+              const rows_stamp *stamp)
 {
+    rows_stamp untrusted = {0, 0};
     size_t name_len = strlen(name), text_len = strlen(text);
     pthread_mutex_lock(&lock);
     if (bytes + name_len + text_len + sizeof(row) > ROWS_MAX_BYTES)
@@ -164,6 +240,7 @@ void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned
         free((*at)->text);
         (*at)->text = copy;
         (*at)->fingerprint = fingerprint;
+        (*at)->stamp = stamp ? *stamp : untrusted;
         (*at)->statuses = statuses;
         bytes += text_len;
     } else {
@@ -176,6 +253,7 @@ void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned
         memcpy(r->name, name, name_len + 1);
         r->text = copy;
         r->fingerprint = fingerprint;
+        r->stamp = stamp ? *stamp : untrusted;
         r->statuses = statuses;
         r->next = NULL;
         *at = r;

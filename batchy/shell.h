@@ -120,6 +120,7 @@ enum store_call_kind {
     CALL_READ,   /* no effect: sent again once if Redis closed the connection */
     CALL_WRITE,  /* may have been applied: never sent twice */
     CALL_SCRIPT, /* the store's own SCRIPT LOAD after a SCRIPT FLUSH */
+    CALL_TRACK,  /* the store's own CLIENT TRACKING, for a new subscription */
 };
 
 /* One round trip. Lives in its owner's memory; between store_submit and
@@ -131,6 +132,7 @@ typedef struct store_call {
     char *commands; /* RESP, an sds string, owned */
     size_t len;
     int ncommands;
+    int stride;     /* commands per result (store_call_reads), 0 or 1: one */
     void **replies; /* redisReply *, owned, ncommands entries */
     int nreplies;
     int resent;
@@ -157,8 +159,9 @@ void store_hash_free(bty_hash *h);
  * with 503 on out of memory. */
 int store_call_read(store_call *c, const char *key, bty_error *err); /* HGETALL */
 int store_call_ping(store_call *c, bty_error *err);
-/* n HGETALLs in one round trip; read each with store_read_result_at. */
-int store_call_reads(store_call *c, char *const *keys, size_t n, bty_error *err);
+/* n HGETALLs in one round trip; read each with store_read_result_at.
+ * With tracked, Redis tracks them (CLIENT CACHING yes before each). */
+int store_call_reads(store_call *c, char *const *keys, size_t n, int tracked, bty_error *err);
 /* EXISTS exists_key (key when NULL), then the members of an index: with
  * limit < 0 every member of set `key` (SMEMBERS); else up to limit + 1
  * members of sorted set `key` with a score below `before` (any when
@@ -229,6 +232,12 @@ int store_start(const bty_redis_target *target, int timeout_ms);
  * and end the thread. Calls submitted afterwards fail at once. */
 void store_stop(void);
 
+/* What the tracking of reads is now: 0 when reads sent now are not
+ * tracked (no subscription to redirect invalidations to, or tracking not
+ * yet on for it); else a value that changes whenever the store's
+ * connection or the subscription does. */
+uint64_t store_track_epoch(void);
+
 /* Hand a call to the store thread, to be sent no sooner than delay_us
  * from now; done(arg) runs on the store thread once its replies are in
  * or it failed (at once, on this thread, when the store is stopping). */
@@ -262,10 +271,18 @@ void cache_clear(void);
  * losing the connection, by itself. 0, or -1. */
 int notice_start(const bty_redis_target *target, int timeout_ms);
 void notice_stop(void);
+/* done(arg), on the notice thread, once every invalidation Redis sent
+ * before now has been taken in (rows.c); at once when not subscribed. */
+void notice_fence(void (*done)(void *), void *arg);
 /* Wake the thread: hold.c's clock has something due sooner. */
 void notice_wake(void);
 /* 1 while subscribed. */
 int notice_subscribed(void);
+/* The subscribed connection's client id, to redirect tracking's
+ * invalidations to (CLIENT TRACKING ... REDIRECT), with *serial, which
+ * changes each time the subscription is made or lost; 0 while not
+ * subscribed. */
+long long notice_client_id(uint64_t *serial);
 
 /* ------------------------------------------------------------------ hold.c
  * Held get_status requests (waiters) and /events streams. The HTTP layer
@@ -356,12 +373,30 @@ typedef struct rows_buf {
 /* Append text to b; an item comes after a ',' unless it follows the '['.
  * 0, or -1 when out of memory. */
 int rows_buf_add(rows_buf *b, const char *text, int item);
-/* If the row of `name` was made from a hash with this fingerprint: append
- * it to out unless want (status bits) is set and none of its steps has
- * one of them, and return 1 (-1 when out of memory); else 0. */
-int rows_append(const char *name, uint64_t fingerprint, unsigned want, rows_buf *out);
-/* Remember the row of `name` (copied). */
-void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses);
+/* When a read of a workflow was sent: what Redis' tracking said then
+ * (rows.c's head comment). */
+typedef struct rows_stamp {
+    uint64_t epoch; /* 0: the read is not tracked */
+    uint64_t inval;
+} rows_stamp;
+rows_stamp rows_stamp_now(const char *name);
+/* If the row of `name` was made from a hash with this fingerprint: 1 with
+ * a copy in *text and its statuses (and the row now trusted as the read
+ * stamped *stamp is; NULL: not trusted); 0 when there is no such row; -1
+ * when out of memory. */
+int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, char **text,
+              unsigned *statuses);
+/* Remember the row of `name` (copied), made from a read sent at *stamp
+ * (NULL: not tracked). */
+void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses,
+              const rows_stamp *stamp);
+/* If the row of `name` is trusted (made from a tracked read, and Redis has
+ * said of no change since): 1 with a copy in *text and its statuses; 0
+ * when it must be read; -1 when out of memory. */
+int rows_trusted(const char *name, char **text, unsigned *statuses);
+/* Redis said key changed (len bytes); or that everything did (FLUSHDB). */
+void rows_invalidate(const char *key, size_t len);
+void rows_invalidate_all(void);
 /* Forget every row (at stop). */
 void rows_stop(void);
 
@@ -433,6 +468,7 @@ typedef struct api_request {
     char *const *values;
     size_t nparams;
     store_call call; /* the round trip the handler asked for */
+    int fence;       /* with HANDLER_WAIT: not `call` but notice_fence */
     int delay_us;    /* send it no sooner than this from now */
     int runs;        /* how many times the handler has run before this one */
     union {
@@ -463,6 +499,13 @@ typedef struct api_request {
         struct {
             char **members; /* owned, n entries: workflow names or batch ids */
             size_t n;
+            /* workflows: each member's row (owned) and statuses, and the
+             * members read (indexes into members) with their stamps */
+            int stage; /* workflows: fence, members, reads, rows */
+            char **texts;
+            unsigned *statuses;
+            size_t *read_at, nread;
+            rows_stamp *stamps;
             long long limit, next; /* history: page size; the next page's before= */
         } list;                    /* workflows, history */
     } u;

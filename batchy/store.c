@@ -21,6 +21,15 @@
  * starts over from that. It checks that every key it writes is a hash (or
  * absent) before writing any, so a write is never half applied.
  *
+ * Redis tracks the keys this connection reads for rows.c (CLIENT
+ * TRACKING, OPTIN: only reads that ask, not the write script's, which
+ * would cost an invalidation per write), its invalidations redirected to
+ * notice.c's subscribed connection, so that rows.c can trust what it read
+ * until Redis says it changed. Tracking is
+ * turned on as the connection is made, and again whenever the
+ * subscription is made anew (its client id changes): store_track_epoch
+ * says whether reads sent now are tracked, and under what.
+ *
  * The connection is made on the first call, with connect and command
  * timeouts, and dropped after any error or a reply overdue by the command
  * timeout; the next call connects again. Redis going away costs a 503,
@@ -30,6 +39,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +76,26 @@ static struct {
     store_call *delayed_head;          /* submitted with a delay, by time */
     store_call script_call;            /* SCRIPT LOAD after NOSCRIPT */
     int script_call_busy;
+    store_call track_call; /* CLIENT TRACKING for a new subscription */
+    int track_call_busy;
+    uint64_t track_sending; /* the subscription's serial track_call is for */
+
+    /* What workers read (store_track_epoch): connections made and lost,
+     * and the serial of the subscription that reads on this one are
+     * tracked for (0: none). */
+    atomic_ullong conn_serial;
+    atomic_ullong tracked_serial;
 } store;
+
+uint64_t store_track_epoch(void)
+{
+    uint64_t conn = atomic_load(&store.conn_serial);
+    uint64_t tracked = atomic_load(&store.tracked_serial), now;
+    if (!tracked || notice_client_id(&now) == 0 || now != tracked ||
+        conn != atomic_load(&store.conn_serial))
+        return 0;
+    return (conn << 32) ^ tracked;
+}
 
 static long long now_ms(void)
 {
@@ -122,6 +151,13 @@ static void call_finish(store_call *c)
         store.script_call_busy = 0;
         return;
     }
+    if (c->kind == CALL_TRACK) {
+        const redisReply *r = c->nreplies ? c->replies[0] : NULL;
+        if (!c->failure && r && r->type == REDIS_REPLY_STATUS)
+            atomic_store(&store.tracked_serial, store.track_sending);
+        store.track_call_busy = 0;
+        return;
+    }
     c->done(c->arg);
 }
 
@@ -152,6 +188,10 @@ static void call_lost(store_call *c, const char *why)
         call_finish(c);
         return;
     }
+    if (c->kind == CALL_TRACK) {
+        call_finish(c);
+        return;
+    }
     lost_message(message, sizeof(message), c, why);
     call_fail(c, 503, message);
 }
@@ -163,6 +203,9 @@ static void drop(const char *why, int closed_by_redis, store_call **resend)
 {
     redisFree(store.ctx);
     store.ctx = NULL;
+    /* Reads on the next connection are not tracked until it says so. */
+    atomic_store(&store.tracked_serial, 0);
+    atomic_fetch_add(&store.conn_serial, 1);
     store_call *c = store.sent_head;
     store.sent_head = store.sent_tail = NULL;
     while (c) {
@@ -237,6 +280,17 @@ static int connect_redis(char *why, size_t size)
         failed = setup_command(c, 2, select, why, size);
     if (!failed)
         failed = setup_command(c, 3, load, why, size);
+    /* Tracking, when there is a subscription to redirect it to; else
+     * later (send_tracking). Not a reason to fail: without it rows.c
+     * reads everything again. */
+    uint64_t serial = 0;
+    long long id = failed ? 0 : notice_client_id(&serial);
+    char id_text[24];
+    snprintf(id_text, sizeof(id_text), "%lld", id);
+    const char *track[] = {"CLIENT", "TRACKING", "on", "REDIRECT", id_text, "OPTIN"};
+    char ignored[64];
+    if (id && setup_command(c, 6, track, ignored, sizeof(ignored)) == 0)
+        atomic_store(&store.tracked_serial, serial);
     int flags = failed ? 0 : fcntl(c->fd, F_GETFL);
     if (!failed && (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0))
         failed = snprintf(why, size, "cannot make the socket non-blocking") > 0;
@@ -270,6 +324,26 @@ static void send_call(store_call *c)
     store.sent_tail = c;
 }
 
+/* The subscription was made anew since tracking was turned on (or could
+ * not be, at connect): turn it on for the new one, ahead of what follows.
+ * Until its answer is in, store_track_epoch says reads are not tracked. */
+static void send_tracking(void)
+{
+    uint64_t serial;
+    long long id = notice_client_id(&serial);
+    if (!store.ctx || !id || store.track_call_busy || atomic_load(&store.tracked_serial) == serial)
+        return;
+    char id_text[24];
+    snprintf(id_text, sizeof(id_text), "%lld", id);
+    const char *track[] = {"CLIENT", "TRACKING", "on", "REDIRECT", id_text, "OPTIN"};
+    bty_error ignored;
+    if (store_call_command(&store.track_call, CALL_TRACK, 6, track, &ignored) != 0)
+        return;
+    store.track_sending = serial;
+    store.track_call_busy = 1;
+    send_call(&store.track_call);
+}
+
 /* Send a list of calls, connecting first if need be. */
 static void send_calls(store_call *list)
 {
@@ -284,6 +358,7 @@ static void send_calls(store_call *list)
         }
         return;
     }
+    send_tracking();
     while (list) {
         store_call *next = list->next;
         send_call(list);
@@ -532,4 +607,5 @@ void store_stop(void)
     pthread_join(store.thread, NULL);
     /* Calls submitted from now on fail at once (store_submit). */
     store_call_clear(&store.script_call);
+    store_call_clear(&store.track_call);
 }

@@ -3,9 +3,10 @@ history and its retention, and reloading a changed file without losing
 the windows."""
 import json
 import threading
+import time
 import unittest
 
-from harness import OwnBatchyMixin, ServiceTestCase, http_request
+from harness import PROMPT, OwnBatchyMixin, ServiceTestCase, http_request
 
 TWO = "job1:\n  p: 1\njob2:\n  q: x\n"
 
@@ -155,6 +156,42 @@ class WorkflowsTest(ServiceTestCase):
         self.redis.cli("DEL", wf)
         names = [w["name"] for w in self.batchy.get("/workflows").json()["workflows"]]
         self.assertNotIn(wf, names)
+
+    def test_unchanged_workflows_are_not_read_again(self):
+        wf = self.unique("wl_tracked")
+        self.load(wf, TWO)
+        self.batchy.get("/workflows")  # reads every workflow, tracked by Redis
+        before = self.redis.commandstats().get("hgetall", 0)
+        for _ in range(3):
+            rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+            self.assertEqual(rows[wf]["counts"], {"new": 2})
+        self.assertEqual(self.redis.commandstats().get("hgetall", 0), before)
+        # a change (through Batchy or by hand) is read again, and only it
+        self.ok("open_batch", wf)
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertEqual(rows[wf]["counts"], {"open": 2})
+        self.assertEqual(self.redis.commandstats().get("hgetall", 0), before + 1)
+
+    def test_changes_made_while_invalidations_were_lost_are_listed(self):
+        wf = self.unique("wl_lost")
+        self.load(wf, TWO)
+        self.batchy.get("/workflows")
+        # the subscription that receives Redis' invalidations is cut, and
+        # the change made at once, before Batchy has subscribed again
+        self.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+        self.redis.cli("HSET", wf, "job1", '{"p": 1, "status": "failed"}')
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertEqual(rows[wf]["counts"], {"failed": 1, "new": 1})
+        # and once subscribed again, unchanged ones are trusted again
+        deadline = time.monotonic() + PROMPT
+        while self.batchy.get("/healthz").json()["notices"] is not True:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.redis.cli("HSET", wf, "job1", '{"p": 1, "status": "success"}')
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertEqual(rows[wf]["counts"], {"success": 1, "new": 1})
+        self.redis.cli("FLUSHDB")
+        self.assertEqual(self.batchy.get("/workflows").json(), {"workflows": []})
 
     def test_bad_filters_are_400(self):
         for query in ("status=done", "prefix=a*", "prefix=a:b"):

@@ -1,0 +1,107 @@
+/*
+ * test_views.c - unit tests of views.c (the /workflows rows and the
+ * /events events) and of the notice channel's name (keys.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "batchy.h"
+
+static cJSON *parse(const char *json)
+{
+    cJSON *doc = cJSON_Parse(json);
+    assert_non_null(doc);
+    return doc;
+}
+
+/* The compact JSON of item, compared, and item deleted. */
+static void assert_json(cJSON *item, const char *want)
+{
+    assert_non_null(item);
+    char *got = cJSON_PrintUnformatted(item);
+    assert_string_equal(got, want);
+    free(got);
+    cJSON_Delete(item);
+}
+
+static const char STATE[] =
+    "{\"a\": {\"status\": \"success\", \"batch_id\": 7, \"batch_start\": "
+    "\"2026-11-27T06:00:00.000000\", \"batch_end\": \"2026-11-27T06:10:00.000000\"},"
+    " \"b\": {\"status\": \"open\", \"batch_id\": 7, \"batch_start\": "
+    "\"2026-11-27T06:00:01.000000\"},"
+    " \"c\": {\"status\": \"open\", \"batch_id\": 7, \"batch_start\": "
+    "\"2026-11-27T06:00:02.000000\"}}";
+
+static void an_event_is_the_workflow_its_batch_and_counts(void **state)
+{
+    (void)state;
+    cJSON *doc = parse(STATE);
+    assert_json(view_event("wf1", doc, NULL),
+                "{\"workflow\":\"wf1\",\"batch_id\":7,\"counts\":{\"success\":1,\"open\":2},"
+                "\"updated\":\"2026-11-27T06:10:00.000000\"}");
+    cJSON_Delete(doc);
+}
+
+static void an_event_of_a_workflow_without_state_says_why(void **state)
+{
+    (void)state;
+    assert_json(view_event("wf1", NULL, "not loaded"),
+                "{\"workflow\":\"wf1\",\"error\":\"not loaded\"}");
+}
+
+static void an_event_of_a_new_workflow_has_no_batch(void **state)
+{
+    (void)state;
+    cJSON *doc = parse("{\"a\": {\"p\": 1}, \"b\": {\"status\": \"new\"}}");
+    assert_json(view_event("wf2", doc, NULL),
+                "{\"workflow\":\"wf2\",\"batch_id\":0,\"counts\":{\"new\":2},\"updated\":null}");
+    cJSON_Delete(doc);
+}
+
+static void the_row_and_the_event_agree(void **state)
+{
+    (void)state;
+    cJSON *doc = parse(STATE);
+    unsigned statuses = 0;
+    cJSON *row = view_workflow("wf1", doc, &statuses);
+    cJSON *ev = view_event("wf1", doc, NULL);
+    assert_non_null(row);
+    assert_non_null(ev);
+    assert_int_equal(statuses, view_status_bit("success") | view_status_bit("open"));
+    for (const char *const *k = (const char *const[]){"batch_id", "counts", "updated", NULL}; *k;
+         k++)
+        assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(row, *k),
+                                  cJSON_GetObjectItemCaseSensitive(ev, *k), 1));
+    assert_null(cJSON_GetObjectItemCaseSensitive(ev, "late"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(ev, "steps"));
+    cJSON_Delete(row);
+    cJSON_Delete(ev);
+    cJSON_Delete(doc);
+}
+
+static void the_channel_is_per_database(void **state)
+{
+    (void)state;
+    char buf[BTY_KEY_MAX];
+    key_changes_channel(buf, 0);
+    assert_string_equal(buf, "batchy:changes:0");
+    key_changes_channel(buf, 15);
+    assert_string_equal(buf, "batchy:changes:15");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(an_event_is_the_workflow_its_batch_and_counts),
+        cmocka_unit_test(an_event_of_a_workflow_without_state_says_why),
+        cmocka_unit_test(an_event_of_a_new_workflow_has_no_batch),
+        cmocka_unit_test(the_row_and_the_event_agree),
+        cmocka_unit_test(the_channel_is_per_database),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
