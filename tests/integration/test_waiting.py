@@ -373,6 +373,15 @@ class StoppingAndRedisTest(OwnBatchyMixin, unittest.TestCase):
         self.assertEqual(r.status, 304, r)
         self.assertGreaterEqual(held.answered - held.sent, 3.0)
 
+    def test_streams_ignore_the_client_timeout(self):
+        b = self.start_batchy(env={"BATCHY_CLIENT_TIMEOUT": "1"})
+        with open_stream(b.port, "?wf=w") as s:
+            read_until(s, rb": batchy events\n\n", PROMPT)
+            time.sleep(2.5)  # idle past the client timeout
+            self.assertEqual(b.get("/open_batch/w").status, 200)
+            got = read_until(s, rb"data: [^\n]*\n\n", PROMPT)
+            self.assertEqual(events_of(got)[0]["counts"], {"open": 2})
+
     def test_redis_going_away_answers_503_and_notices_come_back(self):
         held = Held(self.b.port, "/get_status/w", self.tag, 600)
         self.assertEqual(wait_held(self.b, 1), 1)
