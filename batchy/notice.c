@@ -159,6 +159,10 @@ static int send_fences(void)
         failed = failed || redisAppendCommand(notice.ctx, "PING fence") != REDIS_OK;
         f = next;
     }
+    /* An answer is due within the timeout, as for a keep-alive PING: a
+     * dead connection does not hold a fence for long. */
+    if (notice.sent && !notice.ping_sent_ms)
+        notice.ping_sent_ms = now_ms();
     int done = 0;
     return failed || redisBufferWrite(notice.ctx, &done) != REDIS_OK ? -1 : 0;
 }
@@ -218,7 +222,11 @@ static int subscribe(void)
     int failed =
         t->password[0] && (t->user[0] ? command(c, 3, auth2, NULL) : command(c, 2, auth1, NULL));
     int flags = failed ? -1 : fcntl(c->fd, F_GETFL);
-    if (failed || command(c, 2, id, &client_id) != 0 || command(c, 2, sub, NULL) != 0 ||
+    /* Without CLIENT ID (Redis before 5) notices still work; reads are
+     * just not tracked. */
+    if (!failed && command(c, 2, id, &client_id) != 0)
+        client_id = 0;
+    if (failed || command(c, 2, sub, NULL) != 0 ||
         command(c, 2, sub_tracking, NULL) != 0 || flags < 0 ||
         fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         redisFree(c);
