@@ -3,7 +3,7 @@
 bench.py - how fast Batchy is on this machine, next to what HTTP and Redis
 allow here. Run by scripts/bench.sh (which installs wrk and builds first):
 
-    scripts/bench.sh                 # the whole run, about 6 minutes
+    scripts/bench.sh                 # the whole run, about 12 minutes
     BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh  # shorter, rougher
     BENCH_LONG=0 scripts/bench.sh    # without the 1-million-request run
     python3 tests/bench/bench.py --report var/bench/<run>.json   # a table again
@@ -20,7 +20,12 @@ reports the median run (the machine is shared: single runs move by 20%):
   redis-benchmark of the Redis commands one call needs (Redis limit);
   batchy's and Redis' CPU time per request, batchy's RSS, idle, peak and
   over a long run; time and Redis round trips per open_batch and load_cfg
-  on workflows of 1 to 10,000 steps.
+  on workflows of 1 to 10,000 steps; /workflows and /history at scale
+  (BENCH_OPERATING=0 skips it); waiting: the close that makes a waitsy
+  ready to its exit, with waitsy held on the other batchy (BENCH_WAITSY_TRIALS
+  trials, 100), and BENCH_HELD (10,000) get_status requests held on one
+  batchy, its memory and CPU while they wait and the time until all have
+  their answer after one open (BENCH_WAITING=0 skips both).
 
 It prints one table and writes every figure as JSON to var/bench/ (the file
 name is printed), for comparing runs. Nothing here asserts a speed: the
@@ -372,6 +377,9 @@ def operating(servers, client):
     its newest page and deep in the middle: medians of 20 calls."""
     servers.redis_cli("EVAL", FILL_LUA, "0", "10000", "100000")
     rows = {}
+    # The first listing reads every workflow; later ones only those that
+    # changed (Redis tracks the reads, rows.c).
+    rows["workflows_10000_first_ms"] = median_ms([lambda: client.get("/workflows")])
     rows["workflows_10000_ms"] = median_ms([lambda: client.get("/workflows")] * 20)
     rows["workflows_prefix_ms"] = median_ms([lambda: client.get("/workflows?prefix=ops0001")] * 20)
     rows["history_newest_ms"] = median_ms([lambda: client.get("/history/deep")] * 20)
@@ -437,6 +445,152 @@ def parallel_closes(servers):
                          "status_503": sum(1 for st, _ in results if st == 503),
                          "not_200": sum(1 for st, _ in results if st != 200)})
     return rows
+
+
+HELD = int(os.environ.get("BENCH_HELD", "10000"))
+TRIALS = int(os.environ.get("BENCH_WAITSY_TRIALS", "100"))
+
+
+def healthz(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/healthz")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def wait_for(what, check, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            sys.exit("bench: %s did not happen within %ds" % (what, timeout))
+        time.sleep(0.002)
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def waitsy_wakeups(servers, client):
+    """The close that makes a waiting waitsy ready, to its exit: waitsy
+    waits on one batchy (--interval 60: it would poll once a minute), the
+    close goes to the other; both share Redis. TRIALS times, each on a
+    workflow of its own (a step that succeeded today in an earlier batch
+    counts: waitsy would be ready at once)."""
+    waitsy = os.path.join(BUILD, "waitsy")
+    url = "http://127.0.0.1:%d" % servers.other_port
+    times = []
+    for i in range(TRIALS):
+        wf = "wake%d" % i
+        load(servers, client, wf, 2)
+        client.get("/open_batch/" + wf)
+        client.get("/close_batch/%s?step=step00000" % wf)
+        p = subprocess.Popen([waitsy, "-wf", wf, "--url", url, "--interval", "60", "-q"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for("waitsy's held request", lambda: healthz(servers.other_port)["held"] == 1 or
+                 p.poll() is not None)
+        if p.poll() is not None:
+            sys.exit("bench: waitsy exited %d before the close" % p.returncode)
+        t0 = time.perf_counter()
+        client.get("/close_batch/%s?step=step00001" % wf)
+        p.wait(120)
+        times.append((time.perf_counter() - t0) * 1e3)
+        if p.returncode != 0:
+            sys.exit("bench: waitsy exited %d" % p.returncode)
+    return {"trials": len(times), "p50_ms": percentile(times, 50),
+            "p99_ms": percentile(times, 99), "max_ms": max(times)}
+
+
+def held_requests(servers, client):
+    """HELD get_status requests held on one batchy (started here with
+    --max-connections raised, the one setting), all on one workflow: its
+    RSS and CPU while they wait, then one close (through the other batchy)
+    and the time until every one has its answer."""
+    import selectors
+    wf = "heldwf"
+    load(servers, client, wf, 3)
+    port = free_port()
+    env = dict(os.environ, BATCHY_MAX_CONNECTIONS=str(HELD + 100))
+    log = open(os.path.join(servers.dir, "batchy_held.log"), "wb")
+    proc = subprocess.Popen([os.path.join(BUILD, "batchy"), "--listen", "127.0.0.1:%d" % port,
+                             "--redis", "unix://" + servers.sock, "--cfg-dir", servers.cfg,
+                             "--threads", str(THREADS), "--quiet"], env=env, stdout=log,
+                            stderr=log, stdin=subprocess.DEVNULL)
+    servers.procs.append(proc)
+    wait_port(port, proc, "batchy (held)")
+    rss_before = proc_kb(proc.pid, "VmRSS")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/get_status/" + wf)
+    r = conn.getresponse()
+    r.read()
+    etag = r.getheader("ETag")
+    conn.close()
+    request = ("GET /get_status/%s?wait=600 HTTP/1.1\r\nHost: bench\r\n"
+               "If-None-Match: %s\r\n\r\n" % (wf, etag)).encode()
+    sel = selectors.DefaultSelector()
+    socks = []
+    t_hold = time.perf_counter()
+    for i in range(HELD):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(request)
+        s.setblocking(False)
+        state = {"sock": s, "got": b""}
+        sel.register(s, selectors.EVENT_READ, state)
+        socks.append(state)
+        if i % 500 == 499:  # within the listen queue
+            wait_for("held requests", lambda: healthz(port)["held"] >= i + 1 - 50)
+    wait_for("%d held requests" % HELD, lambda: healthz(port)["held"] == HELD)
+    hold_s = time.perf_counter() - t_hold
+    time.sleep(1)
+    rss_held = proc_kb(proc.pid, "VmRSS")
+    cpu0, quiet0 = proc_cpu_seconds(proc.pid), time.perf_counter()
+    time.sleep(10)
+    idle_cpu = (proc_cpu_seconds(proc.pid) - cpu0) / (time.perf_counter() - quiet0)
+
+    t0 = time.perf_counter()
+    client_other = Client(servers.other_port)
+    client_other.get("/open_batch/" + wf)
+    answered, firsts = 0, []
+    statuses = {}
+    while answered < HELD and time.perf_counter() - t0 < 60:
+        for key, _ in sel.select(timeout=1):
+            # An answer's first bytes: the time it came; the rest is read
+            # and checked once all have come (the client is Python: kept
+            # light here, so that it measures Batchy, not itself).
+            state = key.data
+            chunk = state["sock"].recv(65536)
+            if not state["got"]:
+                firsts.append((time.perf_counter() - t0) * 1e3)
+                answered += 1
+            state["got"] += chunk or b"-"
+            if not chunk or b"\r\n\r\n" in state["got"]:
+                sel.unregister(state["sock"])
+    for state in socks:  # the rest of each answer
+        s, got = state["sock"], state["got"]
+        s.setblocking(True)
+        s.settimeout(10)
+        try:
+            while b"\r\n\r\n" not in got:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:
+            pass
+        st = int(got[9:12]) if got[:5] == b"HTTP/" else 0
+        statuses[st] = statuses.get(st, 0) + 1
+        s.close()
+    sel.close()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    return {"held": HELD, "answered": answered, "statuses": statuses,
+            "seconds_to_hold": hold_s, "rss_kb_before": rss_before, "rss_kb_held": rss_held,
+            "idle_cpu_fraction": idle_cpu,
+            "first_ms": firsts[0] if firsts else None,
+            "p50_ms": percentile(firsts, 50) if firsts else None,
+            "all_ms": firsts[-1] if firsts else None}
 
 
 def round_trips(cmds):
@@ -523,6 +677,10 @@ def run(servers):
     growth = cost_growth(servers, client)
     parallel = parallel_closes(servers)
     ops = operating(servers, client) if os.environ.get("BENCH_OPERATING", "1") != "0" else None
+    waiting = None
+    if os.environ.get("BENCH_WAITING", "1") != "0":
+        waiting = {"waitsy": waitsy_wakeups(servers, client),
+                   "held": held_requests(servers, client)}
 
     report = {
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -532,7 +690,7 @@ def run(servers):
         "http": results, "redis": redis,
         "batchy_rss_kb": {"idle": idle_rss, "peak": peak_rss},
         "cost_growth": growth, "long_run": long_run, "parallel_closes": parallel,
-        "operating": ops,
+        "operating": ops, "waiting": waiting,
     }
     print_report(report)
     out_dir = os.path.join(ROOT, "var", "bench")
@@ -663,11 +821,33 @@ def print_report(rep):
         print()
         print("Operating, median of 20 calls (10,000 workflows of 5 steps with their snapshots;")
         print("one workflow with 100,000 batches kept):")
+        if "workflows_10000_first_ms" in ops:
+            print("  GET /workflows, all 10,000, the first %8.2f ms" % ops["workflows_10000_first_ms"])
         print("  GET /workflows, all 10,000            %8.2f ms" % ops["workflows_10000_ms"])
         print("  GET /workflows?prefix= (10 of them)   %8.2f ms" % ops["workflows_prefix_ms"])
         print("  GET /history, newest 50               %8.2f ms" % ops["history_newest_ms"])
         print("  GET /history, 50 from the middle      %8.2f ms" % ops["history_deep_ms"])
         print("  GET /history?limit=1000               %8.2f ms" % ops["history_1000_ms"])
+
+    w = rep.get("waiting")
+    if w:
+        ws, h = w["waitsy"], w["held"]
+        print()
+        print("Waiting (SPEC 10):")
+        print("  close -> waitsy exit, waitsy held on the other batchy (%d trials):"
+              % ws["trials"])
+        print("      p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (ws["p50_ms"], ws["p99_ms"],
+                                                            ws["max_ms"]))
+        print("  %d get_status held on one batchy (BATCHY_MAX_CONNECTIONS=%d):"
+              % (h["held"], h["held"] + 100))
+        print("      RSS %.1f MB (%.1f MB before), CPU while held %.2f%% of a core"
+              % (h["rss_kb_held"] / 1024, h["rss_kb_before"] / 1024,
+                 100 * h["idle_cpu_fraction"]))
+        print("      one open through the other batchy -> answered: first %.1f ms, half %.1f ms, "
+              "all %d in %.1f ms (%s)" % (h["first_ms"] or 0, h["p50_ms"] or 0, h["answered"],
+                                       h["all_ms"] or 0, ", ".join(
+                                           "%s: %d" % kv for kv in sorted(h["statuses"].items()))))
+
 
 if __name__ == "__main__":
     main()
