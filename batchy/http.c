@@ -592,6 +592,16 @@ void *http_start(const bty_options *opts)
      * (accept_below_limit). */
     struct rlimit rl;
     unsigned limit = (unsigned)opts->max_connections;
+    /* The soft limit first raised as far as needed, within the hard one
+     * (which only root may raise): BATCHY_MAX_CONNECTIONS=10100 is then
+     * the one setting 10,000 held requests need. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < limit + 64) {
+        rlim_t want = (rlim_t)limit + 64;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur < limit + 64)
         limit = rl.rlim_cur > 128 ? (unsigned)rl.rlim_cur - 64 : 64;

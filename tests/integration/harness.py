@@ -324,7 +324,7 @@ class Batchy:
     """One batchy process. stderr goes to a file (the access log)."""
 
     def __init__(self, redis_url=None, cfg_dir=None, args=(), env=None, port=None,
-                 workdir=None, listen=True):
+                 workdir=None, listen=True, nofile=None):
         ALL_BATCHY.append(self)
         self.saved_tail = ""  # the log's tail, kept when cleanup removes the file
         self.port = port or free_port()
@@ -335,6 +335,7 @@ class Batchy:
         self.args = list(args)
         self.env = env
         self.listen = listen
+        self.nofile = nofile  # its descriptor limit: n, or (soft, hard) (prlimit)
         self.proc = None
         self.stderr_path = os.path.join(self.workdir, "batchy.stderr")
         self.stdout_path = os.path.join(self.workdir, "batchy.stdout")
@@ -356,6 +357,9 @@ class Batchy:
                    "--errors-for-leak-kinds=definite,indirect",
                    "--error-exitcode=99",
                    "--log-file=%s" % os.path.join(self.workdir, "vg.%p.log")] + cmd
+        if self.nofile:
+            soft, hard = self.nofile if isinstance(self.nofile, tuple) else (self.nofile,) * 2
+            cmd = ["prlimit", "--nofile=%d:%d" % (soft, hard), "--"] + cmd
         return cmd
 
     def start(self, timeout=START_TIMEOUT):

@@ -6,7 +6,6 @@ walks every key and finds every workflow agreeing with its snapshot.
 """
 import json
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -305,16 +304,24 @@ class SlowClientTest(FaultTestCase):
         self.assertEqual(r.status, 200, r)
         self.assertGreater(time.monotonic() - started, self.TIMEOUT)
 
+    def test_the_soft_descriptor_limit_is_raised_as_the_connections_need(self):
+        hard = 4000
+        b = self.start(env={"BATCHY_MAX_CONNECTIONS": "3000"}, nofile=(1024, hard))
+        with open("/proc/%d/limits" % b.proc.pid) as f:
+            line = next(l for l in f if l.startswith("Max open files"))
+        self.assertEqual(line.split()[3:5], ["3064", str(hard)], line)
+        b2 = self.start(env={"BATCHY_MAX_CONNECTIONS": "9000"}, nofile=(1024, hard))
+        with open("/proc/%d/limits" % b2.proc.pid) as f:
+            line = next(l for l in f if l.startswith("Max open files"))
+        self.assertEqual(line.split()[3:5], [str(hard)] * 2, line)  # as far as it may
+
     def test_flood_of_connections_stays_within_descriptors_and_recovers(self):
-        # 256 descriptors: batchy keeps its connections below that (192), so
-        # a flood of 500 never makes it fail to accept, open a file, or
-        # reach Redis; the connections it took are cut after the timeout.
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-        try:
-            b = self.start()  # inherits the limit
-        finally:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        # 256 descriptors, soft and hard (batchy raises its soft limit as
+        # far as the hard one lets it): batchy keeps its connections below
+        # that (192), so a flood of 500 never makes it fail to accept, open
+        # a file, or reach Redis; the connections it took are cut after the
+        # timeout.
+        b = self.start(nofile=256)
         self.load_workflows(b, 1, "flood")
         rss_before = rss_kb(b.proc.pid)
         flood = []

@@ -287,6 +287,14 @@ class EventStreamTest(TwoBatchyTestCase):
             self.assertEqual(evs[1]["counts"], {"open": 1, "success": 1})
             self.assertEqual(evs[1]["batch_id"], bid)
 
+    def test_an_idle_stream_gets_a_comment_every_15_seconds(self):
+        with open_stream(self.second.port, "?wf=" + self.wf) as s:
+            read_until(s, rb": batchy events\n\n", PROMPT)
+            # (the comments of all streams share one clock: the first may
+            # come sooner)
+            for _ in range(2):
+                read_until(s, rb"(^|\n):\n\n", 15 + PROMPT)
+
     def test_wf_filter(self):
         other = self.unique("ev_other")
         self.load(other, TWO)
