@@ -115,6 +115,11 @@ static unsigned name_hash(const char *name)
     return h;
 }
 
+int hold_listening(void)
+{
+    return atomic_load(&hold.listeners) > 0;
+}
+
 unsigned long long hold_seq(const char *workflow)
 {
     return atomic_load(&hold.epoch) + atomic_load(&hold.seq[name_hash(workflow) & (BUCKETS - 1)]);
@@ -517,7 +522,7 @@ void hold_add(hold_waiter *w, void *conn)
         hold.resume(conn);
         return;
     }
-    atomic_fetch_add(&hold.listeners, 1);
+    int first = atomic_fetch_add(&hold.listeners, 1) == 0; /* notices wanted */
     w->group = g;
     w->next = g->waiters;
     if (g->waiters)
@@ -528,7 +533,7 @@ void hold_add(hold_waiter *w, void *conn)
     hold_group *submit = NULL;
     if (hold_seq(w->workflow) != w->seq)
         group_read(g, &submit);
-    int first = hold.heap[0] == w; /* the clock must wake sooner */
+    first = first || hold.heap[0] == w; /* or the clock must wake sooner */
     pthread_mutex_unlock(&hold.lock);
     submit_reads(submit);
     if (first)
@@ -693,7 +698,8 @@ hold_stream *hold_stream_open(const char *names, bty_error *err)
             hold.streams->prev = s;
         hold.streams = s;
         hold.nstreams++;
-        atomic_fetch_add(&hold.listeners, 1);
+        if (atomic_fetch_add(&hold.listeners, 1) == 0)
+            notice_wake(); /* notices wanted */
     }
     pthread_mutex_unlock(&hold.lock);
     if (!stopping)

@@ -3,7 +3,8 @@
  * the channel every write publishes its workflow on (plan.lua, in the
  * same atomic step as the write), owned by the notice thread. Whichever
  * Batchy process made a change, every process sharing that Redis hears of
- * it here and passes it to hold.c, which wakes its waiters.
+ * it here and passes it to hold.c, which wakes its waiters. It listens to
+ * that channel only while something waits here (follow_changes).
  *
  * A subscribed connection can carry nothing else, hence a second one; it
  * is idle but for notices, and a PING every PING_MS finds a connection
@@ -50,6 +51,7 @@
 #define PING_MS        15000
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS   2000
+#define UNSUBSCRIBE_MS 60000
 
 static struct {
     bty_redis_target target;
@@ -66,6 +68,8 @@ static struct {
     redisContext *ctx;
     long long quiet_since_ms; /* last heard from Redis */
     long long ping_sent_ms;   /* 0: no PING unanswered */
+    int changes;              /* the changes channel: 0 not subscribed, 1 asked, 2 subscribed */
+    long long wanted_ms;      /* when something last listened (hold.c) */
     /* Fences: asked by workers (under fence_lock), then sent (the
      * thread's own), in order. */
     pthread_mutex_t fence_lock;
@@ -216,7 +220,6 @@ static int subscribe(void)
     const char *auth1[] = {"AUTH", t->password};
     const char *auth2[] = {"AUTH", t->user, t->password};
     const char *id[] = {"CLIENT", "ID"};
-    const char *sub[] = {"SUBSCRIBE", notice.channel};
     const char *sub_tracking[] = {"SUBSCRIBE", "__redis__:invalidate"};
     long long client_id = 0;
     int failed =
@@ -226,8 +229,7 @@ static int subscribe(void)
      * just not tracked. */
     if (!failed && command(c, 2, id, &client_id) != 0)
         client_id = 0;
-    if (failed || command(c, 2, sub, NULL) != 0 ||
-        command(c, 2, sub_tracking, NULL) != 0 || flags < 0 ||
+    if (failed || command(c, 2, sub_tracking, NULL) != 0 || flags < 0 ||
         fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         redisFree(c);
         return -1;
@@ -236,6 +238,7 @@ static int subscribe(void)
     notice.ctx = c;
     notice.quiet_since_ms = now_ms();
     notice.ping_sent_ms = 0;
+    notice.changes = 0;
     atomic_store(&notice.subscribed, 1);
     atomic_store(&notice.client_id, client_id);
     atomic_fetch_add(&notice.serial, 1);
@@ -279,6 +282,15 @@ static int take_messages(void)
             fences_done(f);
         } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
                    r->element[0]->type == REDIS_REPLY_STRING &&
+                   strcmp(r->element[0]->str, "subscribe") == 0 &&
+                   r->element[1]->type == REDIS_REPLY_STRING &&
+                   strcmp(r->element[1]->str, notice.channel) == 0) {
+            /* Notices flow from now on; what changed before, while the
+             * first waiters were being added, is read again. */
+            notice.changes = 2;
+            hold_resync();
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                   r->element[0]->type == REDIS_REPLY_STRING &&
                    strcmp(r->element[0]->str, "message") == 0 &&
                    r->element[1]->type == REDIS_REPLY_STRING) {
             const redisReply *what = r->element[2];
@@ -296,6 +308,33 @@ static int take_messages(void)
         }
         freeReplyObject(reply);
     }
+}
+
+/* Subscribe to the changes channel while something listens (hold.c), and
+ * leave it once nothing has for UNSUBSCRIBE_MS: a PUBLISH nobody hears
+ * costs Redis next to nothing, and this thread nothing, where one heard
+ * costs both on every write. 0, or -1 when the connection failed. */
+static int follow_changes(long long now)
+{
+    if (!notice.ctx)
+        return 0;
+    int want = hold_listening();
+    if (want)
+        notice.wanted_ms = now;
+    const char *verb = NULL;
+    if (want && !notice.changes)
+        verb = "SUBSCRIBE";
+    else if (!want && notice.changes == 2 && now - notice.wanted_ms >= UNSUBSCRIBE_MS)
+        verb = "UNSUBSCRIBE";
+    if (!verb)
+        return 0;
+    notice.changes = want;
+    int done = 0;
+    const char *argv[] = {verb, notice.channel};
+    return redisAppendCommandArgv(notice.ctx, 2, argv, NULL) != REDIS_OK ||
+                   redisBufferWrite(notice.ctx, &done) != REDIS_OK
+               ? -1
+               : 0;
 }
 
 static void *notice_main(void *arg)
@@ -324,7 +363,7 @@ static void *notice_main(void *arg)
             }
             notice.ping_sent_ms = now;
         }
-        if (send_fences() != 0) {
+        if (send_fences() != 0 || follow_changes(now) != 0) {
             unsubscribed();
             continue;
         }

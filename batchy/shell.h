@@ -343,6 +343,8 @@ long long hold_tick(void);
 /* Stopping: wake every waiter (HOLD_STOPPING) and end every stream;
  * from now on waiters are woken at once and streams refused. */
 void hold_stop(void);
+/* 1 while requests are held or streams open: notices are wanted. */
+int hold_listening(void);
 /* How many requests are held and streams open. */
 void hold_counts(size_t *held, size_t *streams);
 

@@ -358,6 +358,21 @@ class StoppingAndRedisTest(OwnBatchyMixin, unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.tag = self.b.get("/get_status/w").headers["etag"]
 
+    def test_notices_are_heard_only_while_something_waits(self):
+        def subscribers():
+            out = self.redis.cli("PUBSUB", "NUMSUB", "batchy:changes:0").split()
+            return int(out[-1])
+
+        self.assertEqual(subscribers(), 0)  # nothing waits: writes publish to no one
+        held = Held(self.b.port, "/get_status/w", self.tag, 600)
+        self.assertEqual(wait_held(self.b, 1), 1)
+        deadline = time.monotonic() + PROMPT
+        while subscribers() != 1:
+            self.assertLess(time.monotonic(), deadline, "never subscribed")
+            time.sleep(0.02)
+        self.assertEqual(self.b.get("/open_batch/w").status, 200)
+        self.assertEqual(held.result(PROMPT).status, 200)
+
     def test_sigterm_answers_held_requests_and_ends_streams(self):
         helds = [Held(self.b.port, "/get_status/w", self.tag, 600) for _ in range(3)]
         s = open_stream(self.b.port)
