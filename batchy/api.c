@@ -269,6 +269,15 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
     return rc;
 }
 
+/* GET /metrics: Prometheus' text format (metrics.c). */
+static int handle_metrics(api_request *req, api_reply *out, bty_error *err)
+{
+    (void)req;
+    if (reply_text(out, 200, "text/plain; version=0.0.4; charset=utf-8", metrics_render()))
+        return bty_error_set(err, 503, "out of memory; try again");
+    return HANDLER_DONE;
+}
+
 /* GET /events[?wf=a,b]: a stream of change events (hold.c), which the
  * HTTP layer sends as it comes. */
 static int handle_events(api_request *req, api_reply *out, bty_error *err)

@@ -458,7 +458,8 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
     X(EP_WORKFLOWS,    "workflows",   handle_workflows,   BTY_GPH, 0, 0,   0,  0,    0)         \
     X(EP_HISTORY,      "history",     handle_history,     BTY_GPH, 1, 0,   0,  0,    0)         \
     X(EP_REWIND,       "rewind",      handle_rewind,      BTY_GP,  1, 0,   0,  1,    1)         \
-    X(EP_EVENTS,       "events",      handle_events,      BTY_GET, 0, 0,   0,  0,    0)
+    X(EP_EVENTS,       "events",      handle_events,      BTY_GET, 0, 0,   0,  0,    0)         \
+    X(EP_METRICS,      "metrics",     handle_metrics,     BTY_GPH, 0, 0,   0,  0,    0)
 /* clang-format on */
 
 /* The methods an endpoint accepts (bty_route.methods). */

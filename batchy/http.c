@@ -62,6 +62,7 @@ typedef struct request {
     char method[8];
     char path[200]; /* for the log: printable, truncated, no query */
     int status;     /* of the answer, once queued */
+    int untimed;    /* held, or a stream: its time is the client's (metrics) */
     struct MHD_PostProcessor *post;
     size_t body_bytes;
     size_t nparams, params_room;
@@ -454,6 +455,7 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
         return MHD_YES;
     }
     if (rc == HANDLER_HOLD) {
+        req->untimed = 1;
         MHD_suspend_connection(conn); /* first, as above */
         hold_add(&req->api.u.read.hold, conn);
         return MHD_YES;
@@ -463,6 +465,7 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
         api_error_reply(&out, &err);
     }
     req->status = out.status;
+    req->untimed = req->untimed || out.stream;
     /* The client's turn: read the answer. A stream's is never over; a
      * reader too slow for it is cut by its buffer's bound (hold.c). */
     if (!out.stream)
@@ -536,6 +539,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         long long us = (end.tv_sec - req->start.tv_sec) * 1000000LL +
                        (end.tv_nsec - req->start.tv_nsec) / 1000;
         watch_log(srv->watch, req->method, req->path, req->status, us);
+        metrics_request(req->api.target.route ? (int)req->api.target.route->endpoint : EP_COUNT,
+                        req->status, us, !req->untimed);
     }
     if (req->post)
         MHD_destroy_post_processor(req->post);

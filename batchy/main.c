@@ -29,6 +29,7 @@ int main(int argc, char **argv)
         return rc;
     if (opts.check)
         return cfg_check_files(opts.check_files, opts.check_count);
+    metrics_start();
 
     /* A write to a Redis that went away must be an error, not a kill. */
     signal(SIGPIPE, SIG_IGN);

@@ -13,6 +13,7 @@
  *   notice.c   the change notices: a subscribed Redis connection
  *   hold.c     held get_status requests and /events streams, and waking
  *              them when their workflow changes
+ *   metrics.c  what GET /metrics shows: counters kept as relaxed atomics
  *   cache.c    what this process last wrote to each workflow
  *   apply.c    the write protocol: read -> rule(now) -> compare-and-set
  *              write -> retry, and when to trust the cache
@@ -137,6 +138,7 @@ typedef struct store_call {
     int nreplies;
     int resent;
     long long not_before_ms, deadline_ms;
+    long long sent_us;  /* when it was sent (metrics) */
     bty_error *failure; /* set when the call failed as a whole; owned */
     char key[BTY_KEY_MAX];
     store_done_fn done;
@@ -359,6 +361,21 @@ enum { HOLD_STREAM_END = -1, HOLD_STREAM_CUT = -2 };
 long hold_stream_read(hold_stream *s, char *buf, size_t max);
 /* Free it (its response is done). NULL is fine. */
 void hold_stream_close(hold_stream *s);
+
+/* ------------------------------------------------------------------ metrics.c
+ * Counters for GET /metrics; each may be called from any thread, without a
+ * lock. */
+
+void metrics_start(void); /* at start: the process' start time */
+/* A request answered: its endpoint (EP_COUNT: none), status and time;
+ * timed 0 for a held request or a stream, whose time is the client's. */
+void metrics_request(int endpoint, int status, long long us, int timed);
+void metrics_redis_round_trip(long long us);
+void metrics_redis_error(void);
+void metrics_redis_connected(int up);
+/* The whole page, Prometheus' text format 0.0.4; malloc'd, NULL when out
+ * of memory. */
+char *metrics_render(void);
 
 /* ------------------------------------------------------------------ rows.c
  * The /workflows row of each workflow, with a fingerprint of the hash it

@@ -163,6 +163,7 @@ static void call_finish(store_call *c)
 
 static void call_fail(store_call *c, int status, const char *message)
 {
+    metrics_redis_error();
     store_call_fail_with(c, status, message);
     call_finish(c);
 }
@@ -203,6 +204,7 @@ static void drop(const char *why, int closed_by_redis, store_call **resend)
 {
     redisFree(store.ctx);
     store.ctx = NULL;
+    metrics_redis_connected(0);
     /* Reads on the next connection are not tracked until it says so. */
     atomic_store(&store.tracked_serial, 0);
     atomic_fetch_add(&store.conn_serial, 1);
@@ -300,6 +302,7 @@ static int connect_redis(char *why, size_t size)
     }
     c->flags &= ~REDIS_BLOCK; /* hiredis: EAGAIN means "later", not an error */
     store.ctx = c;
+    metrics_redis_connected(1);
     return 0;
 }
 
@@ -316,6 +319,9 @@ static void send_call(store_call *c)
     }
     c->nreplies = 0;
     c->deadline_ms = now_ms() + store.timeout_ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    c->sent_us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     c->next = NULL;
     if (store.sent_tail)
         store.sent_tail->next = c;
@@ -407,6 +413,9 @@ static int take_replies(store_call **resend)
             if (r->type == REDIS_REPLY_STRING && r->len == 40)
                 memcpy(store.plan_sha, r->str, 40);
         }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        metrics_redis_round_trip((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - c->sent_us);
         call_finish(c);
     }
 }

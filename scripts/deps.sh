@@ -9,7 +9,8 @@ set -euo pipefail
 packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-dev
           libcjson-dev libmimalloc-dev liburiparser-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
           python3 python3-yaml curl valgrind faketime
-          clang libclang-rt-14-dev cppcheck clang-tidy)
+          clang libclang-rt-14-dev cppcheck clang-tidy
+          prometheus)  # its promtool checks /metrics
 # `scripts/deps.sh bench`: also the load generator of scripts/bench.sh.
 [ "${1:-}" = bench ] && packages+=(wrk)
 

@@ -1,0 +1,130 @@
+"""GET /metrics (SPEC section 11): Prometheus' text format, checked by
+promtool (Debian's prometheus package, installed by scripts/deps.sh), and
+counters that follow what batchy does."""
+import re
+import shutil
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import PROMPT, OwnBatchyMixin, ServiceTestCase, http_request
+
+TWO = "job1:\n  p: 1\njob2:\n  q: x\n"
+SAMPLE = re.compile(r'^([a-z_:][a-z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def samples(text):
+    """{(name, labels text): value} of a scrape, every line checked."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        if not m:
+            raise AssertionError("not a sample line: %r" % line)
+        out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+class MetricsTest(ServiceTestCase):
+
+    def scrape(self):
+        r = self.batchy.get("/metrics")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
+        return r.text
+
+    def test_promtool_finds_nothing_to_say(self):
+        wf = self.unique("met")
+        self.load(wf, TWO)
+        self.ok("open_batch", wf)
+        self.batchy.get("/get_status/nothing_here")
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool not found: scripts/deps.sh installs prometheus")
+        p = subprocess.run([promtool, "check", "metrics"], input=self.scrape().encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        self.assertEqual((p.returncode, p.stdout.decode()), (0, ""))
+
+    def test_process_series_as_client_libraries_name_them(self):
+        s = samples(self.scrape())
+        for name in ("process_cpu_seconds_total", "process_resident_memory_bytes",
+                     "process_open_fds", "process_start_time_seconds", "process_max_fds"):
+            self.assertIn((name, ""), s, name)
+        self.assertGreater(s[("process_resident_memory_bytes", "")], 1 << 20)
+        self.assertGreater(s[("process_open_fds", "")], 3)
+        self.assertLess(abs(s[("process_start_time_seconds", "")] - time.time()), 24 * 3600)
+
+    def test_requests_are_counted_by_endpoint_and_status(self):
+        wf = self.unique("met_c")
+        self.load(wf, TWO)
+        key200 = ("batchy_http_requests_total", '{endpoint="get_status",status="200"}')
+        key404 = ("batchy_http_requests_total", '{endpoint="get_status",status="404"}')
+        before = samples(self.scrape())
+        for _ in range(3):
+            self.assertEqual(self.batchy.get("/get_status/" + wf).status, 200)
+        self.assertEqual(self.batchy.get("/get_status/not_loaded_here").status, 404)
+        self.assertEqual(self.batchy.get("/no_such_endpoint").status, 404)
+        after = samples(self.scrape())
+        self.assertEqual(after[key200] - before.get(key200, 0), 3)
+        self.assertEqual(after[key404] - before.get(key404, 0), 1)
+        none = ("batchy_http_requests_total", '{endpoint="none",status="404"}')
+        self.assertGreaterEqual(after[none] - before.get(none, 0), 1)
+        # the latency histogram: cumulative buckets, +Inf equal to the count
+        label = 'endpoint="get_status"'
+        buckets = sorted((float(m.group(1)) if m.group(1) != "+Inf" else float("inf"), v)
+                         for (n, l), v in after.items()
+                         if n == "batchy_http_request_duration_seconds_bucket" and label in l
+                         for m in [re.search(r'le="([^"]+)"', l)])
+        counts = [v for _, v in buckets]
+        self.assertEqual(counts, sorted(counts))
+        self.assertEqual(counts[-1], after[("batchy_http_request_duration_seconds_count",
+                                            "{%s}" % label)])
+        self.assertGreaterEqual(counts[-1], 4)
+
+    def test_redis_series(self):
+        s = samples(self.scrape())
+        self.assertEqual(s[("batchy_redis_up", "")], 1)
+        self.assertGreaterEqual(s[("batchy_redis_connects_total", "")], 1)
+        self.assertGreater(s[("batchy_redis_round_trip_seconds_count", "")], 0)
+        self.assertEqual(s[("batchy_build_info", '{version="1.0.0"}')], 1)
+
+
+class MetricsRedisDownTest(OwnBatchyMixin, unittest.TestCase):
+
+    cfg_files = {"w.yaml": TWO}
+
+    def test_redis_down_and_held_requests_show(self):
+        b = self.start_batchy()
+        self.assertEqual(b.get("/load_cfg/w").status, 200)
+        tag = b.get("/get_status/w").headers["etag"]
+        done = []
+        t = threading.Thread(target=lambda: done.append(http_request(
+            b.port, "GET", "/get_status/w?wait=600", headers={"If-None-Match": tag})))
+        t.start()
+        deadline = time.monotonic() + PROMPT
+        while samples(b.get("/metrics").text)[("batchy_held_requests", "")] != 1:
+            self.assertLess(time.monotonic(), deadline, "the request was never held")
+            time.sleep(0.02)
+        self.redis.stop()
+        try:
+            t.join(PROMPT)
+            self.assertEqual(done[0].status, 503)
+            self.assertEqual(b.get("/get_status/w").status, 503)
+            s = samples(b.get("/metrics").text)
+            self.assertEqual(s[("batchy_redis_up", "")], 0)
+            self.assertGreaterEqual(s[("batchy_redis_errors_total", "")], 1)
+            self.assertEqual(s[("batchy_held_requests", "")], 0)
+        finally:
+            self.redis.start()
+        deadline = time.monotonic() + PROMPT
+        while b.get("/healthz").status != 200:
+            self.assertLess(time.monotonic(), deadline, "never back")
+            time.sleep(0.05)
+        s = samples(b.get("/metrics").text)
+        self.assertEqual(s[("batchy_redis_up", "")], 1)
+        self.assertGreaterEqual(s[("batchy_redis_connects_total", "")], 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
