@@ -607,14 +607,15 @@ static int row_of_read(api_request *req, size_t k, bty_error *err)
     if (rc == 0) {
         bty_error why = {0};
         cJSON *doc = doc_from_hash(hash.fields, hash.n, name, &why);
-        cJSON *row = doc                 ? view_workflow(name, doc, statuses)
+        int64_t until = INT64_MAX;
+        cJSON *row = doc                 ? view_workflow(name, doc, clock_now(), statuses, &until)
                      : why.status == 409 ? view_workflow_error(name, why.message)
                                          : NULL;
         *text = row ? cJSON_PrintUnformatted(row) : NULL;
         /* An unreadable one is read again each time: it stays listed
          * with its error until it is repaired. */
         if (*text && doc)
-            rows_put(name, fp, *text, *statuses, &req->u.list.stamps[k]);
+            rows_put(name, fp, *text, *statuses, until, &req->u.list.stamps[k]);
         rc = *text ? 1 : -1;
         cJSON_Delete(row);
         cJSON_Delete(doc);

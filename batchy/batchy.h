@@ -126,6 +126,7 @@ typedef enum bty_field_type {
     FIELD_BOOL,   /* true or false */
     FIELD_STATUS, /* new, open, success or failed */
     FIELD_TEXT,   /* a string, or null */
+    FIELD_CLOCK,  /* a time of day, "HH:MM" (UTC) */
     FIELD_PARAM,  /* no step field: a close/fail parameter of its own meaning */
 } bty_field_type;
 
@@ -156,6 +157,9 @@ const bty_special_field *special_fields(size_t *n);
 /* 1 when v is a value field f may hold in a workflow file, else 0. Always 1
  * for FIELD_PARAM. */
 int special_field_fits(const bty_special_field *f, const cJSON *v);
+/* The minutes after midnight of a FIELD_CLOCK value "HH:MM" (00:00 to
+ * 23:59), or -1 when text is not one. */
+int clock_minutes(const char *text);
 
 /* ------------------------------------------------------------------ names.c
  * Workflow: 1-128 chars of [A-Za-z0-9_.-], first a letter, digit or '_',
@@ -385,11 +389,19 @@ int doc_number(const cJSON *v, double *out);
 /* The bit of a status a step can have (new, open, success, failed,
  * abandoned), or 0 for any other. */
 unsigned view_status_bit(const char *status);
-/* The /workflows row of workflow `name` whose state is doc: {"name",
- * "steps", "batch_id", "counts": {status: n}, "updated", "late"};
- * *statuses: the bits of the statuses its steps have. A new object, or
- * NULL when out of memory. */
-cJSON *view_workflow(const char *name, const cJSON *doc, unsigned *statuses);
+/* Whether step record rec is late at now (SPEC section 11): it has an
+ * expected_by, that time of now's day (UTC) has passed, and its latest
+ * record is not a success that ended that day. *until (when given) is
+ * lowered to the Unix second at which the answer may next change. */
+int view_step_late(const cJSON *rec, bty_time now, int64_t *until);
+/* The /workflows row of workflow `name` whose state is doc at now:
+ * {"name", "steps", "batch_id", "counts": {status: n}, "updated",
+ * "late"}; *statuses: the bits of the statuses its steps have; *until:
+ * when the row may next change without doc changing (a step becoming
+ * late, or a new day), INT64_MAX for never. A new object, or NULL when
+ * out of memory. */
+cJSON *view_workflow(const char *name, const cJSON *doc, bty_time now, unsigned *statuses,
+                     int64_t *until);
 /* The row of a workflow whose state cannot be read: {"name", "error"}. */
 cJSON *view_workflow_error(const char *name, const char *message);
 /* The /history row of batch `id` whose snapshot is `snapshot`: {"batch_id",

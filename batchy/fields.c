@@ -37,6 +37,11 @@ static const bty_special_field fields[] = {
     {"trunc_start", FIELD_BOOL, 0, 0, 0, 0, "must be true or false"},
     {"error_message", FIELD_TEXT, 0, 0, 0, 0, "must be a string"},
     {"infa_section", FIELD_TEXT, 0, 0, 0, 0, "must be a string"},
+    /* The time of day (UTC) by which the step should have succeeded
+     * (SPEC section 11): after it, with no success today, it is late. */
+    {"expected_by", FIELD_CLOCK, 0, 0, 0, 0,
+     "must be a time of day in quotes, \"HH:MM\" from \"00:00\" to \"23:59\" (UTC), such as "
+     "\"06:00\""},
     /* Set by rewind: where the step's next open starts (SPEC section 9). */
     {"rewind_to", FIELD_TIME, 0, 0, 0, 1, TIME_RULE},
     /* Not step fields: close/fail parameters with a meaning of their own,
@@ -147,6 +152,16 @@ static int is_status(const char *s)
 
 /* See batchy.h. Numbers are read as cJSON holds them after cfg_parse
  * (valuedouble); the bounds are inclusive. */
+int clock_minutes(const char *text)
+{
+    const char *t = text;
+    for (int i = 0; i < 5; i++)
+        if (i == 2 ? t[i] != ':' : (t[i] < '0' || t[i] > '9'))
+            return -1;
+    int hh = (t[0] - '0') * 10 + (t[1] - '0'), mm = (t[3] - '0') * 10 + (t[4] - '0');
+    return t[5] || hh > 23 || mm > 59 ? -1 : hh * 60 + mm;
+}
+
 int special_field_fits(const bty_special_field *f, const cJSON *v)
 {
     bty_time t;
@@ -164,6 +179,8 @@ int special_field_fits(const bty_special_field *f, const cJSON *v)
         return cJSON_IsString(v) && is_status(v->valuestring);
     case FIELD_TEXT:
         return cJSON_IsString(v) || cJSON_IsNull(v);
+    case FIELD_CLOCK:
+        return cJSON_IsString(v) && clock_minutes(v->valuestring) >= 0;
     case FIELD_PARAM:
         return 1;
     }

@@ -39,6 +39,7 @@ typedef struct row {
     struct row *next;
     uint64_t fingerprint;
     rows_stamp stamp; /* epoch 0: not trusted */
+    int64_t until;    /* the row holds until then (Unix seconds): lateness */
     unsigned statuses;
     char *text; /* the row as compact JSON */
     char name[];
@@ -120,7 +121,8 @@ int rows_trusted(const char *name, char **text, unsigned *statuses)
     pthread_mutex_lock(&lock);
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
-            if (r->stamp.epoch == now.epoch && r->stamp.inval == now.inval) {
+            if (r->stamp.epoch == now.epoch && r->stamp.inval == now.inval &&
+                clock_now().sec < r->until) {
                 *text = strdup(r->text);
                 *statuses = r->statuses;
                 rc = *text ? 1 : -1;
@@ -160,7 +162,7 @@ int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, c
     pthread_mutex_lock(&lock);
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
-            if (r->fingerprint == fingerprint) {
+            if (r->fingerprint == fingerprint && clock_now().sec < r->until) {
                 *text = strdup(r->text);
                 *statuses = r->statuses;
                 rc = *text ? 1 : -1;
@@ -216,7 +218,7 @@ static int grow(void)
 }
 
 void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses,
-              const rows_stamp *stamp)
+              int64_t until, const rows_stamp *stamp)
 {
     rows_stamp untrusted = {0, 0};
     size_t name_len = strlen(name), text_len = strlen(text);
@@ -241,6 +243,7 @@ void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned
         (*at)->text = copy;
         (*at)->fingerprint = fingerprint;
         (*at)->stamp = stamp ? *stamp : untrusted;
+        (*at)->until = until;
         (*at)->statuses = statuses;
         bytes += text_len;
     } else {
@@ -254,6 +257,7 @@ void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned
         r->text = copy;
         r->fingerprint = fingerprint;
         r->stamp = stamp ? *stamp : untrusted;
+        r->until = until;
         r->statuses = statuses;
         r->next = NULL;
         *at = r;

@@ -406,9 +406,10 @@ rows_stamp rows_stamp_now(const char *name);
 int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, char **text,
               unsigned *statuses);
 /* Remember the row of `name` (copied), made from a read sent at *stamp
- * (NULL: not tracked). */
+ * (NULL: not tracked), and true until the Unix second `until` (a step
+ * becomes late, or a day ends: view_workflow). */
 void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses,
-              const rows_stamp *stamp);
+              int64_t until, const rows_stamp *stamp);
 /* If the row of `name` is trusted (made from a tracked read, and Redis has
  * said of no change since): 1 with a copy in *text and its statuses; 0
  * when it must be read; -1 when out of memory. */

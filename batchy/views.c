@@ -45,7 +45,29 @@ static const char *later(const char *a, const char *b)
     return strcmp(a, b) >= 0 ? a : b;
 }
 
-cJSON *view_workflow(const char *name, const cJSON *doc, unsigned *statuses)
+int view_step_late(const cJSON *rec, bty_time now, int64_t *until)
+{
+    const char *by = text_of(rec, "expected_by");
+    int minutes = by ? clock_minutes(by) : -1;
+    if (minutes < 0)
+        return 0;
+    int64_t day = now.sec - ((now.sec % 86400) + 86400) % 86400; /* its midnight, UTC */
+    int64_t due = day + 60LL * minutes, next_day = day + 86400;
+    const char *status = text_of(rec, "status"), *end = text_of(rec, "batch_end");
+    bty_time ended;
+    int succeeded_today = status && strcmp(status, "success") == 0 && end &&
+                          time_parse(end, &ended) == 0 && ended.sec >= day && ended.sec < next_day;
+    int late = !succeeded_today && now.sec >= due;
+    /* Not late: until it is due (or, having succeeded, until the day
+     * ends); late: until the day ends. */
+    int64_t change = !late && !succeeded_today ? due : next_day;
+    if (until && change < *until)
+        *until = change;
+    return late;
+}
+
+cJSON *view_workflow(const char *name, const cJSON *doc, bty_time now, unsigned *statuses,
+                     int64_t *until)
 {
     cJSON *row = cJSON_CreateObject(), *counts = cJSON_CreateObject();
     const char *updated = NULL;
@@ -57,21 +79,23 @@ cJSON *view_workflow(const char *name, const cJSON *doc, unsigned *statuses)
         return NULL;
     }
     cJSON_AddItemToObject(row, "counts", counts);
-    int failed = 0;
+    int failed = 0, late = 0;
     *statuses = 0;
+    *until = INT64_MAX;
     const cJSON *step;
     cJSON_ArrayForEach(step, doc)
     {
         const char *s = text_of(step, "status");
         s = s ? s : "new";
         *statuses |= view_status_bit(s);
+        late |= view_step_late(step, now, until);
         failed = failed || count(counts, s) != 0;
         updated = later(updated, later(text_of(step, "batch_start"), text_of(step, "batch_end")));
     }
     if (failed ||
         !(updated ? cJSON_AddStringToObject(row, "updated", updated)
                   : cJSON_AddNullToObject(row, "updated")) ||
-        !cJSON_AddFalseToObject(row, "late")) {
+        !cJSON_AddBoolToObject(row, "late", late)) {
         cJSON_Delete(row);
         return NULL;
     }
@@ -133,7 +157,8 @@ cJSON *view_event(const char *name, const cJSON *doc, const char *message)
         return NULL;
     }
     unsigned statuses;
-    cJSON *row = doc ? view_workflow(name, doc, &statuses) : NULL;
+    int64_t until;
+    cJSON *row = doc ? view_workflow(name, doc, (bty_time){0, 0}, &statuses, &until) : NULL;
     if (!doc) {
         if (cJSON_AddStringToObject(ev, "error", message))
             return ev;

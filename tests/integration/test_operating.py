@@ -193,6 +193,38 @@ class WorkflowsTest(ServiceTestCase):
         self.redis.cli("FLUSHDB")
         self.assertEqual(self.batchy.get("/workflows").json(), {"workflows": []})
 
+    def test_a_step_past_its_expected_by_without_a_success_today_is_late(self):
+        wf = self.unique("wl_late")
+        # 00:00 has passed whenever the test runs; 09:00-ish times are the
+        # unit tests' (test_views.c), which control the clock
+        self.load(wf, 'job1:\n  p: 1\n  expected_by: "00:00"\njob2:\n  q: x\n')
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertIs(rows[wf]["late"], True)
+        self.assertEqual(self.redis.hash_json(wf)["job1"]["expected_by"], "00:00")
+        self.ok("open_batch", wf)
+        self.ok("close_batch", wf, {"step": "job1"})
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertIs(rows[wf]["late"], False)  # job1 succeeded today; job2 has no time
+        self.ok("open_batch", wf)  # a new batch: job1 open again, its success a batch ago
+        rows = {w["name"]: w for w in self.batchy.get("/workflows").json()["workflows"]}
+        self.assertIs(rows[wf]["late"], True)
+
+    def test_expected_by_is_checked_at_load_and_refused_as_a_parameter(self):
+        wf = self.unique("wl_by")
+        # unquoted, 12:30 is a number to YAML 1.1 (750: base 60), as the
+        # original's PyYAML read it; 06:00 is text (no leading 0 there)
+        for bad in ("12:30", '"6:00"', '"24:00"', '"06:00:00"', "true"):
+            self.write_cfg(wf, "job1:\n  expected_by: %s\n" % bad)
+            r = self.batchy.get("/load_cfg/" + wf)
+            self.assertEqual(r.status, 422, (bad, r))
+            self.assertIn('"HH:MM"', r.json()["error"])
+        self.load(wf, 'job1:\n  expected_by: "06:00"\n')
+        self.ok("open_batch", wf)
+        before = self.redis.dump()
+        r = self.batchy.get("/close_batch/%s?expected_by=07:00" % wf)
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(self.redis.dump(), before)
+
     def test_bad_filters_are_400(self):
         for query in ("status=done", "prefix=a*", "prefix=a:b"):
             r = self.batchy.get("/workflows?" + query)

@@ -32,19 +32,13 @@ static void finds_every_field_of_spec_sections_2_and_9_with_its_type(void **stat
         const char *name;
         bty_field_type type;
     } cases[] = {
-        {"status", FIELD_STATUS},
-        {"batch_id", FIELD_ID},
-        {"from_date", FIELD_TIME},
-        {"to_date", FIELD_TIME},
-        {"reprocess_hours", FIELD_HOURS},
-        {"batch_start", FIELD_TIME},
-        {"batch_end", FIELD_TIME},
-        {"trunc_start", FIELD_BOOL},
-        {"error_message", FIELD_TEXT},
-        {"infa_section", FIELD_TEXT},
-        {"rewind_to", FIELD_TIME},
-        {"token", FIELD_PARAM},
-        {"step", FIELD_PARAM},
+        {"status", FIELD_STATUS},         {"batch_id", FIELD_ID},
+        {"from_date", FIELD_TIME},        {"to_date", FIELD_TIME},
+        {"reprocess_hours", FIELD_HOURS}, {"batch_start", FIELD_TIME},
+        {"batch_end", FIELD_TIME},        {"trunc_start", FIELD_BOOL},
+        {"error_message", FIELD_TEXT},    {"infa_section", FIELD_TEXT},
+        {"expected_by", FIELD_CLOCK},     {"rewind_to", FIELD_TIME},
+        {"token", FIELD_PARAM},           {"step", FIELD_PARAM},
         {"error", FIELD_PARAM},
     };
     size_t n;
@@ -59,7 +53,7 @@ static void other_names_are_not_special(void **state)
     (void)state;
     static const char *const names[] = {
         "",       "rows_loaded", "Status", "STATUS", "status ", " status", "batch",
-        "batch_", "batch_id2",   "date",   "tokens", "steps",   "errors",  "expected_by",
+        "batch_", "batch_id2",   "date",   "tokens", "steps",   "errors",  "expected_byx",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (special_field_find(names[i]))
@@ -118,6 +112,14 @@ static void values_fit_by_type(void **state)
 {
     (void)state;
     /* times: what time_parse reads, or null */
+    assert_true(fits("expected_by", "\"06:00\""));
+    assert_true(fits("expected_by", "\"00:00\""));
+    assert_true(fits("expected_by", "\"23:59\""));
+    for (const char *const *bad =
+             (const char *const[]){"\"24:00\"", "\"6:00\"", "\"06:60\"", "\"06:00:00\"",
+                                   "\"06-00\"", "360", "null", "\"\"", "\"06:0\"", NULL};
+         *bad; bad++)
+        assert_false(fits("expected_by", *bad));
     assert_true(fits("from_date", "\"2026-01-01\""));
     assert_true(fits("batch_end", "\"2026-01-01T06:00:00+02:00\""));
     assert_true(fits("to_date", "null"));
@@ -227,7 +229,7 @@ static void other_names_pass_for_no_row(void **state)
     static const char *const names[] = {
         "",           "rows_loaded",   "status_",     "_status",       "statuss",
         "from__date", "fromdate",      "tokens",      "steps",         "errors",
-        "from_date ", " status",       "expected_by", "st\xc3\xa1tus", "batch\xc2\xa0id",
+        "from_date ", " status",       "expected_bye", "st\xc3\xa1tus", "batch\xc2\xa0id",
         "batch__id",  "from_date\x01", "to_dat",      "s\xc5\xbf",     "\xe2\x84\xaa",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -68,7 +68,8 @@ static void the_row_and_the_event_agree(void **state)
     (void)state;
     cJSON *doc = parse(STATE);
     unsigned statuses = 0;
-    cJSON *row = view_workflow("wf1", doc, &statuses);
+    int64_t until;
+    cJSON *row = view_workflow("wf1", doc, (bty_time){0, 0}, &statuses, &until);
     cJSON *ev = view_event("wf1", doc, NULL);
     assert_non_null(row);
     assert_non_null(ev);
@@ -81,6 +82,66 @@ static void the_row_and_the_event_agree(void **state)
     assert_null(cJSON_GetObjectItemCaseSensitive(ev, "steps"));
     cJSON_Delete(row);
     cJSON_Delete(ev);
+    cJSON_Delete(doc);
+}
+
+/* 2026-11-27 (UTC) at hh:mm. */
+static bty_time at(int hh, int mm)
+{
+    return (bty_time){1795737600 + hh * 3600 + mm * 60, 0};
+}
+
+static int late(const char *json, bty_time now, int64_t *until)
+{
+    cJSON *rec = parse(json);
+    *until = INT64_MAX;
+    int l = view_step_late(rec, now, until);
+    cJSON_Delete(rec);
+    return l;
+}
+
+static void a_step_is_late_after_its_time_without_a_success_that_day(void **state)
+{
+    (void)state;
+    int64_t until, midnight = at(0, 0).sec + 86400;
+    const char *open = "{\"status\": \"open\", \"expected_by\": \"06:00\"}";
+    assert_false(late(open, at(5, 59), &until));
+    assert_int_equal(until, at(6, 0).sec); /* it may become late then */
+    assert_true(late(open, at(6, 0), &until));
+    assert_int_equal(until, midnight); /* a new day: not late until 06:00 */
+    assert_true(late("{\"status\": \"failed\", \"expected_by\": \"06:00\", \"batch_end\": "
+                     "\"2026-11-27T05:00:00\"}",
+                     at(7, 0), &until));
+    /* a success that day, even after the time: not late, until the day ends */
+    const char *done = "{\"status\": \"success\", \"expected_by\": \"06:00\", \"batch_end\": "
+                       "\"2026-11-27T07:30:00.000000\"}";
+    assert_false(late(done, at(8, 0), &until));
+    assert_int_equal(until, midnight);
+    /* yesterday's success does not count today */
+    assert_true(late("{\"status\": \"success\", \"expected_by\": \"06:00\", \"batch_end\": "
+                     "\"2026-11-26T23:59:59\"}",
+                     at(6, 1), &until));
+    /* without expected_by (or one that is not a time of day): never */
+    assert_false(late("{\"status\": \"new\"}", at(23, 0), &until));
+    assert_int_equal(until, INT64_MAX);
+    assert_false(late("{\"status\": \"new\", \"expected_by\": 360}", at(23, 0), &until));
+}
+
+static void the_row_is_late_when_a_step_is(void **state)
+{
+    (void)state;
+    cJSON *doc = parse("{\"a\": {\"status\": \"new\", \"expected_by\": \"09:00\"},"
+                       " \"b\": {\"status\": \"open\", \"expected_by\": \"06:00\"}}");
+    unsigned statuses;
+    int64_t until;
+    cJSON *row = view_workflow("wf", doc, at(7, 0), &statuses, &until);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "late")));
+    assert_int_equal(until, at(9, 0).sec); /* a becomes late then */
+    cJSON_Delete(row);
+    row = view_workflow("wf", doc, at(5, 0), &statuses, &until);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(row, "late")));
+    assert_int_equal(until, at(6, 0).sec);
+    cJSON_Delete(row);
     cJSON_Delete(doc);
 }
 
@@ -101,6 +162,8 @@ int main(void)
         cmocka_unit_test(an_event_of_a_workflow_without_state_says_why),
         cmocka_unit_test(an_event_of_a_new_workflow_has_no_batch),
         cmocka_unit_test(the_row_and_the_event_agree),
+        cmocka_unit_test(a_step_is_late_after_its_time_without_a_success_that_day),
+        cmocka_unit_test(the_row_is_late_when_a_step_is),
         cmocka_unit_test(the_channel_is_per_database),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
