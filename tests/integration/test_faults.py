@@ -305,6 +305,9 @@ class SlowClientTest(FaultTestCase):
         self.assertGreater(time.monotonic() - started, self.TIMEOUT)
 
     def test_the_soft_descriptor_limit_is_raised_as_the_connections_need(self):
+        if VALGRIND:  # reported as skipped, in that round only
+            self.skipTest("valgrind fixes a process' descriptor limit when it starts it "
+                          "(it keeps the top descriptors for itself): nothing to raise")
         hard = 4000
         b = self.start(env={"BATCHY_MAX_CONNECTIONS": "3000"}, nofile=(1024, hard))
         with open("/proc/%d/limits" % b.proc.pid) as f:
