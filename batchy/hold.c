@@ -77,6 +77,7 @@ struct hold_stream {
     hold_stream *next, *prev;
     void *conn;
     int started, suspended, ended, cut;
+    int live; /* its first line sent: the events of every change from then on */
     size_t nnames;
     char (*names)[BTY_KEY_MAX]; /* the workflows followed; none: all */
     char *buf;                  /* what is to be sent: buf[from..len) */
@@ -468,7 +469,7 @@ static void group_read_done(void *arg)
         memcpy(g->event_etag, etag, sizeof(etag));
         conns = stream_room();
         for (hold_stream *s = hold.streams; s; s = s->next)
-            if (s->started && stream_follows(s, g->workflow)) {
+            if (s->live && stream_follows(s, g->workflow)) {
                 stream_append(s, event, event_len);
                 stream_wake(s, conns, &nconns);
             }
@@ -551,7 +552,7 @@ void hold_notice(const char *workflow)
     pthread_mutex_lock(&hold.lock);
     int wanted = 0;
     for (hold_stream *s = hold.streams; s && !wanted; s = s->next)
-        wanted = s->started && !s->ended && stream_follows(s, workflow);
+        wanted = s->live && !s->ended && stream_follows(s, workflow);
     if (wanted) {
         hold_group *g = group_get(workflow, workflow);
         if (g)
@@ -610,7 +611,7 @@ long long hold_tick(void)
     if (hold.nstreams && now >= hold.next_comment_ms) {
         conns = stream_room();
         for (hold_stream *s = hold.streams; s; s = s->next)
-            if (s->started) {
+            if (s->live) {
                 stream_append(s, ":\n\n", 3);
                 stream_wake(s, conns, &nconns);
             }
@@ -711,13 +712,35 @@ fail:
     return NULL;
 }
 
+static const char HELLO[] = ": batchy events\n\n";
+
+void hold_streams_live(void)
+{
+    pthread_mutex_lock(&hold.lock);
+    void **conns = stream_room();
+    size_t nconns = 0;
+    for (hold_stream *s = hold.streams; s; s = s->next)
+        if (s->started && !s->live) {
+            s->live = 1;
+            stream_append(s, HELLO, sizeof(HELLO) - 1);
+            stream_wake(s, conns, &nconns);
+        }
+    pthread_mutex_unlock(&hold.lock);
+    resume_streams(conns, nconns);
+}
+
 void hold_stream_start(hold_stream *s, void *conn)
 {
-    static const char hello[] = ": batchy events\n\n";
     pthread_mutex_lock(&hold.lock);
     s->conn = conn;
     s->started = 1;
-    stream_append(s, hello, sizeof(hello) - 1);
+    /* Its first line once change notices come in: every change after it
+     * has its event (notice.c subscribes when the first listener comes,
+     * and calls hold_streams_live then). */
+    if (notice_changes_live()) {
+        s->live = 1;
+        stream_append(s, HELLO, sizeof(HELLO) - 1);
+    }
     int first = hold.nstreams == 1;
     if (first)
         hold.next_comment_ms = hold_now_ms() + COMMENT_MS;

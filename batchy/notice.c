@@ -60,10 +60,11 @@ static struct {
     pthread_t thread;
     int started;
     atomic_int stopping;
-    atomic_int subscribed;  /* for healthz */
-    atomic_llong client_id; /* of the subscribed connection, or 0 */
-    atomic_ullong serial;   /* subscriptions made and lost */
-    int wake_fd;            /* eventfd */
+    atomic_int subscribed;   /* for healthz */
+    atomic_int changes_live; /* subscribed to the changes channel */
+    atomic_llong client_id;  /* of the subscribed connection, or 0 */
+    atomic_ullong serial;    /* subscriptions made and lost */
+    int wake_fd;             /* eventfd */
     /* The thread's own. */
     redisContext *ctx;
     long long quiet_since_ms; /* last heard from Redis */
@@ -181,6 +182,11 @@ static void fences_release_all(void)
     fences_done(fences_asked());
 }
 
+int notice_changes_live(void)
+{
+    return atomic_load(&notice.changes_live);
+}
+
 long long notice_client_id(uint64_t *serial)
 {
     /* The serial first: an id read with a later serial is never taken for
@@ -250,6 +256,7 @@ static void unsubscribed(void)
     redisFree(notice.ctx);
     notice.ctx = NULL;
     atomic_store(&notice.subscribed, 0);
+    atomic_store(&notice.changes_live, 0);
     atomic_store(&notice.client_id, 0);
     atomic_fetch_add(&notice.serial, 1); /* invalidations are being lost */
     fences_release_all();
@@ -288,7 +295,9 @@ static int take_messages(void)
             /* Notices flow from now on; what changed before, while the
              * first waiters were being added, is read again. */
             notice.changes = 2;
+            atomic_store(&notice.changes_live, 1);
             hold_resync();
+            hold_streams_live();
         } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
                    r->element[0]->type == REDIS_REPLY_STRING &&
                    strcmp(r->element[0]->str, "message") == 0 &&
@@ -329,6 +338,8 @@ static int follow_changes(long long now)
     if (!verb)
         return 0;
     notice.changes = want;
+    if (!want)
+        atomic_store(&notice.changes_live, 0);
     int done = 0;
     const char *argv[] = {verb, notice.channel};
     return redisAppendCommandArgv(notice.ctx, 2, argv, NULL) != REDIS_OK ||

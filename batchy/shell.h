@@ -280,6 +280,8 @@ void notice_fence(void (*done)(void *), void *arg);
 void notice_wake(void);
 /* 1 while subscribed. */
 int notice_subscribed(void);
+/* 1 while change notices come in (the changes channel is subscribed). */
+int notice_changes_live(void);
 /* The subscribed connection's client id, to redirect tracking's
  * invalidations to (CLIENT TRACKING ... REDIRECT), with *serial, which
  * changes each time the subscription is made or lost; 0 while not
@@ -353,8 +355,11 @@ void hold_counts(size_t *held, size_t *streams);
 /* An event stream following the workflows of names ("a,b"; NULL or "":
  * all). NULL with err: 400 for a bad name, 503. */
 hold_stream *hold_stream_open(const char *names, bty_error *err);
-/* Its response is queued on conn: events flow from now on. */
+/* Its response is queued on conn: events flow once its first line
+ * (": batchy events") is sent, at once when notices come in already. */
 void hold_stream_start(hold_stream *s, void *conn);
+/* Notices come in now: streams waiting for that get their first line. */
+void hold_streams_live(void);
 /* The content reader: up to max bytes into buf, or 0 after suspending the
  * connection until there are some, or one of these: */
 enum { HOLD_STREAM_END = -1, HOLD_STREAM_CUT = -2 };
