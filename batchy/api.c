@@ -269,11 +269,57 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
     return rc;
 }
 
+static int list_rows(api_request *req, const char *prefix, bty_error *err);
+
 /* GET /metrics: Prometheus' text format (metrics.c). */
 static int handle_metrics(api_request *req, api_reply *out, bty_error *err)
 {
-    (void)req;
-    if (reply_text(out, 200, "text/plain; version=0.0.4; charset=utf-8", metrics_render()))
+    static const char type[] = "text/plain; version=0.0.4; charset=utf-8";
+    if (!req->opts->metrics_steps) {
+        if (reply_text(out, 200, type, metrics_render()))
+            return bty_error_set(err, 503, "out of memory; try again");
+        return HANDLER_DONE;
+    }
+    /* The per-step series: every workflow, as /workflows lists them. */
+    if (req->runs == 0)
+        req->u.list.which = ROWS_METRICS;
+    int rc = list_rows(req, NULL, err);
+    if (rc == HANDLER_WAIT)
+        return rc;
+    /* Without Redis the rest still says so (batchy_redis_up 0): the page
+     * is answered without the steps' series, which the gauge below says. */
+    int steps = rc == HANDLER_DONE;
+    if (!steps)
+        memset(err, 0, sizeof(*err));
+    rows_buf body = {0};
+    char *process = metrics_render();
+    char gauge[200];
+    snprintf(gauge, sizeof(gauge),
+             "# HELP batchy_step_series_up 1 when the per-step series below are all there (Redis "
+             "answered).\n# TYPE batchy_step_series_up gauge\nbatchy_step_series_up %d\n",
+             steps);
+    int failed =
+        !process || rows_buf_add(&body, process, 0) != 0 || rows_buf_add(&body, gauge, 0) != 0;
+    free(process);
+    /* Each family's lines of every workflow together, as the format wants. */
+    for (int f = 0; f < VIEW_FAMILIES && !failed; f++) {
+        failed = rows_buf_add(&body, view_metrics_header(f), 0) != 0;
+        for (size_t i = 0; steps && i < req->u.list.n && !failed; i++) {
+            char *t = req->u.list.texts[i];
+            if (!t)
+                continue;
+            size_t from = req->u.list.cuts[i][f], to = req->u.list.cuts[i][f + 1];
+            char keep = t[to];
+            t[to] = '\0';
+            failed = rows_buf_add(&body, t + from, 0) != 0;
+            t[to] = keep;
+        }
+    }
+    if (failed) {
+        free(body.text);
+        return bty_error_set(err, 503, "out of memory; try again");
+    }
+    if (reply_text(out, 200, type, body.text))
         return bty_error_set(err, 503, "out of memory; try again");
     return HANDLER_DONE;
 }
@@ -534,6 +580,8 @@ static void list_free(api_request *req)
             free(req->u.list.texts[i]);
     }
     free(req->u.list.texts);
+    free(req->u.list.cuts);
+    req->u.list.cuts = NULL;
     free(req->u.list.statuses);
     free(req->u.list.read_at);
     free(req->u.list.stamps);
@@ -561,11 +609,14 @@ static int plan_reads(api_request *req, bty_error *err)
     req->u.list.statuses = calloc(n ? n : 1, sizeof(unsigned));
     req->u.list.read_at = calloc(n ? n : 1, sizeof(size_t));
     req->u.list.stamps = calloc(n ? n : 1, sizeof(rows_stamp));
-    if (!req->u.list.texts || !req->u.list.statuses || !req->u.list.read_at || !req->u.list.stamps)
+    req->u.list.cuts = calloc(n ? n : 1, sizeof(*req->u.list.cuts));
+    if (!req->u.list.texts || !req->u.list.statuses || !req->u.list.read_at ||
+        !req->u.list.stamps || !req->u.list.cuts)
         return bty_error_set(err, 503, "out of memory; try again");
     for (size_t i = 0; i < n; i++) {
         const char *name = req->u.list.members[i];
-        int rc = rows_trusted(name, &req->u.list.texts[i], &req->u.list.statuses[i]);
+        int rc = rows_trusted(name, req->u.list.which, &req->u.list.texts[i],
+                              &req->u.list.statuses[i], req->u.list.cuts[i]);
         if (rc < 0)
             return bty_error_set(err, 503, "out of memory; try again");
         if (rc == 0) {
@@ -582,8 +633,12 @@ static int row_of_read(api_request *req, size_t k, bty_error *err)
 {
     size_t i = req->u.list.read_at[k];
     const char *name = req->u.list.members[i];
+    int which = req->u.list.which;
     char **text = &req->u.list.texts[i];
     unsigned *statuses = &req->u.list.statuses[i];
+    size_t *cut = req->u.list.cuts[i];
+    bty_time now = clock_now();
+    view_metrics metrics = {0};
     bty_hash hash;
     if (store_read_result_at(&req->call, (int)k, &hash, err) != 0) {
         if (err->status != 409)
@@ -592,10 +647,17 @@ static int row_of_read(api_request *req, size_t k, bty_error *err)
          * names its first key) */
         char what[BTY_KEY_MAX + 96];
         snprintf(what, sizeof(what), "Redis key '%s' is not a hash of steps", name);
+        memset(err, 0, sizeof(*err));
+        if (which == ROWS_METRICS) {
+            if (view_step_metrics(name, NULL, now, &metrics) != 0)
+                return bty_error_set(err, 503, "out of memory; try again");
+            *text = metrics.text;
+            memcpy(cut, metrics.cut, sizeof(metrics.cut));
+            return 0;
+        }
         cJSON *row = view_workflow_error(name, what);
         *text = row ? cJSON_PrintUnformatted(row) : NULL;
         cJSON_Delete(row);
-        memset(err, 0, sizeof(*err));
         return *text ? 0 : bty_error_set(err, 503, "out of memory; try again");
     }
     if (hash.n == 0) { /* deleted by hand since: not loaded any more */
@@ -603,20 +665,33 @@ static int row_of_read(api_request *req, size_t k, bty_error *err)
         return 0;
     }
     uint64_t fp = rows_fingerprint(&hash);
-    int rc = rows_take(name, fp, &req->u.list.stamps[k], text, statuses);
+    int rc = rows_take(name, fp, &req->u.list.stamps[k], which, text, statuses, cut);
     if (rc == 0) {
         bty_error why = {0};
         cJSON *doc = doc_from_hash(hash.fields, hash.n, name, &why);
         int64_t until = INT64_MAX;
-        cJSON *row = doc                 ? view_workflow(name, doc, clock_now(), statuses, &until)
+        cJSON *row = doc                 ? view_workflow(name, doc, now, statuses, &until)
                      : why.status == 409 ? view_workflow_error(name, why.message)
                                          : NULL;
-        *text = row ? cJSON_PrintUnformatted(row) : NULL;
+        char *row_text = row ? cJSON_PrintUnformatted(row) : NULL;
+        rc = row_text && (doc || why.status == 409) &&
+                     view_step_metrics(name, doc, now, &metrics) == 0
+                 ? 1
+                 : -1;
         /* An unreadable one is read again each time: it stays listed
          * with its error until it is repaired. */
-        if (*text && doc)
-            rows_put(name, fp, *text, *statuses, until, &req->u.list.stamps[k]);
-        rc = *text ? 1 : -1;
+        if (rc > 0 && doc)
+            rows_put(name, fp, row_text, &metrics, *statuses, until, &req->u.list.stamps[k]);
+        if (rc > 0 && which == ROWS_METRICS) {
+            *text = metrics.text;
+            memcpy(cut, metrics.cut, sizeof(metrics.cut));
+            metrics.text = NULL;
+        } else {
+            *text = row_text;
+            row_text = NULL;
+        }
+        free(row_text);
+        free(metrics.text);
         cJSON_Delete(row);
         cJSON_Delete(doc);
     }
@@ -628,22 +703,16 @@ static int row_of_read(api_request *req, size_t k, bty_error *err)
  * Batchy (the set batchy:workflows, kept by load_cfg's write, and by
  * scripts/index-state for older state: no KEYS, no SCAN), two round trips
  * whatever their number. */
-static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
+/* /workflows and /metrics: every workflow loaded through Batchy (the set
+ * batchy:workflows) whose name starts with prefix (NULL: all), and what
+ * the request wants of each (u.list.which), in name order: trusted from
+ * rows.c or read. HANDLER_WAIT for each round trip (a fence first when
+ * rows may be trusted, the members, then the reads), HANDLER_FAILED, or
+ * HANDLER_DONE with u.list.texts filled (NULL for a workflow gone). */
+static int list_rows(api_request *req, const char *prefix, bty_error *err)
 {
-    const char *status = api_param(req, "status"), *prefix = api_param(req, "prefix");
     int *stage = &req->u.list.stage;
     if (*stage == 0) {
-        if (status && !view_status_bit(status))
-            return bty_error_set(err, 400,
-                                 "status must be new, open, success, failed or abandoned, not "
-                                 "'%.40s'",
-                                 status);
-        bty_error why;
-        if (prefix && prefix[0] && name_workflow_check(prefix, &why) != 0)
-            return bty_error_set(err, 400,
-                                 "prefix must be the start of a workflow name (letters, digits, "
-                                 "'_', '-', '.'), not '%.60s'",
-                                 prefix);
         /* What this process remembers may be trusted (rows.c): first take
          * in every invalidation of a change made before this request. */
         *stage = 1;
@@ -693,6 +762,30 @@ static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
     for (size_t k = 0; k < req->u.list.nread; k++)
         if (row_of_read(req, k, err) != 0)
             return HANDLER_FAILED;
+    return HANDLER_DONE;
+}
+
+/* GET /workflows[?status=][&prefix=]: a row per workflow (views.c). */
+static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
+{
+    const char *status = api_param(req, "status"), *prefix = api_param(req, "prefix");
+    if (req->runs == 0) {
+        if (status && !view_status_bit(status))
+            return bty_error_set(err, 400,
+                                 "status must be new, open, success, failed or abandoned, not "
+                                 "'%.40s'",
+                                 status);
+        bty_error why;
+        if (prefix && prefix[0] && name_workflow_check(prefix, &why) != 0)
+            return bty_error_set(err, 400,
+                                 "prefix must be the start of a workflow name (letters, digits, "
+                                 "'_', '-', '.'), not '%.60s'",
+                                 prefix);
+        req->u.list.which = ROWS_ROW;
+    }
+    int rc = list_rows(req, prefix, err);
+    if (rc != HANDLER_DONE)
+        return rc;
     /* The rows, in name order; with ?status=, only workflows with a step
      * in it (an unreadable one has no statuses to match). */
     unsigned want = status ? view_status_bit(status) : 0;
@@ -869,6 +962,7 @@ void api_request_free(api_request *req)
         break;
     case EP_WORKFLOWS:
     case EP_HISTORY:
+    case EP_METRICS:
         list_free(req);
         break;
     case EP_CLOSE_BATCH:

@@ -409,6 +409,28 @@ cJSON *view_workflow_error(const char *name, const char *message);
  * is open), "steps": {step: {"status", "batch_start", "batch_end",
  * "error_message"}}} (each of the last three only when the step has it). */
 cJSON *view_batch(long long id, const cJSON *snapshot);
+/* The per-step series of /metrics for workflow `name` whose state is doc
+ * (NULL: it cannot be read), at now: Prometheus text, the lines of family
+ * f in text[cut[f]..cut[f + 1]) so that a page can group each family's
+ * lines of every workflow together, as the format wants. */
+enum {
+    VIEW_STEP_STATUS,         /* batchy_step_status{workflow,step,status} 1 */
+    VIEW_STEP_BATCH_START,    /* batchy_step_batch_start_timestamp_seconds */
+    VIEW_STEP_LAST_SUCCESS,   /* batchy_step_last_success_timestamp_seconds */
+    VIEW_STEP_LAST_DURATION,  /* batchy_step_last_duration_seconds */
+    VIEW_STEP_LATE,           /* batchy_step_late (steps with expected_by) */
+    VIEW_WORKFLOW_UNREADABLE, /* batchy_workflow_unreadable 1 */
+    VIEW_FAMILIES
+};
+typedef struct view_metrics {
+    char *text; /* malloc'd */
+    size_t cut[VIEW_FAMILIES + 1];
+} view_metrics;
+/* 0, or -1 when out of memory. */
+int view_step_metrics(const char *name, const cJSON *doc, bty_time now, view_metrics *out);
+/* The HELP and TYPE lines of family f. */
+const char *view_metrics_header(int f);
+
 /* The /events event of workflow `name`: {"workflow", "batch_id", "counts",
  * "updated"} from its state doc, or {"workflow", "error": message} when
  * doc is NULL (unreadable, or gone). NULL when out of memory. */

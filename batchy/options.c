@@ -33,6 +33,8 @@ static const char usage_text[] =
     "                          open_batch, close_batch, fail_batch (BATCHY_TOKEN)\n"
     "      --keep-batches N    batch snapshots kept per workflow, 0 for all\n"
     "                          (BATCHY_KEEP_BATCHES; 1000)\n"
+    "      --metrics-steps on|off  per-step series in /metrics (BATCHY_METRICS_STEPS;\n"
+    "                          on); off for very large installations\n"
     "  -q, --quiet             no access log\n"
     "      --check FILE...     validate workflow files as load_cfg would, without\n"
     "                          Redis or a server: one line per problem on stderr,\n"
@@ -55,6 +57,16 @@ static int usage_error(const char *fmt, ...)
     fprintf(stderr, "\nTry 'batchy --help'.\n");
     va_end(ap);
     return 64;
+}
+
+/* "on" or "off" into *out; -1 for anything else. */
+static int on_off(const char *v, int *out)
+{
+    if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+        *out = v[1] == 'n';
+        return 0;
+    }
+    return -1;
 }
 
 /* Copy src into a fixed buffer; -1 when it does not fit. */
@@ -233,6 +245,8 @@ static int options_from_env(bty_options *opts, char *problem, size_t size)
                                v);
         opts->keep_batches = keep;
     }
+    if ((v = getenv("BATCHY_METRICS_STEPS")) && v[0] && on_off(v, &opts->metrics_steps))
+        return env_problem(problem, size, "BATCHY_METRICS_STEPS must be on or off, not '%s'", v);
     return 0;
 }
 
@@ -252,6 +266,7 @@ int options_parse(int argc, char **argv, bty_options *opts)
     opts->client_timeout_s = 30;
     opts->max_connections = 1000;
     opts->keep_batches = 1000;
+    opts->metrics_steps = 1;
 
     /* Judged once argv is read: --help, --version and --check ignore it. */
     char problem[1200] = "";
@@ -265,6 +280,7 @@ int options_parse(int argc, char **argv, bty_options *opts)
         {"threads", required_argument, NULL, 't'},
         {"token", required_argument, NULL, 'T'},
         {"keep-batches", required_argument, NULL, 'K'},
+        {"metrics-steps", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},
         {"check", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},
@@ -305,6 +321,10 @@ int options_parse(int argc, char **argv, bty_options *opts)
             opts->keep_batches = keep;
             break;
         }
+        case 'M':
+            if (on_off(optarg, &opts->metrics_steps))
+                return usage_error("--metrics-steps must be on or off, not '%s'", optarg);
+            break;
         case 'q':
             opts->quiet = 1;
             break;

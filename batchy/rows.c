@@ -41,7 +41,8 @@ typedef struct row {
     rows_stamp stamp; /* epoch 0: not trusted */
     int64_t until;    /* the row holds until then (Unix seconds): lateness */
     unsigned statuses;
-    char *text; /* the row as compact JSON */
+    char *text;           /* the row as compact JSON */
+    view_metrics metrics; /* its /metrics lines (text NULL: none) */
     char name[];
 } row;
 
@@ -112,7 +113,21 @@ rows_stamp rows_stamp_now(const char *name)
     return (rows_stamp){epoch_now(), atomic_load(&inval[slot_of(name, strlen(name))])};
 }
 
-int rows_trusted(const char *name, char **text, unsigned *statuses)
+/* A copy of what a listing wants of r (which: ROWS_ROW or ROWS_METRICS)
+ * into *text (and cut, for metrics). 1, 0 when r has none, -1. */
+static int copy_out(const row *r, int which, char **text, unsigned *statuses, size_t *cut)
+{
+    const char *src = which == ROWS_METRICS ? r->metrics.text : r->text;
+    if (!src)
+        return 0;
+    *text = strdup(src);
+    *statuses = r->statuses;
+    if (which == ROWS_METRICS && cut)
+        memcpy(cut, r->metrics.cut, sizeof(r->metrics.cut));
+    return *text ? 1 : -1;
+}
+
+int rows_trusted(const char *name, int which, char **text, unsigned *statuses, size_t *cut)
 {
     rows_stamp now = rows_stamp_now(name);
     int rc = 0;
@@ -122,11 +137,8 @@ int rows_trusted(const char *name, char **text, unsigned *statuses)
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
             if (r->stamp.epoch == now.epoch && r->stamp.inval == now.inval &&
-                clock_now().sec < r->until) {
-                *text = strdup(r->text);
-                *statuses = r->statuses;
-                rc = *text ? 1 : -1;
-            }
+                clock_now().sec < r->until)
+                rc = copy_out(r, which, text, statuses, cut);
             break;
         }
     }
@@ -146,6 +158,7 @@ static void forget_all(void)
         while (r) {
             row *next = r->next;
             free(r->text);
+            free(r->metrics.text);
             free(r);
             r = next;
         }
@@ -155,20 +168,17 @@ static void forget_all(void)
     nbuckets = count = bytes = 0;
 }
 
-int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, char **text,
-              unsigned *statuses)
+int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, int which,
+              char **text, unsigned *statuses, size_t *cut)
 {
     int rc = 0;
     pthread_mutex_lock(&lock);
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
-            if (r->fingerprint == fingerprint && clock_now().sec < r->until) {
-                *text = strdup(r->text);
-                *statuses = r->statuses;
-                rc = *text ? 1 : -1;
+            if (r->fingerprint == fingerprint && clock_now().sec < r->until &&
+                (rc = copy_out(r, which, text, statuses, cut)) > 0)
                 /* read again, unchanged: trusted as that read is */
                 r->stamp = stamp ? *stamp : (rows_stamp){0, 0};
-            }
             break;
         }
     }
@@ -217,13 +227,14 @@ static int grow(void)
     return 0;
 }
 
-void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses,
-              int64_t until, const rows_stamp *stamp)
+void rows_put(const char *name, uint64_t fingerprint, const char *text, const view_metrics *metrics,
+              unsigned statuses, int64_t until, const rows_stamp *stamp)
 {
     rows_stamp untrusted = {0, 0};
     size_t name_len = strlen(name), text_len = strlen(text);
+    size_t metrics_len = metrics && metrics->text ? strlen(metrics->text) : 0;
     pthread_mutex_lock(&lock);
-    if (bytes + name_len + text_len + sizeof(row) > ROWS_MAX_BYTES)
+    if (bytes + name_len + text_len + metrics_len + sizeof(row) > ROWS_MAX_BYTES)
         forget_all();
     if (count >= nbuckets / 2 && grow() != 0) {
         pthread_mutex_unlock(&lock);
@@ -233,28 +244,39 @@ void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned
     while (*at && strcmp((*at)->name, name) != 0)
         at = &(*at)->next;
     char *copy = strdup(text);
-    if (!copy) {
+    view_metrics m = {0};
+    if (metrics && metrics->text) {
+        m = *metrics;
+        m.text = strdup(metrics->text);
+    }
+    if (!copy || (metrics && metrics->text && !m.text)) {
+        free(copy);
+        free(m.text);
         pthread_mutex_unlock(&lock);
         return;
     }
     if (*at) { /* the workflow changed: its new row */
-        bytes -= strlen((*at)->text);
+        bytes -= strlen((*at)->text) + ((*at)->metrics.text ? strlen((*at)->metrics.text) : 0);
         free((*at)->text);
+        free((*at)->metrics.text);
+        (*at)->metrics = m;
         (*at)->text = copy;
         (*at)->fingerprint = fingerprint;
         (*at)->stamp = stamp ? *stamp : untrusted;
         (*at)->until = until;
         (*at)->statuses = statuses;
-        bytes += text_len;
+        bytes += text_len + metrics_len;
     } else {
         row *r = malloc(sizeof(*r) + name_len + 1);
         if (!r) {
             free(copy);
+            free(m.text);
             pthread_mutex_unlock(&lock);
             return;
         }
         memcpy(r->name, name, name_len + 1);
         r->text = copy;
+        r->metrics = m;
         r->fingerprint = fingerprint;
         r->stamp = stamp ? *stamp : untrusted;
         r->until = until;
@@ -262,7 +284,7 @@ void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned
         r->next = NULL;
         *at = r;
         count++;
-        bytes += sizeof(*r) + name_len + 1 + text_len;
+        bytes += sizeof(*r) + name_len + 1 + text_len + metrics_len;
     }
     pthread_mutex_unlock(&lock);
 }

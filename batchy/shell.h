@@ -72,6 +72,7 @@ typedef struct bty_options {
     int client_timeout_s;              /* most a client may take to send one request */
     int max_connections;               /* HTTP connections at once (lowered to fit the fd limit) */
     long long keep_batches;            /* batch snapshots kept per workflow; 0: all */
+    int metrics_steps;                 /* per-step series in /metrics (--metrics-steps) */
     char changes_channel[BTY_KEY_MAX]; /* the redis URL's db's (key_changes_channel) */
     int check;                         /* --check: validate check_files (cfgfile.c), not serve */
     char *const *check_files;          /* argv's, check_count (at least 1) of them */
@@ -397,6 +398,9 @@ typedef struct rows_buf {
 /* Append text to b; an item comes after a ',' unless it follows the '['.
  * 0, or -1 when out of memory. */
 int rows_buf_add(rows_buf *b, const char *text, int item);
+/* What a listing wants of each workflow: its /workflows row, or its
+ * /metrics lines (view_metrics: the text, and cut[] filled in). */
+enum { ROWS_ROW, ROWS_METRICS };
 /* When a read of a workflow was sent: what Redis' tracking said then
  * (rows.c's head comment). */
 typedef struct rows_stamp {
@@ -408,17 +412,17 @@ rows_stamp rows_stamp_now(const char *name);
  * a copy in *text and its statuses (and the row now trusted as the read
  * stamped *stamp is; NULL: not trusted); 0 when there is no such row; -1
  * when out of memory. */
-int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, char **text,
-              unsigned *statuses);
+int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, int which,
+              char **text, unsigned *statuses, size_t *cut);
 /* Remember the row of `name` (copied), made from a read sent at *stamp
  * (NULL: not tracked), and true until the Unix second `until` (a step
  * becomes late, or a day ends: view_workflow). */
-void rows_put(const char *name, uint64_t fingerprint, const char *text, unsigned statuses,
-              int64_t until, const rows_stamp *stamp);
+void rows_put(const char *name, uint64_t fingerprint, const char *text, const view_metrics *metrics,
+              unsigned statuses, int64_t until, const rows_stamp *stamp);
 /* If the row of `name` is trusted (made from a tracked read, and Redis has
  * said of no change since): 1 with a copy in *text and its statuses; 0
  * when it must be read; -1 when out of memory. */
-int rows_trusted(const char *name, char **text, unsigned *statuses);
+int rows_trusted(const char *name, int which, char **text, unsigned *statuses, size_t *cut);
 /* Redis said key changed (len bytes); or that everything did (FLUSHDB). */
 void rows_invalidate(const char *key, size_t len);
 void rows_invalidate_all(void);
@@ -527,7 +531,9 @@ typedef struct api_request {
             /* workflows: each member's row (owned) and statuses, and the
              * members read (indexes into members) with their stamps */
             int stage; /* workflows: fence, members, reads, rows */
+            int which; /* ROWS_ROW (/workflows) or ROWS_METRICS */
             char **texts;
+            size_t (*cuts)[VIEW_FAMILIES + 1]; /* ROWS_METRICS: each text's families */
             unsigned *statuses;
             size_t *read_at, nread;
             rows_stamp *stamps;

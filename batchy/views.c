@@ -181,3 +181,165 @@ cJSON *view_event(const char *name, const cJSON *doc, const char *message)
     cJSON_Delete(row);
     return ev;
 }
+
+/* ------------------------------------------------------------------ /metrics */
+
+static const char *const FAMILY_HEADERS[VIEW_FAMILIES] = {
+    "# HELP batchy_step_status A step's status (its latest record): 1 for the status it has.\n"
+    "# TYPE batchy_step_status gauge\n",
+    "# HELP batchy_step_batch_start_timestamp_seconds When the step's latest batch started.\n"
+    "# TYPE batchy_step_batch_start_timestamp_seconds gauge\n",
+    "# HELP batchy_step_last_success_timestamp_seconds When the step's latest batch ended, when "
+    "it succeeded.\n"
+    "# TYPE batchy_step_last_success_timestamp_seconds gauge\n",
+    "# HELP batchy_step_last_duration_seconds batch_end - batch_start of the step's latest batch, "
+    "once it ended.\n"
+    "# TYPE batchy_step_last_duration_seconds gauge\n",
+    "# HELP batchy_step_late 1 when the step's expected_by has passed today (UTC) without a "
+    "success today.\n"
+    "# TYPE batchy_step_late gauge\n",
+    "# HELP batchy_workflow_unreadable 1 for a workflow whose state in Redis cannot be read.\n"
+    "# TYPE batchy_workflow_unreadable gauge\n",
+};
+
+const char *view_metrics_header(int f)
+{
+    return f >= 0 && f < VIEW_FAMILIES ? FAMILY_HEADERS[f] : "";
+}
+
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    int failed;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *p, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *grown = realloc(b->s, cap);
+        if (!grown) {
+            b->failed = 1;
+            return;
+        }
+        b->s = grown;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *p)
+{
+    sb_add(b, p, strlen(p));
+}
+
+/* A label value as the text format wants it: \, " and newline escaped. */
+static void sb_label(sbuf *b, const char *v)
+{
+    for (const char *p = v; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            sb_add(b, "\\", 1);
+        if (*p == '\n')
+            sb_add(b, "\\n", 2);
+        else
+            sb_add(b, p, 1);
+    }
+}
+
+/* name{workflow="..",step=".."} value */
+static void sb_sample(sbuf *b, const char *metric, const char *wf, const char *step,
+                      const char *value)
+{
+    sb_str(b, metric);
+    sb_str(b, "{workflow=\"");
+    sb_label(b, wf);
+    if (step) {
+        sb_str(b, "\",step=\"");
+        sb_label(b, step);
+    }
+    sb_str(b, "\"} ");
+    sb_str(b, value);
+    sb_str(b, "\n");
+}
+
+static int time_of(const cJSON *rec, const char *field, bty_time *t)
+{
+    const char *v = text_of(rec, field);
+    return v && time_parse(v, t) == 0;
+}
+
+int view_step_metrics(const char *name, const cJSON *doc, bty_time now, view_metrics *out)
+{
+    sbuf b = {0};
+    memset(out, 0, sizeof(*out));
+    for (int f = 0; f < VIEW_FAMILIES; f++) {
+        out->cut[f] = b.len;
+        if (!doc) {
+            if (f == VIEW_WORKFLOW_UNREADABLE)
+                sb_sample(&b, "batchy_workflow_unreadable", name, NULL, "1");
+            continue;
+        }
+        const cJSON *step;
+        cJSON_ArrayForEach(step, doc)
+        {
+            const char *status = text_of(step, "status");
+            status = status ? status : "new";
+            bty_time start, end;
+            int started = time_of(step, "batch_start", &start);
+            int ended = started && time_of(step, "batch_end", &end) &&
+                        (strcmp(status, "success") == 0 || strcmp(status, "failed") == 0);
+            char value[48];
+            switch (f) {
+            case VIEW_STEP_STATUS:
+                sb_str(&b, "batchy_step_status{workflow=\"");
+                sb_label(&b, name);
+                sb_str(&b, "\",step=\"");
+                sb_label(&b, step->string);
+                sb_str(&b, "\",status=\"");
+                sb_label(&b, status); /* one edited by hand may need escaping */
+                sb_str(&b, "\"} 1\n");
+                break;
+            case VIEW_STEP_BATCH_START:
+                if (started) {
+                    snprintf(value, sizeof(value), "%lld.%06d", (long long)start.sec, start.usec);
+                    sb_sample(&b, "batchy_step_batch_start_timestamp_seconds", name, step->string,
+                              value);
+                }
+                break;
+            case VIEW_STEP_LAST_SUCCESS:
+                if (ended && strcmp(status, "success") == 0) {
+                    snprintf(value, sizeof(value), "%lld.%06d", (long long)end.sec, end.usec);
+                    sb_sample(&b, "batchy_step_last_success_timestamp_seconds", name, step->string,
+                              value);
+                }
+                break;
+            case VIEW_STEP_LAST_DURATION:
+                if (ended) {
+                    double d = (double)(end.sec - start.sec) + (end.usec - start.usec) / 1e6;
+                    snprintf(value, sizeof(value), "%.6f", d);
+                    sb_sample(&b, "batchy_step_last_duration_seconds", name, step->string, value);
+                }
+                break;
+            case VIEW_STEP_LATE:
+                if (text_of(step, "expected_by") &&
+                    clock_minutes(text_of(step, "expected_by")) >= 0)
+                    sb_sample(&b, "batchy_step_late", name, step->string,
+                              view_step_late(step, now, NULL) ? "1" : "0");
+                break;
+            default:
+                break;
+            }
+        }
+    }
+    out->cut[VIEW_FAMILIES] = b.len;
+    if (b.failed) {
+        free(b.s);
+        return -1;
+    }
+    out->text = b.s ? b.s : calloc(1, 1);
+    return out->text ? 0 : -1;
+}

@@ -382,6 +382,11 @@ def operating(servers, client):
     rows["workflows_10000_first_ms"] = median_ms([lambda: client.get("/workflows")])
     rows["workflows_10000_ms"] = median_ms([lambda: client.get("/workflows")] * 20)
     rows["workflows_prefix_ms"] = median_ms([lambda: client.get("/workflows?prefix=ops0001")] * 20)
+    # /metrics with the per-step series of the same 10,000 workflows (5 steps
+    # each): the first scrape after a restart of what batchy remembers is
+    # the /workflows reads above; then only what changed.
+    rows["metrics_10000_ms"] = median_ms([lambda: client.get("/metrics")] * 20)
+    rows["metrics_10000_bytes"] = len(client.get("/metrics"))
     rows["history_newest_ms"] = median_ms([lambda: client.get("/history/deep")] * 20)
     rows["history_deep_ms"] = median_ms(
         [lambda: client.get("/history/deep?before=1700050000")] * 20)
@@ -825,6 +830,9 @@ def print_report(rep):
             print("  GET /workflows, all 10,000, the first %8.2f ms" % ops["workflows_10000_first_ms"])
         print("  GET /workflows, all 10,000            %8.2f ms" % ops["workflows_10000_ms"])
         print("  GET /workflows?prefix= (10 of them)   %8.2f ms" % ops["workflows_prefix_ms"])
+        if "metrics_10000_ms" in ops:
+            print("  GET /metrics, 10,000 workflows' steps %8.2f ms (%.1f MB)"
+                  % (ops["metrics_10000_ms"], ops["metrics_10000_bytes"] / 1e6))
         print("  GET /history, newest 50               %8.2f ms" % ops["history_newest_ms"])
         print("  GET /history, 50 from the middle      %8.2f ms" % ops["history_deep_ms"])
         print("  GET /history?limit=1000               %8.2f ms" % ops["history_1000_ms"])

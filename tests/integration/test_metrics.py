@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import PROMPT, OwnBatchyMixin, ServiceTestCase, http_request
+from harness import PROMPT, OwnBatchyMixin, ServiceTestCase, http_request, parse_time
 
 TWO = "job1:\n  p: 1\njob2:\n  q: x\n"
 SAMPLE = re.compile(r'^([a-z_:][a-z0-9_:]*)(\{[^}]*\})? (\S+)$')
@@ -82,6 +82,49 @@ class MetricsTest(ServiceTestCase):
                                             "{%s}" % label)])
         self.assertGreaterEqual(counts[-1], 4)
 
+    def test_per_step_series(self):
+        wf = self.unique("met_s")
+        # a step name with a quote and a backslash, which label values escape
+        self.load(wf, 'job1:\n  p: 1\n  expected_by: "00:00"\n'
+                      'job2:\n  q: x\n'
+                      'we"ird\\step:\n  expected_by: "00:00"\n')
+        self.ok("open_batch", wf)
+        self.ok("close_batch", wf, {"step": "job1"})
+        self.ok("fail_batch", wf, {"step": "job2", "error": "boom"})
+        text = self.scrape()
+        promtool = shutil.which("promtool")
+        p = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        self.assertEqual((p.returncode, p.stdout.decode()), (0, ""))
+        s = samples(text)
+        state = self.redis.hash_json(wf)
+
+        def get(name, step, extra=""):
+            return s.get((name, '{workflow="%s",step="%s"%s}' % (wf, step, extra)))
+
+        self.assertEqual(get("batchy_step_status", "job1", ',status="success"'), 1)
+        self.assertEqual(get("batchy_step_status", "job2", ',status="failed"'), 1)
+        weird = 'we\\"ird\\\\step'  # we\"ird\\step: as the text format escapes it
+        self.assertEqual(get("batchy_step_status", weird, ',status="open"'), 1)
+        end = parse_time(state["job1"]["batch_end"]).timestamp()
+        start = parse_time(state["job1"]["batch_start"]).timestamp()
+        self.assertAlmostEqual(get("batchy_step_last_success_timestamp_seconds", "job1"), end,
+                               places=5)
+        self.assertAlmostEqual(get("batchy_step_batch_start_timestamp_seconds", "job1"), start,
+                               places=5)
+        self.assertAlmostEqual(get("batchy_step_last_duration_seconds", "job1"), end - start,
+                               places=5)
+        self.assertIsNone(get("batchy_step_last_success_timestamp_seconds", "job2"))
+        self.assertIsNotNone(get("batchy_step_last_duration_seconds", "job2"))
+        self.assertEqual(get("batchy_step_late", "job1"), 0)  # succeeded today
+        self.assertEqual(get("batchy_step_late", weird), 1)   # 00:00 passed, still open
+        self.assertIsNone(get("batchy_step_late", "job2"))    # no expected_by
+        self.assertEqual(s[("batchy_step_series_up", "")], 1)
+        # a change shows at the next scrape (Redis tracks what was read)
+        self.ok("close_batch", wf, {"step": 'we"ird\\step'})
+        s = samples(self.scrape())
+        self.assertEqual(get("batchy_step_late", weird), 0)
+
     def test_redis_series(self):
         s = samples(self.scrape())
         self.assertEqual(s[("batchy_redis_up", "")], 1)
@@ -111,7 +154,10 @@ class MetricsRedisDownTest(OwnBatchyMixin, unittest.TestCase):
             t.join(PROMPT)
             self.assertEqual(done[0].status, 503)
             self.assertEqual(b.get("/get_status/w").status, 503)
-            s = samples(b.get("/metrics").text)
+            r = b.get("/metrics")
+            self.assertEqual(r.status, 200, r)  # without the steps' series, said so
+            s = samples(r.text)
+            self.assertEqual(s[("batchy_step_series_up", "")], 0)
             self.assertEqual(s[("batchy_redis_up", "")], 0)
             self.assertGreaterEqual(s[("batchy_redis_errors_total", "")], 1)
             self.assertEqual(s[("batchy_held_requests", "")], 0)
@@ -124,6 +170,19 @@ class MetricsRedisDownTest(OwnBatchyMixin, unittest.TestCase):
         s = samples(b.get("/metrics").text)
         self.assertEqual(s[("batchy_redis_up", "")], 1)
         self.assertGreaterEqual(s[("batchy_redis_connects_total", "")], 2)
+
+
+class MetricsStepsOffTest(OwnBatchyMixin, unittest.TestCase):
+
+    cfg_files = {"w.yaml": TWO}
+
+    def test_metrics_steps_off_leaves_them_out(self):
+        for b in (self.start_batchy(args=("--metrics-steps", "off")),
+                  self.start_batchy(env={"BATCHY_METRICS_STEPS": "off"})):
+            self.assertEqual(b.get("/load_cfg/w").status, 200)
+            text = b.get("/metrics").text
+            self.assertNotIn("batchy_step_", text)
+            self.assertIn("batchy_http_requests_total", text)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,52 @@ static void the_row_is_late_when_a_step_is(void **state)
     cJSON_Delete(doc);
 }
 
+/* The lines of family f in m. */
+static char *family(const view_metrics *m, int f)
+{
+    size_t n = m->cut[f + 1] - m->cut[f];
+    char *out = malloc(n + 1);
+    assert_non_null(out);
+    memcpy(out, m->text + m->cut[f], n);
+    out[n] = '\0';
+    return out;
+}
+
+static void step_series_group_by_family_and_escape_labels(void **state)
+{
+    (void)state;
+    cJSON *doc = parse("{\"a\": {\"status\": \"success\", \"expected_by\": \"06:00\", "
+                       "\"batch_start\": \"2026-11-27T05:00:00.000000\", "
+                       "\"batch_end\": \"2026-11-27T05:30:00.500000\"},"
+                       " \"q\\\"\\\\\": {\"status\": \"open\", "
+                       "\"batch_start\": \"2026-11-27T05:00:00.000000\"}}");
+    view_metrics m;
+    assert_int_equal(view_step_metrics("wf", doc, at(7, 0), &m), 0);
+    char *status = family(&m, VIEW_STEP_STATUS), *late = family(&m, VIEW_STEP_LATE);
+    char *success = family(&m, VIEW_STEP_LAST_SUCCESS), *dur = family(&m, VIEW_STEP_LAST_DURATION);
+    assert_string_equal(
+        status, "batchy_step_status{workflow=\"wf\",step=\"a\",status=\"success\"} 1\n"
+                "batchy_step_status{workflow=\"wf\",step=\"q\\\"\\\\\",status=\"open\"} 1\n");
+    assert_string_equal(late, "batchy_step_late{workflow=\"wf\",step=\"a\"} 0\n");
+    assert_string_equal(success,
+                        "batchy_step_last_success_timestamp_seconds{workflow=\"wf\",step=\"a\"} "
+                        "1795757400.500000\n");
+    assert_string_equal(
+        dur, "batchy_step_last_duration_seconds{workflow=\"wf\",step=\"a\"} 1800.500000\n");
+    free(status);
+    free(late);
+    free(success);
+    free(dur);
+    free(m.text);
+    assert_int_equal(view_step_metrics("bad", NULL, at(7, 0), &m), 0);
+    char *unreadable = family(&m, VIEW_WORKFLOW_UNREADABLE);
+    assert_string_equal(unreadable, "batchy_workflow_unreadable{workflow=\"bad\"} 1\n");
+    assert_int_equal(m.cut[VIEW_WORKFLOW_UNREADABLE], 0); /* nothing before it */
+    free(unreadable);
+    free(m.text);
+    cJSON_Delete(doc);
+}
+
 static void the_channel_is_per_database(void **state)
 {
     (void)state;
@@ -164,6 +210,7 @@ int main(void)
         cmocka_unit_test(the_row_and_the_event_agree),
         cmocka_unit_test(a_step_is_late_after_its_time_without_a_success_that_day),
         cmocka_unit_test(the_row_is_late_when_a_step_is),
+        cmocka_unit_test(step_series_group_by_family_and_escape_labels),
         cmocka_unit_test(the_channel_is_per_database),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
