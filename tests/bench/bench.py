@@ -387,6 +387,29 @@ def operating(servers, client):
     # the /workflows reads above; then only what changed.
     rows["metrics_10000_ms"] = median_ms([lambda: client.get("/metrics")] * 20)
     rows["metrics_10000_bytes"] = len(client.get("/metrics"))
+    # Does a scrape hold up API calls? get_status at 16 connections for 3 s,
+    # alone and while another client scrapes /metrics back to back.
+    url = "http://127.0.0.1:%d/get_status/ops00001" % servers.batchy_port
+    alone = wrk(url, 16, 3)
+    stop = threading.Event()
+    scrapes = [0]
+
+    def scrape():
+        c = Client(servers.batchy_port)
+        while not stop.is_set():
+            c.get("/metrics")
+            scrapes[0] += 1
+
+    t = threading.Thread(target=scrape)
+    t.start()
+    during = wrk(url, 16, 3)
+    stop.set()
+    t.join(60)
+    rows["get_status_p99_alone_ms"] = alone["p99_ms"]
+    rows["get_status_p99_scraping_ms"] = during["p99_ms"]
+    rows["get_status_rps_alone"] = alone["rps"]
+    rows["get_status_rps_scraping"] = during["rps"]
+    rows["scrapes_in_3s"] = scrapes[0]
     rows["history_newest_ms"] = median_ms([lambda: client.get("/history/deep")] * 20)
     rows["history_deep_ms"] = median_ms(
         [lambda: client.get("/history/deep?before=1700050000")] * 20)
@@ -833,6 +856,12 @@ def print_report(rep):
         if "metrics_10000_ms" in ops:
             print("  GET /metrics, 10,000 workflows' steps %8.2f ms (%.1f MB)"
                   % (ops["metrics_10000_ms"], ops["metrics_10000_bytes"] / 1e6))
+        if "get_status_p99_scraping_ms" in ops:
+            print("  get_status at 16 connections: p99 %.2f ms, %.0f req/s alone; p99 %.2f ms, "
+                  "%.0f req/s while /metrics is scraped back to back (%d scrapes in 3 s)"
+                  % (ops["get_status_p99_alone_ms"], ops["get_status_rps_alone"],
+                     ops["get_status_p99_scraping_ms"], ops["get_status_rps_scraping"],
+                     ops["scrapes_in_3s"]))
         print("  GET /history, newest 50               %8.2f ms" % ops["history_newest_ms"])
         print("  GET /history, 50 from the middle      %8.2f ms" % ops["history_deep_ms"])
         print("  GET /history?limit=1000               %8.2f ms" % ops["history_1000_ms"])
