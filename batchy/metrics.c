@@ -166,6 +166,8 @@ static int open_fds(void)
     if (!d)
         return -1;
     int n = 0;
+    /* cppcheck-suppress readdirCalled ; thread-safe on a DIR of its own (glibc); readdir_r is
+     * deprecated */
     for (struct dirent *e; (e = readdir(d));)
         n += e->d_name[0] != '.';
     closedir(d);
@@ -174,12 +176,18 @@ static int open_fds(void)
 
 static long long resident_bytes(void)
 {
+    /* "size resident shared ...", in pages */
     FILE *f = fopen("/proc/self/statm", "re");
-    long long size = 0, resident = -1;
-    if (f && fscanf(f, "%lld %lld", &size, &resident) != 2)
-        resident = -1;
+    char line[256];
+    int ok = f && fgets(line, sizeof(line), f);
     if (f)
         fclose(f);
+    char *end = NULL;
+    long long resident = -1;
+    if (ok) {
+        strtoll(line, &end, 10);
+        resident = end && *end == ' ' ? strtoll(end + 1, &end, 10) : -1;
+    }
     return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
 }
 
