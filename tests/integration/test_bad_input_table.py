@@ -231,6 +231,8 @@ ROWS = [
         get("/close_batch/wf1?status=success"), error(400, "'status' is a special field")),
     row("query string", "query_special_field_on_fail", "`GET /fail_batch/wf1?error_message=x`",
         get("/fail_batch/wf1?error_message=x"), error(400, "'error_message' is a special field")),
+    row("query string", "query_special_field_expected_by", "`GET /close_batch/wf1?expected_by=07:00`",
+        get("/close_batch/wf1?expected_by=07:00"), error(400, "'expected_by' is a special field")),
     # names that sh or infa would print as a special field: after `eval`
     # they would override it (the sh rule: upper-cased, other bytes as _;
     # infa readers compare names without case)
@@ -302,6 +304,10 @@ ROWS = [
         cfg("worddate", "job1:\n  from_date: yesterday\n"), error(422, "worddate.yaml:2:14:")),
     row("YAML file", "yaml_negative_reprocess_hours", "`reprocess_hours: -1`",
         cfg("neghours", "job1:\n  reprocess_hours: -1\n"), error(422, "reprocess_hours")),
+    row("YAML file", "yaml_expected_by_unquoted", "`expected_by: 12:30` (a number to YAML 1.1)",
+        cfg("byunquoted", "job1:\n  expected_by: 12:30\n"), error(422, '"HH:MM"')),
+    row("YAML file", "yaml_expected_by_out_of_range", '`expected_by: "24:00"`',
+        cfg("byrange", 'job1:\n  expected_by: "24:00"\n'), error(422, '"HH:MM"')),
     row("YAML file", "yaml_trunc_start_not_boolean", "`trunc_start: maybe`",
         cfg("badtrunc", "job1:\n  trunc_start: maybe\n"),
         error(422, "trunc_start must be true or false")),
@@ -463,6 +469,22 @@ ROWS = [
     row("size", "size_form_body_2_mib", "form body `note=` and 2 MiB",
         form("/close_batch/wf1", b"note=" + b"x" * (2 * 1024 * 1024)), error(413, "64 KiB")),
     # -------- operating: lists, history, reload
+    # -------- waiting: held requests and event streams
+    row("waiting", "wait_zero", "`GET /get_status/wf1?wait=0`, `If-None-Match: *`",
+        get("/get_status/wf1?wait=0", headers=(("If-None-Match", "*"),)),
+        error(400, "wait must be a whole number of seconds from 1 to 600")),
+    row("waiting", "wait_over_600", "`GET /get_status/wf1?wait=601`",
+        get("/get_status/wf1?wait=601"),
+        error(400, "wait must be a whole number of seconds from 1 to 600")),
+    row("waiting", "wait_not_a_number", "`GET /get_status/wf1?wait=1.5`",
+        get("/get_status/wf1?wait=1.5"),
+        error(400, "wait must be a whole number of seconds from 1 to 600")),
+    row("waiting", "events_empty_name", "`GET /events?wf=a,,b`",
+        get("/events?wf=a,,b"), error(400, "comma-separated list of workflow names")),
+    row("waiting", "events_snapshot_key", "`GET /events?wf=wf1-1795413600`",
+        get("/events?wf=wf1-1795413600"), error(400, "must not end in -<digits>")),
+    row("waiting", "events_post", "`POST /events`",
+        req("POST", "/events", body=b""), error(405, "")),
     row("operating", "history_limit_zero", "`GET /history/wf1?limit=0`",
         get("/history/wf1?limit=0"), error(400, "limit must be a whole number from 1 to 1000")),
     row("operating", "history_limit_huge", "`GET /history/wf1?limit=1001`",
@@ -774,7 +796,8 @@ class ReadmeTableTest(unittest.TestCase):
     def test_every_required_category_has_rows(self):
         categories = {r.category for r in ROWS}
         self.assertEqual(categories, {"workflow name", "step name", "path", "query string",
-                                      "YAML file", "header", "method", "size", "operating"})
+                                      "YAML file", "header", "method", "size", "operating",
+                                      "waiting"})
         self.assertGreaterEqual(len(ROWS), 40)
 
 
