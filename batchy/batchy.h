@@ -384,6 +384,19 @@ cJSON *doc_create_integer(long long v);
  * by hand). 1 with *out set, -1 when v is none of these or not finite. */
 int doc_number(const cJSON *v, double *out);
 
+/* ------------------------------------------------------------------ a growable string
+ * (format.c; also pyjson.c and views.c). Once an allocation fails, `failed`
+ * is set and every later append is a no-op, so callers check once at the
+ * end. data is NUL-terminated once anything was added; owned. */
+typedef struct bty_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int failed;
+} bty_buf;
+void bty_buf_add(bty_buf *b, const char *s, size_t n);
+void bty_buf_puts(bty_buf *b, const char *s);
+
 /* ------------------------------------------------------------------ views.c */
 
 /* The bit of a status a step can have (new, open, success, failed,

@@ -28,17 +28,11 @@
 
 #include "batchy.h"
 
-/* ------------------------------------------------------------------ buffer
- * A growable string. Once an allocation fails, `failed` is set and every
- * later append is a no-op, so callers check once at the end. */
-typedef struct out_buf {
-    char *data;
-    size_t len;
-    size_t cap;
-    int failed;
-} out_buf;
+/* ------------------------------------------------------------------ buffer */
 
-static void buf_append(out_buf *b, const char *s, size_t n)
+typedef bty_buf out_buf;
+
+void bty_buf_add(bty_buf *b, const char *s, size_t n)
 {
     if (b->failed)
         return;
@@ -63,14 +57,14 @@ static void buf_append(out_buf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-static void buf_puts(out_buf *b, const char *s)
+void bty_buf_puts(bty_buf *b, const char *s)
 {
-    buf_append(b, s, strlen(s));
+    bty_buf_add(b, s, strlen(s));
 }
 
 static void buf_putc(out_buf *b, char c)
 {
-    buf_append(b, &c, 1);
+    bty_buf_add(b, &c, 1);
 }
 
 /* Append s with every CR and LF replaced by a space. */
@@ -88,7 +82,7 @@ static void buf_put_sh_quoted(out_buf *b, const char *s)
     buf_putc(b, '\'');
     for (const char *p = s; *p; p++) {
         if (*p == '\'')
-            buf_puts(b, "'\\''");
+            bty_buf_puts(b, "'\\''");
         else
             buf_putc(b, (*p == '\n' || *p == '\r') ? ' ' : *p);
     }
@@ -116,7 +110,7 @@ static char *buf_finish(out_buf *b)
         return NULL;
     }
     if (!b->data)
-        buf_append(b, "", 0);
+        bty_buf_add(b, "", 0);
     return b->failed ? NULL : b->data;
 }
 
@@ -222,7 +216,7 @@ static void infa_params(out_buf *b, const cJSON *step, int special)
             b->failed = 1;
             return;
         }
-        buf_puts(b, "$$");
+        bty_buf_puts(b, "$$");
         buf_put_line(b, name_of(param));
         buf_putc(b, '=');
         buf_put_line(b, value);
@@ -249,7 +243,7 @@ char *format_infa(const cJSON *doc)
         /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): cJSON_IsString(NULL) is false */
         buf_put_line(&b, cJSON_IsString(section) && section->valuestring ? section->valuestring
                                                                          : name_of(step));
-        buf_puts(&b, "]\n");
+        bty_buf_puts(&b, "]\n");
         if (!cJSON_IsObject(step))
             continue;
         infa_params(&b, step, 0);
@@ -262,12 +256,12 @@ char *format_infa(const cJSON *doc)
 static void sh_header(out_buf *b, const char *workflow, long long batch_id)
 {
     char num[32];
-    buf_puts(b, "BATCHY_WORKFLOW=");
+    bty_buf_puts(b, "BATCHY_WORKFLOW=");
     buf_put_sh_quoted(b, workflow ? workflow : "");
     buf_putc(b, '\n');
     snprintf(num, sizeof(num), "%lld", batch_id);
-    buf_puts(b, "BATCHY_BATCH_ID=");
-    buf_puts(b, num);
+    bty_buf_puts(b, "BATCHY_BATCH_ID=");
+    bty_buf_puts(b, num);
     buf_putc(b, '\n');
 }
 
@@ -294,7 +288,7 @@ static int sh_params(out_buf *b, const cJSON *doc, int special)
                 return header;
             }
             size_t start = b->len;
-            buf_puts(b, "BATCHY_");
+            bty_buf_puts(b, "BATCHY_");
             buf_put_sh_name(b, name_of(step));
             buf_putc(b, '_');
             buf_put_sh_name(b, name_of(param));

@@ -97,37 +97,7 @@ int py_number_text(double v, char out[PY_FLOAT_MAX])
 
 /* ------------------------------------------------------------ printer */
 
-typedef struct out_buf {
-    char *text; /* owned until handed to the caller */
-    size_t len, cap;
-    int failed; /* out of memory: the text is incomplete */
-} out_buf;
-
-static void put(out_buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *grown = realloc(b->text, cap);
-        if (!grown) {
-            b->failed = 1;
-            return;
-        }
-        b->text = grown;
-        b->cap = cap;
-    }
-    memcpy(b->text + b->len, s, n);
-    b->len += n;
-    b->text[b->len] = '\0';
-}
-
-static void put_str(out_buf *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
+typedef bty_buf out_buf;
 
 static void put_u(out_buf *b, uint32_t unit)
 {
@@ -135,7 +105,7 @@ static void put_u(out_buf *b, uint32_t unit)
     char esc[6] = {
         '\\',          'u', hex[(unit >> 12) & 15], hex[(unit >> 8) & 15], hex[(unit >> 4) & 15],
         hex[unit & 15]};
-    put(b, esc, sizeof(esc));
+    bty_buf_add(b, esc, sizeof(esc));
 }
 
 /* A JSON string as ensure_ascii writes it. Bytes that are not UTF-8 (none
@@ -145,12 +115,12 @@ static void put_string(out_buf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t left = strlen(s);
-    put(b, "\"", 1);
+    bty_buf_add(b, "\"", 1);
     while (left) {
         size_t run = 0; /* ASCII needing no escape, copied in one go */
         while (run < left && p[run] >= 0x20 && p[run] < 0x7F && p[run] != '"' && p[run] != '\\')
             run++;
-        put(b, (const char *)p, run);
+        bty_buf_add(b, (const char *)p, run);
         p += run;
         left -= run;
         if (!left)
@@ -165,7 +135,7 @@ static void put_string(out_buf *b, const char *s)
                           : c == '\f' ? "\\f"
                                       : NULL;
         if (esc) {
-            put_str(b, esc);
+            bty_buf_puts(b, esc);
             p++, left--;
             continue;
         }
@@ -190,7 +160,7 @@ static void put_string(out_buf *b, const char *s)
         p += n;
         left -= n;
     }
-    put(b, "\"", 1);
+    bty_buf_add(b, "\"", 1);
 }
 
 static void put_value(out_buf *b, const cJSON *item, int depth)
@@ -202,29 +172,29 @@ static void put_value(out_buf *b, const cJSON *item, int depth)
     }
     switch (item->type & 0xFF) {
     case cJSON_False:
-        put_str(b, "false");
+        bty_buf_puts(b, "false");
         break;
     case cJSON_True:
-        put_str(b, "true");
+        bty_buf_puts(b, "true");
         break;
     case cJSON_NULL:
-        put_str(b, "null");
+        bty_buf_puts(b, "null");
         break;
     case cJSON_Number:
         if (item->valuestring) {
-            put_str(b, item->valuestring);
+            bty_buf_puts(b, item->valuestring);
         } else if (!isfinite(item->valuedouble)) {
             /* Python would write Infinity or NaN, which no JSON reader
              * (cJSON included) takes back; none is built (cfgscalar.c
              * refuses them, doc.c keeps the text 1e400 had). */
-            put_str(b, "null");
+            bty_buf_puts(b, "null");
         } else {
             py_number_text(item->valuedouble, num);
-            put_str(b, num);
+            bty_buf_puts(b, num);
         }
         break;
     case cJSON_Raw:
-        put_str(b, item->valuestring ? item->valuestring : "null");
+        bty_buf_puts(b, item->valuestring ? item->valuestring : "null");
         break;
     case cJSON_String:
         put_string(b, item->valuestring ? item->valuestring : "");
@@ -232,21 +202,21 @@ static void put_value(out_buf *b, const cJSON *item, int depth)
     case cJSON_Array:
     case cJSON_Object: {
         int is_object = (item->type & 0xFF) == cJSON_Object;
-        put(b, is_object ? "{" : "[", 1);
+        bty_buf_add(b, is_object ? "{" : "[", 1);
         for (const cJSON *child = item->child; child; child = child->next) {
             if (child != item->child)
-                put(b, ", ", 2);
+                bty_buf_add(b, ", ", 2);
             if (is_object) {
                 put_string(b, child->string ? child->string : "");
-                put(b, ": ", 2);
+                bty_buf_add(b, ": ", 2);
             }
             put_value(b, child, depth + 1);
         }
-        put(b, is_object ? "}" : "]", 1);
+        bty_buf_add(b, is_object ? "}" : "]", 1);
         break;
     }
     default:
-        put_str(b, "null");
+        bty_buf_puts(b, "null");
     }
 }
 
@@ -254,9 +224,9 @@ char *py_json_print(const cJSON *item)
 {
     out_buf b = {0};
     put_value(&b, item, 0);
-    if (b.failed || !b.text) {
-        free(b.text);
+    if (b.failed || !b.data) {
+        free(b.data);
         return NULL;
     }
-    return b.text;
+    return b.data;
 }

@@ -207,63 +207,33 @@ const char *view_metrics_header(int f)
     return f >= 0 && f < VIEW_FAMILIES ? FAMILY_HEADERS[f] : "";
 }
 
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *p, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *grown = realloc(b->s, cap);
-        if (!grown) {
-            b->failed = 1;
-            return;
-        }
-        b->s = grown;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *p)
-{
-    sb_add(b, p, strlen(p));
-}
-
 /* A label value as the text format wants it: \, " and newline escaped. */
-static void sb_label(sbuf *b, const char *v)
+static void sb_label(bty_buf *b, const char *v)
 {
     for (const char *p = v; *p; p++) {
         if (*p == '\\' || *p == '"')
-            sb_add(b, "\\", 1);
+            bty_buf_add(b, "\\", 1);
         if (*p == '\n')
-            sb_add(b, "\\n", 2);
+            bty_buf_add(b, "\\n", 2);
         else
-            sb_add(b, p, 1);
+            bty_buf_add(b, p, 1);
     }
 }
 
 /* name{workflow="..",step=".."} value */
-static void sb_sample(sbuf *b, const char *metric, const char *wf, const char *step,
+static void sb_sample(bty_buf *b, const char *metric, const char *wf, const char *step,
                       const char *value)
 {
-    sb_str(b, metric);
-    sb_str(b, "{workflow=\"");
+    bty_buf_puts(b, metric);
+    bty_buf_puts(b, "{workflow=\"");
     sb_label(b, wf);
     if (step) {
-        sb_str(b, "\",step=\"");
+        bty_buf_puts(b, "\",step=\"");
         sb_label(b, step);
     }
-    sb_str(b, "\"} ");
-    sb_str(b, value);
-    sb_str(b, "\n");
+    bty_buf_puts(b, "\"} ");
+    bty_buf_puts(b, value);
+    bty_buf_puts(b, "\n");
 }
 
 static int time_of(const cJSON *rec, const char *field, bty_time *t)
@@ -274,7 +244,7 @@ static int time_of(const cJSON *rec, const char *field, bty_time *t)
 
 int view_step_metrics(const char *name, const cJSON *doc, bty_time now, view_metrics *out)
 {
-    sbuf b = {0};
+    bty_buf b = {0};
     memset(out, 0, sizeof(*out));
     for (int f = 0; f < VIEW_FAMILIES; f++) {
         out->cut[f] = b.len;
@@ -295,13 +265,13 @@ int view_step_metrics(const char *name, const cJSON *doc, bty_time now, view_met
             char value[48];
             switch (f) {
             case VIEW_STEP_STATUS:
-                sb_str(&b, "batchy_step_status{workflow=\"");
+                bty_buf_puts(&b, "batchy_step_status{workflow=\"");
                 sb_label(&b, name);
-                sb_str(&b, "\",step=\"");
+                bty_buf_puts(&b, "\",step=\"");
                 sb_label(&b, step->string);
-                sb_str(&b, "\",status=\"");
+                bty_buf_puts(&b, "\",status=\"");
                 sb_label(&b, status); /* one edited by hand may need escaping */
-                sb_str(&b, "\"} 1\n");
+                bty_buf_puts(&b, "\"} 1\n");
                 break;
             case VIEW_STEP_BATCH_START:
                 if (started) {
@@ -337,9 +307,9 @@ int view_step_metrics(const char *name, const cJSON *doc, bty_time now, view_met
     }
     out->cut[VIEW_FAMILIES] = b.len;
     if (b.failed) {
-        free(b.s);
+        free(b.data);
         return -1;
     }
-    out->text = b.s ? b.s : calloc(1, 1);
+    out->text = b.data ? b.data : calloc(1, 1);
     return out->text ? 0 : -1;
 }
