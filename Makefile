@@ -66,7 +66,7 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) $(ALLOC_LIBS) $(BATCHY_LIBS) $(WAITSY_LIBS)
 
 CORE_SRC  = error times names keys cfgload doc rules format route utf8 fields cfgscalar pyjson views
-SHELL_SRC = options cfgfile resp store notice hold metrics cache rows apply api watch http main
+SHELL_SRC = options cfgfile resp store notice hold metrics cache page rows apply api watch http main
 # Waitsy: a pure core (args, ready) and a shell (fetch, main); it shares
 # Batchy's times and name checks through batchy-core.a.
 WAITSY_CORE_SRC  = args ready
@@ -125,7 +125,7 @@ $(BUILD)/batchy: $(SHELL_OBJ) $(BUILD)/batchy-core.a
 # Unit tests link the pure cores, plus options.o for the Redis URL forms,
 # and resp.o (with cache.o, whose entries a hash may hold) for the Redis
 # commands and replies.
-UNIT_SHELL_OBJ = $(BUILD)/obj/options.o $(BUILD)/obj/resp.o $(BUILD)/obj/cache.o
+UNIT_SHELL_OBJ = $(BUILD)/obj/options.o $(BUILD)/obj/resp.o $(BUILD)/obj/cache.o $(BUILD)/obj/page.o
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(UNIT_SHELL_OBJ) $(BUILD)/flags
 	@mkdir -p $(@D) $(BUILD)/obj/tests
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(DEPFLAGS) -MF $(BUILD)/obj/tests/$*.d -Iwaitsy -o $@ $< $(UNIT_SHELL_OBJ) $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a $(LDLIBS) $(CMOCKA_LIBS)

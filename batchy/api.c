@@ -38,6 +38,14 @@ static int reply_text(api_reply *out, int status, const char *type, char *body)
     return body ? 0 : -1;
 }
 
+/* An answer sent as it is read (page.c). */
+static void reply_page(api_reply *out, int status, const char *type, page_body *page)
+{
+    out->status = status;
+    out->content_type = type;
+    out->page = page;
+}
+
 /* The answer to a call that wrote nothing: out of memory is worth a retry. */
 static int reply_doc(api_reply *out, const cJSON *doc, bty_error *err)
 {
@@ -270,6 +278,7 @@ static int handle_get_status(api_request *req, api_reply *out, bty_error *err)
 }
 
 static int list_rows(api_request *req, const char *prefix, bty_error *err);
+static void take_texts(api_request *req, page_body *page);
 
 /* GET /metrics: Prometheus' text format (metrics.c). */
 static int handle_metrics(api_request *req, api_reply *out, bty_error *err)
@@ -284,43 +293,35 @@ static int handle_metrics(api_request *req, api_reply *out, bty_error *err)
     if (req->runs == 0)
         req->u.list.which = ROWS_METRICS;
     int rc = list_rows(req, NULL, err);
-    if (rc == HANDLER_WAIT)
+    if (rc == HANDLER_WAIT || rc == HANDLER_YIELD)
         return rc;
     /* Without Redis the rest still says so (batchy_redis_up 0): the page
      * is answered without the steps' series, which the gauge below says. */
     int steps = rc == HANDLER_DONE;
     if (!steps)
         memset(err, 0, sizeof(*err));
-    rows_buf body = {0};
-    char *process = metrics_render();
-    char gauge[200];
-    snprintf(gauge, sizeof(gauge),
-             "# HELP batchy_step_series_up 1 when the per-step series below are all there (Redis "
-             "answered).\n# TYPE batchy_step_series_up gauge\nbatchy_step_series_up %d\n",
-             steps);
-    int failed =
-        !process || rows_buf_add(&body, process, 0) != 0 || rows_buf_add(&body, gauge, 0) != 0;
-    free(process);
-    /* Each family's lines of every workflow together, as the format wants. */
-    for (int f = 0; f < VIEW_FAMILIES && !failed; f++) {
-        failed = rows_buf_add(&body, view_metrics_header(f), 0) != 0;
-        for (size_t i = 0; steps && i < req->u.list.n && !failed; i++) {
-            char *t = req->u.list.texts[i];
-            if (!t)
-                continue;
-            size_t from = req->u.list.cuts[i][f], to = req->u.list.cuts[i][f + 1];
-            char keep = t[to];
-            t[to] = '\0';
-            failed = rows_buf_add(&body, t + from, 0) != 0;
-            t[to] = keep;
-        }
-    }
+    char *gauge = malloc(200);
+    if (gauge)
+        snprintf(gauge, 200,
+                 "# HELP batchy_step_series_up 1 when the per-step series below are all there "
+                 "(Redis answered).\n# TYPE batchy_step_series_up gauge\nbatchy_step_series_up "
+                 "%d\n",
+                 steps);
+    page_body *page = page_body_new();
+    int failed = page_body_own(page, metrics_render()) != 0;
+    failed = page_body_own(page, gauge) != 0 || failed;
+    /* Each family's lines of every workflow together, as the format
+     * wants: found as the page is sent, in the texts it takes over. */
+    for (int f = 0; f < VIEW_FAMILIES && !failed; f++)
+        failed = page_body_add(page, view_metrics_header(f), strlen(view_metrics_header(f))) != 0 ||
+                 (steps && page_body_lines(page, f) != 0);
     if (failed) {
-        free(body.text);
+        page_body_free(page);
         return bty_error_set(err, 503, "out of memory; try again");
     }
-    if (reply_text(out, 200, type, body.text))
-        return bty_error_set(err, 503, "out of memory; try again");
+    if (steps)
+        take_texts(req, page);
+    reply_page(out, 200, type, page);
     return HANDLER_DONE;
 }
 
@@ -571,22 +572,23 @@ static int handle_fail_batch(api_request *req, api_reply *out, bty_error *err)
 /* ------------------------------------------------------------------ lists */
 
 #define HISTORY_LIMIT_MAX 1000
+/* A listing is made a slice at a time, the worker serving its other
+ * connections in between: so many workflows looked up in rows.c, or rows
+ * made from reads (each about 0.2 ms and 1 ms of a worker's time here). */
+#define LIST_PLAN_SLICE 1000
+#define LIST_ROWS_SLICE 64
 
 static void list_free(api_request *req)
 {
     for (size_t i = 0; i < req->u.list.n; i++) {
         free(req->u.list.members[i]);
         if (req->u.list.texts)
-            free(req->u.list.texts[i]);
+            page_text_release(req->u.list.texts[i]);
     }
     free(req->u.list.texts);
-    free(req->u.list.cuts);
-    req->u.list.cuts = NULL;
-    free(req->u.list.statuses);
     free(req->u.list.read_at);
     free(req->u.list.stamps);
     req->u.list.texts = NULL;
-    req->u.list.statuses = NULL;
     req->u.list.read_at = NULL;
     req->u.list.stamps = NULL;
     free(req->u.list.members);
@@ -594,121 +596,134 @@ static void list_free(api_request *req)
     req->u.list.n = 0;
 }
 
+/* Hand a listing's texts over to the page that answers it. */
+static void take_texts(api_request *req, page_body *page)
+{
+    page_body_texts(page, req->u.list.texts, req->u.list.n);
+    req->u.list.texts = NULL;
+}
+
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* /workflows: the row of each member that rows.c trusts (Redis has said
- * of no change since it was read), and the list of those to read, each
- * stamped before its read is sent. 0, or -1 with 503. */
-static int plan_reads(api_request *req, bty_error *err)
+/* A listing's arrays, one entry per member: what it wants of each, and
+ * the members to read with their stamps. 0, or -1 with 503. */
+static int list_alloc(api_request *req, bty_error *err)
 {
     size_t n = req->u.list.n;
-    req->u.list.texts = calloc(n ? n : 1, sizeof(char *));
-    req->u.list.statuses = calloc(n ? n : 1, sizeof(unsigned));
+    req->u.list.texts = calloc(n ? n : 1, sizeof(page_text *));
     req->u.list.read_at = calloc(n ? n : 1, sizeof(size_t));
     req->u.list.stamps = calloc(n ? n : 1, sizeof(rows_stamp));
-    req->u.list.cuts = calloc(n ? n : 1, sizeof(*req->u.list.cuts));
-    if (!req->u.list.texts || !req->u.list.statuses || !req->u.list.read_at ||
-        !req->u.list.stamps || !req->u.list.cuts)
+    if (!req->u.list.texts || !req->u.list.read_at || !req->u.list.stamps)
         return bty_error_set(err, 503, "out of memory; try again");
-    for (size_t i = 0; i < n; i++) {
+    return 0;
+}
+
+/* Look up the next slice of the members in rows.c: what it trusts (Redis
+ * has said of no change since it was read) is taken; the others are to be
+ * read, each stamped before its read is sent. 1 while more remain. */
+static int plan_slice(api_request *req)
+{
+    size_t i = req->u.list.done, end = i + LIST_PLAN_SLICE;
+    for (; i < req->u.list.n && i < end; i++) {
         const char *name = req->u.list.members[i];
-        int rc = rows_trusted(name, req->u.list.which, &req->u.list.texts[i],
-                              &req->u.list.statuses[i], req->u.list.cuts[i]);
-        if (rc < 0)
-            return bty_error_set(err, 503, "out of memory; try again");
-        if (rc == 0) {
+        if (!rows_trusted(name, req->u.list.which, &req->u.list.texts[i])) {
             req->u.list.stamps[req->u.list.nread] = rows_stamp_now(name);
             req->u.list.read_at[req->u.list.nread++] = i;
         }
     }
-    return 0;
+    req->u.list.done = i;
+    return i < req->u.list.n;
 }
 
-/* /workflows: the row of the k-th workflow read, from its hash; a row made
- * before from the same bytes is taken as it is (rows.c). 0, or -1. */
+/* The row and lines of workflow `name` from its hash (doc NULL: not a
+ * hash of steps, what says why): *json and *lines, one reference each.
+ * 0, or -1 when out of memory. */
+static int make_row(const char *name, const cJSON *doc, const char *why, bty_time now,
+                    page_text **json, page_text **lines, int64_t *until)
+{
+    unsigned statuses = 0;
+    view_metrics metrics = {0};
+    cJSON *row =
+        doc ? view_workflow(name, doc, now, &statuses, until) : view_workflow_error(name, why);
+    char *text = row ? cJSON_PrintUnformatted(row) : NULL;
+    cJSON_Delete(row);
+    *json = text ? page_text_make(text, strlen(text), statuses, NULL) : NULL;
+    *lines = *json && view_step_metrics(name, doc, now, &metrics) == 0
+                 ? page_text_make(metrics.text, strlen(metrics.text), 0, metrics.cut)
+                 : NULL;
+    free(text);
+    free(metrics.text);
+    if (*json && *lines)
+        return 0;
+    page_text_release(*json);
+    page_text_release(*lines);
+    *json = *lines = NULL;
+    return -1;
+}
+
+/* A listing: what it wants of the k-th workflow read, from its hash; what
+ * was made before from the same bytes is taken as it is (rows.c). 0, or
+ * -1 with err set. */
 static int row_of_read(api_request *req, size_t k, bty_error *err)
 {
     size_t i = req->u.list.read_at[k];
     const char *name = req->u.list.members[i];
     int which = req->u.list.which;
-    char **text = &req->u.list.texts[i];
-    unsigned *statuses = &req->u.list.statuses[i];
-    size_t *cut = req->u.list.cuts[i];
     bty_time now = clock_now();
-    view_metrics metrics = {0};
+    page_text *json, *lines;
+    int64_t until = INT64_MAX;
     bty_hash hash;
     if (store_read_result_at(&req->call, (int)k, &hash, err) != 0) {
         if (err->status != 409)
             return -1;
         /* not a hash: said with this workflow's name (the call's message
-         * names its first key) */
+         * names its first key); read again each time, so it stays listed
+         * with its error until it is repaired */
         char what[BTY_KEY_MAX + 96];
         snprintf(what, sizeof(what), "Redis key '%s' is not a hash of steps", name);
         memset(err, 0, sizeof(*err));
-        if (which == ROWS_METRICS) {
-            if (view_step_metrics(name, NULL, now, &metrics) != 0)
-                return bty_error_set(err, 503, "out of memory; try again");
-            *text = metrics.text;
-            memcpy(cut, metrics.cut, sizeof(metrics.cut));
-            return 0;
-        }
-        cJSON *row = view_workflow_error(name, what);
-        *text = row ? cJSON_PrintUnformatted(row) : NULL;
-        cJSON_Delete(row);
-        return *text ? 0 : bty_error_set(err, 503, "out of memory; try again");
-    }
-    if (hash.n == 0) { /* deleted by hand since: not loaded any more */
+        if (make_row(name, NULL, what, now, &json, &lines, &until) != 0)
+            return bty_error_set(err, 503, "out of memory; try again");
+    } else if (hash.n == 0) { /* deleted by hand since: not loaded any more */
         store_hash_free(&hash);
         return 0;
-    }
-    uint64_t fp = rows_fingerprint(&hash);
-    int rc = rows_take(name, fp, &req->u.list.stamps[k], which, text, statuses, cut);
-    if (rc == 0) {
+    } else {
+        uint64_t fp = rows_fingerprint(&hash);
+        if (rows_take(name, fp, &req->u.list.stamps[k], which, &req->u.list.texts[i])) {
+            store_hash_free(&hash);
+            return 0;
+        }
         bty_error why = {0};
         cJSON *doc = doc_from_hash(hash.fields, hash.n, name, &why);
-        int64_t until = INT64_MAX;
-        cJSON *row = doc                 ? view_workflow(name, doc, now, statuses, &until)
-                     : why.status == 409 ? view_workflow_error(name, why.message)
-                                         : NULL;
-        char *row_text = row ? cJSON_PrintUnformatted(row) : NULL;
-        rc = row_text && (doc || why.status == 409) &&
-                     view_step_metrics(name, doc, now, &metrics) == 0
-                 ? 1
-                 : -1;
-        /* An unreadable one is read again each time: it stays listed
-         * with its error until it is repaired. */
-        if (rc > 0 && doc)
-            rows_put(name, fp, row_text, &metrics, *statuses, until, &req->u.list.stamps[k]);
-        if (rc > 0 && which == ROWS_METRICS) {
-            *text = metrics.text;
-            memcpy(cut, metrics.cut, sizeof(metrics.cut));
-            metrics.text = NULL;
-        } else {
-            *text = row_text;
-            row_text = NULL;
-        }
-        free(row_text);
-        free(metrics.text);
-        cJSON_Delete(row);
+        store_hash_free(&hash);
+        if (!doc && why.status != 409)
+            return bty_error_set(err, 503, "out of memory; try again");
+        int readable = doc != NULL;
+        int rc = make_row(name, doc, why.message, now, &json, &lines, &until);
         cJSON_Delete(doc);
+        if (rc != 0)
+            return bty_error_set(err, 503, "out of memory; try again");
+        /* An unreadable one is read again each time, as above. */
+        if (readable)
+            rows_put(name, fp, json, lines, until, &req->u.list.stamps[k]);
     }
-    store_hash_free(&hash);
-    return rc < 0 ? bty_error_set(err, 503, "out of memory; try again") : 0;
+    req->u.list.texts[i] = which == ROWS_METRICS ? lines : json;
+    page_text_release(which == ROWS_METRICS ? json : lines);
+    return 0;
 }
 
-/* GET /workflows[?status=][&prefix=]: every workflow loaded through
- * Batchy (the set batchy:workflows, kept by load_cfg's write, and by
- * scripts/index-state for older state: no KEYS, no SCAN), two round trips
- * whatever their number. */
 /* /workflows and /metrics: every workflow loaded through Batchy (the set
- * batchy:workflows) whose name starts with prefix (NULL: all), and what
- * the request wants of each (u.list.which), in name order: trusted from
- * rows.c or read. HANDLER_WAIT for each round trip (a fence first when
- * rows may be trusted, the members, then the reads), HANDLER_FAILED, or
- * HANDLER_DONE with u.list.texts filled (NULL for a workflow gone). */
+ * batchy:workflows, kept by load_cfg's write, and by scripts/index-state
+ * for older state: no KEYS, no SCAN) whose name starts with prefix (NULL:
+ * all), and what the request wants of each (u.list.which), in name order
+ * for /workflows: trusted from rows.c or read. HANDLER_WAIT for each round
+ * trip (a fence first when rows may be trusted, the members, then the
+ * reads), HANDLER_YIELD between slices of the work in between,
+ * HANDLER_FAILED, or HANDLER_DONE with u.list.texts filled (NULL for a
+ * workflow gone). */
 static int list_rows(api_request *req, const char *prefix, bty_error *err)
 {
     int *stage = &req->u.list.stage;
@@ -744,25 +759,38 @@ static int list_rows(api_request *req, const char *prefix, bty_error *err)
         req->u.list.n = rc == 0 ? kept : 0;
         if (rc != 0)
             return HANDLER_FAILED;
-        qsort(all, kept, sizeof(*all), by_name);
-        if (plan_reads(req, err) != 0)
+        /* /workflows in name order; the metrics' order is the format's
+         * (by family, page.c), and sorting 10,000 names would take a
+         * scrape's worker 1.5 ms for nothing. */
+        if (req->u.list.which == ROWS_ROW)
+            qsort(all, kept, sizeof(*all), by_name);
+        if (list_alloc(req, err) != 0)
             return HANDLER_FAILED;
+        return kept > LIST_PLAN_SLICE ? HANDLER_YIELD : list_rows(req, prefix, err);
+    }
+    if (*stage == 3) {
+        if (plan_slice(req))
+            return HANDLER_YIELD;
+        *stage = 4;
+        req->u.list.done = 0;
         if (req->u.list.nread) {
             char **names = malloc(req->u.list.nread * sizeof(*names));
             if (!names)
                 return bty_error_set(err, 503, "out of memory; try again");
             for (size_t k = 0; k < req->u.list.nread; k++)
-                names[k] = all[req->u.list.read_at[k]];
+                names[k] = req->u.list.members[req->u.list.read_at[k]];
             int built = store_call_reads(&req->call, names, req->u.list.nread,
                                          req->u.list.stamps[0].epoch != 0, err);
             free(names);
             return built != 0 ? HANDLER_FAILED : HANDLER_WAIT;
         }
     }
-    for (size_t k = 0; k < req->u.list.nread; k++)
+    size_t k = req->u.list.done, end = k + LIST_ROWS_SLICE;
+    for (; k < req->u.list.nread && k < end; k++)
         if (row_of_read(req, k, err) != 0)
             return HANDLER_FAILED;
-    return HANDLER_DONE;
+    req->u.list.done = k;
+    return k < req->u.list.nread ? HANDLER_YIELD : HANDLER_DONE;
 }
 
 /* GET /workflows[?status=][&prefix=]: a row per workflow (views.c). */
@@ -787,25 +815,18 @@ static int handle_workflows(api_request *req, api_reply *out, bty_error *err)
     if (rc != HANDLER_DONE)
         return rc;
     /* The rows, in name order; with ?status=, only workflows with a step
-     * in it (an unreadable one has no statuses to match). */
-    unsigned want = status ? view_status_bit(status) : 0;
-    rows_buf body = {0};
-    if (rows_buf_add(&body, "{\"workflows\":[", 0) != 0)
-        return bty_error_set(err, 503, "out of memory; try again");
-    for (size_t i = 0; i < req->u.list.n; i++) {
-        const char *text = req->u.list.texts[i];
-        if (text && (!want || (req->u.list.statuses[i] & want)) &&
-            rows_buf_add(&body, text, 1) != 0) {
-            free(body.text);
-            return bty_error_set(err, 503, "out of memory; try again");
-        }
-    }
-    if (rows_buf_add(&body, "]}\n", 0) != 0) {
-        free(body.text);
+     * in it (an unreadable one has no statuses to match): found as the
+     * page is sent, in the texts it takes over. */
+    page_body *page = page_body_new();
+    if (page_body_add(page, "{\"workflows\":[", 14) != 0 ||
+        page_body_rows(page, status ? view_status_bit(status) : 0) != 0 ||
+        page_body_add(page, "]}\n", 3) != 0) {
+        page_body_free(page);
         return bty_error_set(err, 503, "out of memory; try again");
     }
-    return reply_text(out, 200, TYPE_JSON, body.text) ? bty_error_set(err, 503, "out of memory")
-                                                      : HANDLER_DONE;
+    take_texts(req, page);
+    reply_page(out, 200, TYPE_JSON, page);
+    return HANDLER_DONE;
 }
 
 /* A whole-number parameter from lo to hi, or def when absent. */

@@ -16,7 +16,9 @@
  * A held get_status (HANDLER_HOLD) is suspended the same way and handed
  * to hold.c, which resumes it when its workflow changes or its time is
  * up; an event stream's connection is suspended whenever it has nothing
- * to send (stream_reader). Neither holds a worker while it waits.
+ * to send (stream_reader). Neither holds a worker while it waits. Nor
+ * does a long answer: a listing is made a slice at a time
+ * (HANDLER_YIELD), and sent as it is read (page_reader).
  */
 #include <errno.h>
 #include <limits.h>
@@ -40,6 +42,7 @@
 #define MAX_PARAM_VALUE 8192
 #define MAX_BODY        (64 * 1024)
 #define STREAM_SNDBUF   (32 * 1024) /* an event stream's socket send buffer */
+#define PAGE_BLOCK      (64 * 1024) /* what a page's reader copies at a time */
 
 /* The server: options (read-only once started), the daemon, how many
  * connections may be open and how many are, how many requests have
@@ -418,6 +421,19 @@ static void stream_free(void *cls)
     hold_stream_close(cls);
 }
 
+/* A page's content reader and its end (rows.c). */
+static ssize_t page_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos; /* read in order: libmicrohttpd asks for each byte once */
+    size_t n = page_body_read(cls, buf, max);
+    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void page_done(void *cls)
+{
+    page_body_free(cls);
+}
+
 /* Route and handle a request, or go on handling it after a round trip;
  * then queue its answer, or suspend the connection while the store makes
  * the round trip the handler asked for. */
@@ -454,6 +470,13 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
         }
         return MHD_YES;
     }
+    if (rc == HANDLER_YIELD) {
+        /* Run again on the worker's next turn, after its other
+         * connections' (libmicrohttpd resumes before it polls). */
+        MHD_suspend_connection(conn);
+        MHD_resume_connection(conn);
+        return MHD_YES;
+    }
     if (rc == HANDLER_HOLD) {
         req->untimed = 1;
         MHD_suspend_connection(conn); /* first, as above */
@@ -462,6 +485,8 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
     }
     if (rc != HANDLER_DONE) {
         free(out.body);
+        page_body_free(out.page);
+        out.page = NULL;
         api_error_reply(&out, &err);
     }
     req->status = out.status;
@@ -475,11 +500,15 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
     if (out.stream)
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, out.stream,
                                                  stream_free);
+    else if (out.page) /* sent piece by piece, the worker serving others between them */
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, PAGE_BLOCK, page_reader,
+                                                 out.page, page_done);
     else if (out.body)
         resp = MHD_create_response_from_buffer(strlen(out.body), out.body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(out.body);
         hold_stream_close(out.stream);
+        page_body_free(out.page);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, out.content_type);

@@ -1,8 +1,9 @@
 /*
- * rows.c - the /workflows row of each workflow, remembered with a
- * fingerprint of the hash it was made from, so that a listing parses again
- * only the workflows whose hash changed since (by any writer, redis-cli
- * included: the fingerprint is of the bytes read). Reading 10,000
+ * rows.c - the /workflows row and /metrics lines of each workflow (page.c
+ * texts, shared with the answers that send them), remembered with a
+ * fingerprint of the hash they were made from, so that a listing parses
+ * again only the workflows whose hash changed since (by any writer,
+ * redis-cli included: the fingerprint is of the bytes read). Reading 10,000
  * workflows costs a round trip either way; parsing them all again cost
  * most of a listing.
  *
@@ -40,9 +41,8 @@ typedef struct row {
     uint64_t fingerprint;
     rows_stamp stamp; /* epoch 0: not trusted */
     int64_t until;    /* the row holds until then (Unix seconds): lateness */
-    unsigned statuses;
-    char *text;           /* the row as compact JSON */
-    view_metrics metrics; /* its /metrics lines (text NULL: none) */
+    page_text *json;  /* the row as compact JSON */
+    page_text *lines; /* its /metrics lines */
     char name[];
 } row;
 
@@ -113,21 +113,13 @@ rows_stamp rows_stamp_now(const char *name)
     return (rows_stamp){epoch_now(), atomic_load(&inval[slot_of(name, strlen(name))])};
 }
 
-/* A copy of what a listing wants of r (which: ROWS_ROW or ROWS_METRICS)
- * into *text (and cut, for metrics). 1, 0 when r has none, -1. */
-static int copy_out(const row *r, int which, char **text, unsigned *statuses, size_t *cut)
+/* What a listing wants of r (which: ROWS_ROW or ROWS_METRICS). */
+static page_text *wanted(const row *r, int which)
 {
-    const char *src = which == ROWS_METRICS ? r->metrics.text : r->text;
-    if (!src)
-        return 0;
-    *text = strdup(src);
-    *statuses = r->statuses;
-    if (which == ROWS_METRICS && cut)
-        memcpy(cut, r->metrics.cut, sizeof(r->metrics.cut));
-    return *text ? 1 : -1;
+    return which == ROWS_METRICS ? r->lines : r->json;
 }
 
-int rows_trusted(const char *name, int which, char **text, unsigned *statuses, size_t *cut)
+int rows_trusted(const char *name, int which, page_text **out)
 {
     rows_stamp now = rows_stamp_now(name);
     int rc = 0;
@@ -137,8 +129,10 @@ int rows_trusted(const char *name, int which, char **text, unsigned *statuses, s
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
             if (r->stamp.epoch == now.epoch && r->stamp.inval == now.inval &&
-                clock_now().sec < r->until)
-                rc = copy_out(r, which, text, statuses, cut);
+                clock_now().sec < r->until) {
+                *out = page_text_ref(wanted(r, which));
+                rc = 1;
+            }
             break;
         }
     }
@@ -157,8 +151,8 @@ static void forget_all(void)
         row *r = buckets[i];
         while (r) {
             row *next = r->next;
-            free(r->text);
-            free(r->metrics.text);
+            page_text_release(r->json);
+            page_text_release(r->lines);
             free(r);
             r = next;
         }
@@ -169,39 +163,23 @@ static void forget_all(void)
 }
 
 int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, int which,
-              char **text, unsigned *statuses, size_t *cut)
+              page_text **out)
 {
     int rc = 0;
     pthread_mutex_lock(&lock);
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
-            if (r->fingerprint == fingerprint && clock_now().sec < r->until &&
-                (rc = copy_out(r, which, text, statuses, cut)) > 0)
+            if (r->fingerprint == fingerprint && clock_now().sec < r->until) {
                 /* read again, unchanged: trusted as that read is */
+                *out = page_text_ref(wanted(r, which));
                 r->stamp = stamp ? *stamp : (rows_stamp){0, 0};
+                rc = 1;
+            }
             break;
         }
     }
     pthread_mutex_unlock(&lock);
     return rc;
-}
-
-int rows_buf_add(rows_buf *b, const char *text, int item)
-{
-    size_t n = strlen(text);
-    if (b->len + n + 8 > b->cap) {
-        size_t cap = (b->len + n + 8) * 2;
-        char *grown = realloc(b->text, cap);
-        if (!grown)
-            return -1;
-        b->text = grown;
-        b->cap = cap;
-    }
-    if (item && b->len && b->text[b->len - 1] != '[')
-        b->text[b->len++] = ',';
-    memcpy(b->text + b->len, text, n + 1);
-    b->len += n;
-    return 0;
 }
 
 /* Grow the table to twice as many buckets as rows; 0, or -1. */
@@ -227,14 +205,13 @@ static int grow(void)
     return 0;
 }
 
-void rows_put(const char *name, uint64_t fingerprint, const char *text, const view_metrics *metrics,
-              unsigned statuses, int64_t until, const rows_stamp *stamp)
+void rows_put(const char *name, uint64_t fingerprint, page_text *json, page_text *lines,
+              int64_t until, const rows_stamp *stamp)
 {
     rows_stamp untrusted = {0, 0};
-    size_t name_len = strlen(name), text_len = strlen(text);
-    size_t metrics_len = metrics && metrics->text ? strlen(metrics->text) : 0;
+    size_t name_len = strlen(name), size = json->len + lines->len;
     pthread_mutex_lock(&lock);
-    if (bytes + name_len + text_len + metrics_len + sizeof(row) > ROWS_MAX_BYTES)
+    if (bytes + name_len + size + sizeof(row) > ROWS_MAX_BYTES)
         forget_all();
     if (count >= nbuckets / 2 && grow() != 0) {
         pthread_mutex_unlock(&lock);
@@ -243,49 +220,28 @@ void rows_put(const char *name, uint64_t fingerprint, const char *text, const vi
     row **at = &buckets[bucket_of(name)];
     while (*at && strcmp((*at)->name, name) != 0)
         at = &(*at)->next;
-    char *copy = strdup(text);
-    view_metrics m = {0};
-    if (metrics && metrics->text) {
-        m = *metrics;
-        m.text = strdup(metrics->text);
-    }
-    if (!copy || (metrics && metrics->text && !m.text)) {
-        free(copy);
-        free(m.text);
-        pthread_mutex_unlock(&lock);
-        return;
-    }
-    if (*at) { /* the workflow changed: its new row */
-        bytes -= strlen((*at)->text) + ((*at)->metrics.text ? strlen((*at)->metrics.text) : 0);
-        free((*at)->text);
-        free((*at)->metrics.text);
-        (*at)->metrics = m;
-        (*at)->text = copy;
-        (*at)->fingerprint = fingerprint;
-        (*at)->stamp = stamp ? *stamp : untrusted;
-        (*at)->until = until;
-        (*at)->statuses = statuses;
-        bytes += text_len + metrics_len;
+    row *r = *at;
+    if (r) { /* the workflow changed: its new row */
+        bytes -= r->json->len + r->lines->len;
+        page_text_release(r->json);
+        page_text_release(r->lines);
     } else {
-        row *r = malloc(sizeof(*r) + name_len + 1);
-        if (!r) {
-            free(copy);
-            free(m.text);
+        if (!(r = malloc(sizeof(*r) + name_len + 1))) {
             pthread_mutex_unlock(&lock);
             return;
         }
         memcpy(r->name, name, name_len + 1);
-        r->text = copy;
-        r->metrics = m;
-        r->fingerprint = fingerprint;
-        r->stamp = stamp ? *stamp : untrusted;
-        r->until = until;
-        r->statuses = statuses;
         r->next = NULL;
         *at = r;
         count++;
-        bytes += sizeof(*r) + name_len + 1 + text_len + metrics_len;
+        bytes += sizeof(*r) + name_len + 1;
     }
+    r->json = page_text_ref(json);
+    r->lines = page_text_ref(lines);
+    r->fingerprint = fingerprint;
+    r->stamp = stamp ? *stamp : untrusted;
+    r->until = until;
+    bytes += size;
     pthread_mutex_unlock(&lock);
 }
 

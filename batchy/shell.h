@@ -15,6 +15,10 @@
  *              them when their workflow changes
  *   metrics.c  what GET /metrics shows: counters kept as relaxed atomics
  *   cache.c    what this process last wrote to each workflow
+ *   page.c     answers made of pieces, sent as they are read, and the
+ *              texts they are made of, shared by reference
+ *   rows.c     each workflow's /workflows row and /metrics lines, kept
+ *              while Redis says its hash is unchanged
  *   apply.c    the write protocol: read -> rule(now) -> compare-and-set
  *              write -> retry, and when to trust the cache
  *   api.c      the handlers, one per row of the endpoint table (batchy.h)
@@ -43,6 +47,8 @@
  */
 #ifndef BATCHY_SHELL_H
 #define BATCHY_SHELL_H
+
+#include <stdatomic.h>
 
 #include "batchy.h"
 
@@ -383,6 +389,49 @@ void metrics_redis_connected(int up);
  * of memory. */
 char *metrics_render(void);
 
+/* ------------------------------------------------------------------ page.c
+ * Answers made of pieces, sent as they are read, and the texts they are
+ * made of. */
+
+/* A text an answer is made of (a workflow's /workflows row, or its
+ * /metrics lines), immutable once made and shared by reference between
+ * rows.c, which remembers it, and the answers being sent. */
+typedef struct page_text {
+    atomic_uint refs;
+    unsigned statuses;             /* a row: view_status_bit of its steps */
+    size_t cut[VIEW_FAMILIES + 1]; /* lines: family f's are [cut[f], cut[f + 1]) */
+    size_t len;
+    char text[];
+} page_text;
+/* A copy of len bytes of text with one reference, and statuses and cut
+ * (NULL: none); NULL when out of memory. */
+page_text *page_text_make(const char *text, size_t len, unsigned statuses, const size_t *cut);
+page_text *page_text_ref(page_text *t);
+void page_text_release(page_text *t); /* NULL is fine */
+
+/* An answer's body, sent as it is read (page.c's head comment). A piece
+ * is text (borrowed, or owned by the page), or something of each of the
+ * page's texts (a listing's, taken over), found as the page is read. Not
+ * thread-safe: one connection's. */
+typedef struct page_body page_body;
+page_body *page_body_new(void);
+/* Each returns 0, or -1 when out of memory, or for a NULL page (the page
+ * is then to be freed). */
+int page_body_add(page_body *p, const char *text, size_t len);
+/* Add text, malloc'd, which the page frees with itself, or at once when
+ * this fails. */
+int page_body_own(page_body *p, char *text);
+/* Take over n texts (the array and its references; NULL ones skipped). */
+void page_body_texts(page_body *p, page_text **texts, size_t n);
+/* Each text's lines of family f (a listing of /metrics lines). */
+int page_body_lines(page_body *p, int f);
+/* Each text with a step in one of the statuses `want` (view_status_bit;
+ * 0: each text), separated by ',' (a listing of rows: a JSON array's items). */
+int page_body_rows(page_body *p, unsigned want);
+/* Copy the next bytes, max at most, into buf: how many (0 at the end). */
+size_t page_body_read(page_body *p, char *buf, size_t max);
+void page_body_free(page_body *p); /* NULL is fine */
+
 /* ------------------------------------------------------------------ rows.c
  * The /workflows row of each workflow, with a fingerprint of the hash it
  * was made from. Thread-safe; bounded in bytes. */
@@ -390,16 +439,8 @@ char *metrics_render(void);
 /* A fingerprint of a hash's fields and values, whatever their order (Redis
  * may give a large hash's fields in another order after a rehash). */
 uint64_t rows_fingerprint(const bty_hash *h);
-/* A JSON array being written: text (owned, NUL-terminated), len, cap. */
-typedef struct rows_buf {
-    char *text;
-    size_t len, cap;
-} rows_buf;
-/* Append text to b; an item comes after a ',' unless it follows the '['.
- * 0, or -1 when out of memory. */
-int rows_buf_add(rows_buf *b, const char *text, int item);
 /* What a listing wants of each workflow: its /workflows row, or its
- * /metrics lines (view_metrics: the text, and cut[] filled in). */
+ * /metrics lines. */
 enum { ROWS_ROW, ROWS_METRICS };
 /* When a read of a workflow was sent: what Redis' tracking said then
  * (rows.c's head comment). */
@@ -409,20 +450,19 @@ typedef struct rows_stamp {
 } rows_stamp;
 rows_stamp rows_stamp_now(const char *name);
 /* If the row of `name` was made from a hash with this fingerprint: 1 with
- * a copy in *text and its statuses (and the row now trusted as the read
- * stamped *stamp is; NULL: not trusted); 0 when there is no such row; -1
- * when out of memory. */
+ * a reference to what `which` wants of it in *out (and the row now trusted
+ * as the read stamped *stamp is; NULL: not trusted); else 0. */
 int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, int which,
-              char **text, unsigned *statuses, size_t *cut);
-/* Remember the row of `name` (copied), made from a read sent at *stamp
- * (NULL: not tracked), and true until the Unix second `until` (a step
- * becomes late, or a day ends: view_workflow). */
-void rows_put(const char *name, uint64_t fingerprint, const char *text, const view_metrics *metrics,
-              unsigned statuses, int64_t until, const rows_stamp *stamp);
+              page_text **out);
+/* Remember the row and lines of `name` (references taken), made from a
+ * read sent at *stamp (NULL: not tracked), and true until the Unix second
+ * `until` (a step becomes late, or a day ends: view_workflow). */
+void rows_put(const char *name, uint64_t fingerprint, page_text *json, page_text *lines,
+              int64_t until, const rows_stamp *stamp);
 /* If the row of `name` is trusted (made from a tracked read, and Redis has
- * said of no change since): 1 with a copy in *text and its statuses; 0
- * when it must be read; -1 when out of memory. */
-int rows_trusted(const char *name, int which, char **text, unsigned *statuses, size_t *cut);
+ * said of no change since): 1 with a reference to what `which` wants of it
+ * in *out; 0 when it must be read. */
+int rows_trusted(const char *name, int which, page_text **out);
 /* Redis said key changed (len bytes); or that everything did (FLUSHDB). */
 void rows_invalidate(const char *key, size_t len);
 void rows_invalidate_all(void);
@@ -474,8 +514,16 @@ void apply_free(bty_apply *a);
  * after each round trip the handler asked for. */
 
 /* What a handler returns: HANDLER_HOLD asks for its connection to be
- * held (hold_add, with u.read.hold) and the handler run again when woken. */
-enum { HANDLER_FAILED = -1, HANDLER_DONE = 0, HANDLER_WAIT = 1, HANDLER_HOLD = 2 };
+ * held (hold_add, with u.read.hold) and the handler run again when woken;
+ * HANDLER_YIELD, for the handler to be run again once the worker has
+ * served its other connections (a long listing, made a slice at a time). */
+enum {
+    HANDLER_FAILED = -1,
+    HANDLER_DONE = 0,
+    HANDLER_WAIT = 1,
+    HANDLER_HOLD = 2,
+    HANDLER_YIELD = 3
+};
 
 /* A handler's answer. body is malloc'd and owned. */
 typedef struct api_reply {
@@ -484,6 +532,7 @@ typedef struct api_reply {
     char *body;
     char etag[24];       /* "" or the ETag header's value, quotes included */
     hold_stream *stream; /* an event stream (body NULL), owned */
+    page_body *page;     /* a body sent as it is read (body NULL), owned */
 } api_reply;
 
 /* A request as the handlers see it. The HTTP layer owns the parameters
@@ -528,14 +577,13 @@ typedef struct api_request {
         struct {
             char **members; /* owned, n entries: workflow names or batch ids */
             size_t n;
-            /* workflows: each member's row (owned) and statuses, and the
-             * members read (indexes into members) with their stamps */
-            int stage; /* workflows: fence, members, reads, rows */
-            int which; /* ROWS_ROW (/workflows) or ROWS_METRICS */
-            char **texts;
-            size_t (*cuts)[VIEW_FAMILIES + 1]; /* ROWS_METRICS: each text's families */
-            unsigned *statuses;
+            /* workflows: what is wanted of each member, and the members
+             * read (indexes into members) with their stamps */
+            int stage;         /* workflows: fence, members, plan, reads, rows */
+            int which;         /* ROWS_ROW (/workflows) or ROWS_METRICS */
+            page_text **texts; /* references; NULL: a workflow gone */
             size_t *read_at, nread;
+            size_t done; /* plan, rows: how many are, of this stage's */
             rows_stamp *stamps;
             long long limit, next; /* history: page size; the next page's before= */
         } list;                    /* workflows, history */
