@@ -195,6 +195,20 @@ DUMP_SCRIPT = (
 )
 
 
+FILL_SCRIPT = """
+local ok = '{"p": 1, "status": "success", "batch_id": 1795000000, '
+  .. '"batch_start": "2026-11-20T06:00:00.000000", "batch_end": "2026-11-20T06:10:00.000000"}'
+local failed = '{"p": 1, "status": "failed", "batch_id": 1795000000, '
+  .. '"batch_start": "2026-11-20T06:00:00.000000", "batch_end": "2026-11-20T06:10:00.000000"}'
+for i = 0, tonumber(ARGV[2]) - 1 do
+  local wf = string.format('%s%05d', ARGV[1], i)
+  redis.call('HSET', wf, 'job1', ok, 'job2', i % 5 == 0 and failed or ok)
+  redis.call('SADD', 'batchy:workflows', wf)
+end
+return 'OK'
+"""
+
+
 class RedisServer:
     """A private redis-server on a free port (or a given one), in a temp dir."""
 
@@ -290,6 +304,12 @@ class RedisServer:
         if h is None:
             return None
         return {k: json.loads(v) for k, v in h.items()}
+
+    def fill(self, prefix, n):
+        """n workflows <prefix>00000.. of two steps, listed in batchy:workflows
+        as load_cfg lists them: every fifth failed, the others a success.
+        Written by a script: thousands take a moment, not minutes of calls."""
+        return self.cli("EVAL", FILL_SCRIPT, "0", prefix, str(n))
 
     def commandstats(self):
         """{command: calls} from INFO commandstats (scripts' commands too)."""

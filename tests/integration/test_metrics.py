@@ -133,6 +133,44 @@ class MetricsTest(ServiceTestCase):
         self.assertEqual(s[("batchy_build_info", '{version="1.0.0"}')], 1)
 
 
+class ManyWorkflowsTest(ServiceTestCase):
+    """A class of its own: thousands of workflows would slow the others'
+    scrapes."""
+
+    scrape = MetricsTest.scrape
+
+    def test_thousands_of_workflows_come_whole_and_grouped_by_family(self):
+        # More workflows than a scrape makes in one slice, the page sent as
+        # it is read: each family's samples together under its own TYPE
+        # line, and every workflow's there once, read or remembered.
+        prefix = self.unique("met_many")
+        n = 2500
+        self.redis.fill(prefix, n)
+        pages = [self.scrape(), self.scrape()]
+        for text in pages:
+            family, seen, count = None, set(), {}
+            for line in text.splitlines():
+                if line.startswith("# TYPE "):
+                    family = line.split()[2]
+                    self.assertNotIn(family, seen, "a second TYPE line for " + family)
+                    seen.add(family)
+                elif line and not line.startswith("#"):
+                    name = SAMPLE.match(line).group(1)
+                    self.assertTrue(name == family or name.startswith(family + "_"),
+                                    "%s under %s" % (line, family))
+                    if 'workflow="%s' % prefix in line:
+                        count[name] = count.get(name, 0) + 1
+            self.assertEqual(count, {"batchy_step_status": 2 * n,
+                                     "batchy_step_batch_start_timestamp_seconds": 2 * n,
+                                     "batchy_step_last_success_timestamp_seconds": 2 * n - n // 5,
+                                     "batchy_step_last_duration_seconds": 2 * n})
+        s = samples(pages[1])
+        for i in (0, 1, 999, 1000, 1001, 2499):
+            job2 = "failed" if i % 5 == 0 else "success"
+            self.assertEqual(s[("batchy_step_status", '{workflow="%s%05d",step="job2",status="%s"}'
+                                % (prefix, i, job2))], 1)
+
+
 class MetricsRedisDownTest(OwnBatchyMixin, unittest.TestCase):
 
     cfg_files = {"w.yaml": TWO}
