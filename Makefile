@@ -66,7 +66,7 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) $(ALLOC_LIBS) $(BATCHY_LIBS) $(WAITSY_LIBS)
 
 CORE_SRC  = error times names keys cfgload doc rules format route utf8 fields cfgscalar pyjson views
-SHELL_SRC = options cfgfile resp store notice hold metrics cache page rows apply api watch http main
+SHELL_SRC = options cfgfile resp store notice hold metrics ui cache page rows apply api watch http main
 # Waitsy: a pure core (args, ready) and a shell (fetch, main); it shares
 # Batchy's times and name checks through batchy-core.a.
 WAITSY_CORE_SRC  = args ready
@@ -109,6 +109,20 @@ $(BUILD)/gen/plan_lua.h: batchy/plan.lua
 
 $(BUILD)/obj/store.o: $(BUILD)/gen/plan_lua.h
 
+# The dashboard's files, as C arrays that ui.c includes: edited as HTML,
+# CSS and JavaScript, and still one binary.
+UI_FILES = batchy/ui/index.html batchy/ui/app.css batchy/ui/app.js
+$(BUILD)/gen/ui_files.h: $(UI_FILES)
+	@mkdir -p $(@D)
+	{ echo '/* Made by the Makefile from batchy/ui/: edit those. */'; \
+	  for f in $(UI_FILES); do \
+	    echo "static const char ui_$$(basename $$f | tr . _)[] = {"; \
+	    od -An -v -tx1 $$f | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	    echo '0x00};'; \
+	  done; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/ui.o: $(BUILD)/gen/ui_files.h
+
 $(BUILD)/batchy-core.a: $(CORE_OBJ)
 	$(AR) rcs $@ $^
 
@@ -137,7 +151,7 @@ unit: $(UNITS:%=$(BUILD)/tests/%)
 # Everything: unit tests, then integration tests against a real redis-server
 # and a real batchy process started by the test harness.
 check: all unit
-	BATCHY_BIN=$(BUILD)/batchy WAITSY_BIN=$(BUILD)/waitsy python3 tests/integration/run.py
+	BATCHY_BIN=$(BUILD)/batchy WAITSY_BIN=$(BUILD)/waitsy /usr/bin/python3 tests/integration/run.py
 
 san:
 	$(MAKE) SAN=1 check
@@ -151,7 +165,7 @@ LINT_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 LINT_FLAGS = -std=c11 -D_GNU_SOURCE $(PKG_CFLAGS) -Ibatchy -Iwaitsy -I$(BUILD)/gen
 CPPCHECK_FLAGS = --quiet --error-exitcode=1 --inline-suppr --std=c11 --library=posix \
                  --enable=warning,performance,portability $(filter -I% -D% -U%,$(LINT_FLAGS))
-lint: $(BUILD)/gen/plan_lua.h
+lint: $(BUILD)/gen/plan_lua.h $(BUILD)/gen/ui_files.h
 	cppcheck $(CPPCHECK_FLAGS) $(LINT_SRC)
 	printf '%s\n' $(LINT_SRC) | xargs -P $(LINT_JOBS) -I{} sh -c \
 	    'out=$$(clang-tidy --quiet "$$1" -- $(LINT_FLAGS) 2>&1); rc=$$?; \

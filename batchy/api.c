@@ -97,15 +97,17 @@ static int handle_healthz(api_request *req, api_reply *out, bty_error *err)
         return store_call_ping(&req->call, err) != 0 ? HANDLER_FAILED : HANDLER_WAIT;
     if (store_ping_result(&req->call, err) != 0)
         return HANDLER_FAILED;
-    /* Also how many requests wait here (hold.c), and whether change
-     * notices come in (notice.c): without them a change through another
-     * Batchy is seen only by the re-check, seconds late. */
+    /* Also how many requests wait here (hold.c), whether change notices
+     * come in (notice.c): without them a change through another Batchy is
+     * seen only by the re-check, seconds late; and whether writes need the
+     * token (the dashboard offers its actions only then). */
     size_t held, streams;
     hold_counts(&held, &streams);
-    char body[128];
+    char body[160];
     snprintf(body, sizeof(body),
-             "{\"status\":\"ok\",\"notices\":%s,\"held\":%zu,\"streams\":%zu}\n",
-             notice_subscribed() ? "true" : "false", held, streams);
+             "{\"status\":\"ok\",\"notices\":%s,\"held\":%zu,\"streams\":%zu,\"token\":%s}\n",
+             notice_subscribed() ? "true" : "false", held, streams,
+             req->opts->token[0] ? "true" : "false");
     return reply_text(out, 200, TYPE_JSON, strdup(body));
 }
 
@@ -942,6 +944,22 @@ static int handle_history(api_request *req, api_reply *out, bty_error *err)
     int rc = reply_doc(out, o, err);
     cJSON_Delete(o);
     return rc ? HANDLER_FAILED : HANDLER_DONE;
+}
+
+/* ------------------------------------------------------------------ dashboard */
+
+/* GET /ui, /ui/<wf>: the page (its script reads the workflow from the
+ * URL); /ui/-/<file>: its script and style (ui.c). */
+static int handle_ui(api_request *req, api_reply *out, bty_error *err)
+{
+    const char *type;
+    char *text;
+    const char *name = req->target.file[0] ? req->target.file : "index.html";
+    if (ui_file(req->opts->ui_dir, name, &type, &text, err) != 0)
+        return HANDLER_FAILED;
+    reply_text(out, 200, type, text);
+    out->ui = 1;
+    return HANDLER_DONE;
 }
 
 /* ------------------------------------------------------------------ dispatch */

@@ -488,25 +488,28 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
  *   id, URL name, handler (api.c), methods, workflow: takes /<wf>,
  *   snap: takes a snapshot's key in place of <wf> too (<wf>-<batch_id>,
  *   <wf>-<epoch>-init: read-only, as the original's get_status did),
- *   format: takes /<wf>/<json|infa|sh>, token: needs the token when one is
- *   set, writes: changes Redis */
+ *   format: takes /<wf>/<json|infa|sh>, ui: the dashboard's paths (/ui,
+ *   /ui/<wf>, /ui/-/<file>: a name cannot start with '-'), token: needs
+ *   the token when one is set, writes: changes Redis */
 #define BTY_GP  (BTY_GET | BTY_POST)
+#define BTY_GH  (BTY_GET | BTY_HEAD)
 #define BTY_GPH (BTY_GET | BTY_POST | BTY_HEAD)
 /* clang-format off */
-#define BTY_ENDPOINTS(X)                                                                      \
-    /* id              name           handler             methods  wf snap fmt token writes */ \
-    X(EP_INDEX,        "index",       handle_index,       BTY_GPH, 0, 0,   0,  0,    0)         \
-    X(EP_HEALTHZ,      "healthz",     handle_healthz,     BTY_GPH, 0, 0,   0,  0,    0)         \
-    X(EP_LOAD_CFG,     "load_cfg",    handle_load_cfg,    BTY_GP,  1, 0,   0,  1,    1)         \
-    X(EP_GET_STATUS,   "get_status",  handle_get_status,  BTY_GPH, 1, 1,   0,  0,    0)         \
-    X(EP_OPEN_BATCH,   "open_batch",  handle_open_batch,  BTY_GP,  1, 0,   1,  1,    1)         \
-    X(EP_CLOSE_BATCH,  "close_batch", handle_close_batch, BTY_GP,  1, 0,   0,  1,    1)         \
-    X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,   0,  1,    1)         \
-    X(EP_WORKFLOWS,    "workflows",   handle_workflows,   BTY_GPH, 0, 0,   0,  0,    0)         \
-    X(EP_HISTORY,      "history",     handle_history,     BTY_GPH, 1, 0,   0,  0,    0)         \
-    X(EP_REWIND,       "rewind",      handle_rewind,      BTY_GP,  1, 0,   0,  1,    1)         \
-    X(EP_EVENTS,       "events",      handle_events,      BTY_GET, 0, 0,   0,  0,    0)         \
-    X(EP_METRICS,      "metrics",     handle_metrics,     BTY_GPH, 0, 0,   0,  0,    0)
+#define BTY_ENDPOINTS(X)                                                                          \
+    /* id              name           handler             methods  wf snap fmt ui token writes */ \
+    X(EP_INDEX,        "index",       handle_index,       BTY_GPH, 0, 0,   0,  0, 0,    0)         \
+    X(EP_HEALTHZ,      "healthz",     handle_healthz,     BTY_GPH, 0, 0,   0,  0, 0,    0)         \
+    X(EP_LOAD_CFG,     "load_cfg",    handle_load_cfg,    BTY_GP,  1, 0,   0,  0, 1,    1)         \
+    X(EP_GET_STATUS,   "get_status",  handle_get_status,  BTY_GPH, 1, 1,   0,  0, 0,    0)         \
+    X(EP_OPEN_BATCH,   "open_batch",  handle_open_batch,  BTY_GP,  1, 0,   1,  0, 1,    1)         \
+    X(EP_CLOSE_BATCH,  "close_batch", handle_close_batch, BTY_GP,  1, 0,   0,  0, 1,    1)         \
+    X(EP_FAIL_BATCH,   "fail_batch",  handle_fail_batch,  BTY_GP,  1, 0,   0,  0, 1,    1)         \
+    X(EP_WORKFLOWS,    "workflows",   handle_workflows,   BTY_GPH, 0, 0,   0,  0, 0,    0)         \
+    X(EP_HISTORY,      "history",     handle_history,     BTY_GPH, 1, 0,   0,  0, 0,    0)         \
+    X(EP_REWIND,       "rewind",      handle_rewind,      BTY_GP,  1, 0,   0,  0, 1,    1)         \
+    X(EP_EVENTS,       "events",      handle_events,      BTY_GET, 0, 0,   0,  0, 0,    0)         \
+    X(EP_METRICS,      "metrics",     handle_metrics,     BTY_GPH, 0, 0,   0,  0, 0,    0)         \
+    X(EP_UI,           "ui",          handle_ui,          BTY_GH,  0, 0,   0,  1, 0,    0)
 /* clang-format on */
 
 /* The methods an endpoint accepts (bty_route.methods). */
@@ -530,6 +533,7 @@ typedef struct bty_route {
     int takes_workflow;
     int takes_snapshot; /* a snapshot's key in place of the workflow */
     int takes_format;
+    int ui; /* /ui, /ui/<wf> or /ui/-/<file> */
     int needs_token;
     int writes;
 } bty_route;
@@ -538,17 +542,21 @@ typedef struct bty_route {
 const char *route_allow(int methods);
 
 /* A matched request path. */
+#define BTY_UI_FILE_MAX 32
 typedef struct bty_target {
     const bty_route *route;
     char workflow[BTY_KEY_MAX]; /* "" when the route takes none; or a
                                    snapshot's key, when `snapshot` */
     int snapshot;
     bty_format format;
+    char file[BTY_UI_FILE_MAX]; /* /ui/-/<file>: the file's name; else "" */
+    int allow;                  /* after a 405: the methods the endpoint takes */
 } bty_target;
 
 /* Match a decoded URL path ("/open_batch/wf1/sh", trailing '/' ignored)
  * and method ("GET", "POST", "HEAD"). 404 for unknown endpoints, 405 for
- * other methods, 400 for bad workflow names or formats. */
+ * other methods (out->allow says which it takes), 400 for bad workflow
+ * names or formats. */
 int route_match(const char *method, const char *path, bty_target *out, bty_error *err);
 
 /* ------------------------------------------------------------------ util

@@ -43,6 +43,9 @@
 #define MAX_BODY        (64 * 1024)
 #define STREAM_SNDBUF   (32 * 1024) /* an event stream's socket send buffer */
 #define PAGE_BLOCK      (64 * 1024) /* what a page's reader copies at a time */
+#define UI_POLICY                                                                                  \
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "                \
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 /* The server: options (read-only once started), the daemon, how many
  * connections may be open and how many are, how many requests have
@@ -515,13 +518,21 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (out.etag[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, out.etag);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (out.ui) {
+        /* The dashboard runs only its own script and style: no inline
+         * script or style, nothing from elsewhere, no framing. */
+        MHD_add_response_header(resp, "Content-Security-Policy", UI_POLICY);
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    }
     if (out.stream) /* nor buffered by a proxy (nginx) */
         MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     if (out.status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (out.status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                req->api.target.route ? route_allow(req->api.target.route->methods)
+                                req->api.target.allow ? route_allow(req->api.target.allow)
                                                       : "GET, POST, HEAD");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)out.status, resp);
     MHD_destroy_response(resp); /* a stream's ends with the connection: stream_free */

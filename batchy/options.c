@@ -35,6 +35,8 @@ static const char usage_text[] =
     "                          (BATCHY_KEEP_BATCHES; 1000)\n"
     "      --metrics-steps on|off  per-step series in /metrics (BATCHY_METRICS_STEPS;\n"
     "                          on); off for very large installations\n"
+    "      --ui-dir DIR        serve the dashboard's files (/ui) from DIR rather than\n"
+    "                          the binary's own, to work on them (BATCHY_UI_DIR)\n"
     "  -q, --quiet             no access log\n"
     "      --check FILE...     validate workflow files as load_cfg would, without\n"
     "                          Redis or a server: one line per problem on stderr,\n"
@@ -247,6 +249,8 @@ static int options_from_env(bty_options *opts, char *problem, size_t size)
     }
     if ((v = getenv("BATCHY_METRICS_STEPS")) && v[0] && on_off(v, &opts->metrics_steps))
         return env_problem(problem, size, "BATCHY_METRICS_STEPS must be on or off, not '%s'", v);
+    if ((v = getenv("BATCHY_UI_DIR")) && copy_bounded(opts->ui_dir, sizeof(opts->ui_dir), v))
+        return env_problem(problem, size, "%s", "BATCHY_UI_DIR too long");
     return 0;
 }
 
@@ -281,6 +285,7 @@ int options_parse(int argc, char **argv, bty_options *opts)
         {"token", required_argument, NULL, 'T'},
         {"keep-batches", required_argument, NULL, 'K'},
         {"metrics-steps", required_argument, NULL, 'M'},
+        {"ui-dir", required_argument, NULL, 'U'},
         {"quiet", no_argument, NULL, 'q'},
         {"check", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},
@@ -324,6 +329,10 @@ int options_parse(int argc, char **argv, bty_options *opts)
         case 'M':
             if (on_off(optarg, &opts->metrics_steps))
                 return usage_error("--metrics-steps must be on or off, not '%s'", optarg);
+            break;
+        case 'U':
+            if (copy_bounded(opts->ui_dir, sizeof(opts->ui_dir), optarg))
+                return usage_error("%s", "--ui-dir too long");
             break;
         case 'q':
             opts->quiet = 1;

@@ -10,8 +10,8 @@
 
 /* The routing table, made of the endpoint table (batchy.h). */
 static const bty_route routes[] = {
-#define ROUTE(id, name, handler, methods, wf, snap, fmt, token, writes)                            \
-    {name, id, methods, wf, snap, fmt, token, writes},
+#define ROUTE(id, name, handler, methods, wf, snap, fmt, ui, token, writes)                        \
+    {name, id, methods, wf, snap, fmt, ui, token, writes},
     BTY_ENDPOINTS(ROUTE)
 #undef ROUTE
 };
@@ -93,6 +93,45 @@ static const char *methods_in_words(int methods)
     }
 }
 
+/* The method as one of BTY_GET, BTY_POST, BTY_HEAD; 0 for any other. */
+static int method_bit(const char *method)
+{
+    return strcmp(method, "GET") == 0    ? BTY_GET
+           : strcmp(method, "POST") == 0 ? BTY_POST
+           : strcmp(method, "HEAD") == 0 ? BTY_HEAD
+                                         : 0;
+}
+
+/* The dashboard's paths: /ui, /ui/<wf> (the page, which reads the name
+ * from its URL) and /ui/-/<file> (its files: a workflow name cannot start
+ * with '-', so no workflow hides a file, nor a file a workflow). */
+static int match_ui(const char *method, const bty_route *route,
+                    char seg[MAX_SEGMENTS][MAX_SEGMENT + 1], int n, bty_target *out, bty_error *err)
+{
+    int file = n == 3 && strcmp(seg[1], "-") == 0;
+    if (n > 2 && !file)
+        return bty_error_set(err, 404, "ui takes /<workflow> or /-/<file>");
+    if (!(method_bit(method) & route->methods)) {
+        out->allow = route->methods; /* for the Allow header */
+        return bty_error_set(err, 405, "method %.20s not allowed on %s; use %s", method,
+                             route->name, methods_in_words(route->methods));
+    }
+    if (file) {
+        size_t len = strlen(seg[2]);
+        if (len >= BTY_UI_FILE_MAX ||
+            strspn(seg[2], "abcdefghijklmnopqrstuvwxyz0123456789.-") != len)
+            return bty_error_set(err, 404, "no such file of the dashboard");
+        memcpy(out->file, seg[2], len + 1);
+    } else if (n == 2) {
+        if (name_workflow_check(seg[1], err) != 0)
+            return -1;
+        strcpy(out->workflow, seg[1]); /* checked: shorter than BTY_KEY_MAX */
+    }
+    out->format = FMT_JSON;
+    out->route = route;
+    return 0;
+}
+
 int route_match(const char *method, const char *path, bty_target *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
@@ -117,6 +156,8 @@ int route_match(const char *method, const char *path, bty_target *out, bty_error
     if (!route)
         return bty_error_set(err, 404, "no such endpoint '/%.100s'; endpoints are %.*s", seg[0],
                              (int)sizeof(endpoint_names) - 3, endpoint_names);
+    if (route->ui)
+        return match_ui(method, route, seg, n, out, err);
     int max = 1 + route->takes_workflow + route->takes_format;
     if (n > max || (route->takes_workflow && n < 2))
         return bty_error_set(err, 404, "%s takes %s", route->name,
@@ -124,13 +165,11 @@ int route_match(const char *method, const char *path, bty_target *out, bty_error
                              : route->takes_workflow ? "/<workflow>"
                                                      : "no path arguments");
 
-    int asked = strcmp(method, "GET") == 0    ? BTY_GET
-                : strcmp(method, "POST") == 0 ? BTY_POST
-                : strcmp(method, "HEAD") == 0 ? BTY_HEAD
-                                              : 0;
-    if (!(asked & route->methods))
+    if (!(method_bit(method) & route->methods)) {
+        out->allow = route->methods; /* for the Allow header */
         return bty_error_set(err, 405, "method %.20s not allowed on %s; use %s", method,
                              route->name, methods_in_words(route->methods));
+    }
 
     if (route->takes_workflow) {
         out->snapshot = route->takes_snapshot && is_snapshot_key(seg[1]);

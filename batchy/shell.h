@@ -14,6 +14,7 @@
  *   hold.c     held get_status requests and /events streams, and waking
  *              them when their workflow changes
  *   metrics.c  what GET /metrics shows: counters kept as relaxed atomics
+ *   ui.c       the dashboard's files, embedded in the binary
  *   cache.c    what this process last wrote to each workflow
  *   page.c     answers made of pieces, sent as they are read, and the
  *              texts they are made of, shared by reference
@@ -79,6 +80,7 @@ typedef struct bty_options {
     int max_connections;               /* HTTP connections at once (lowered to fit the fd limit) */
     long long keep_batches;            /* batch snapshots kept per workflow; 0: all */
     int metrics_steps;                 /* per-step series in /metrics (--metrics-steps) */
+    char ui_dir[1024];                 /* "" or where the dashboard's files are (--ui-dir) */
     char changes_channel[BTY_KEY_MAX]; /* the redis URL's db's (key_changes_channel) */
     int check;                         /* --check: validate check_files (cfgfile.c), not serve */
     char *const *check_files;          /* argv's, check_count (at least 1) of them */
@@ -389,6 +391,15 @@ void metrics_redis_connected(int up);
  * of memory. */
 char *metrics_render(void);
 
+/* ------------------------------------------------------------------ ui.c
+ * The dashboard's files (batchy/ui/), which the build embeds. */
+
+/* The file `name` (index.html, app.css, app.js) as *text (malloc'd) and
+ * its Content-Type: the binary's own, or with dir not "" read from there.
+ * 0, or -1 with err set (404 for another name, 503 when it cannot be
+ * read). */
+int ui_file(const char *dir, const char *name, const char **type, char **text, bty_error *err);
+
 /* ------------------------------------------------------------------ page.c
  * Answers made of pieces, sent as they are read, and the texts they are
  * made of. */
@@ -532,6 +543,7 @@ typedef struct api_reply {
     char *body;
     char etag[24];       /* "" or the ETag header's value, quotes included */
     hold_stream *stream; /* an event stream (body NULL), owned */
+    int ui;              /* a dashboard file: its security headers */
     page_body *page;     /* a body sent as it is read (body NULL), owned */
 } api_reply;
 

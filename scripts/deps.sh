@@ -10,7 +10,8 @@ packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-de
           libcjson-dev libmimalloc-dev liburiparser-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
           python3 python3-yaml curl valgrind faketime
           clang libclang-rt-14-dev cppcheck clang-tidy
-          prometheus)  # its promtool checks /metrics
+          prometheus   # its promtool checks /metrics
+          chromium chromium-driver python3-selenium)  # the dashboard's tests
 # `scripts/deps.sh bench`: also the load generator of scripts/bench.sh.
 [ "${1:-}" = bench ] && packages+=(wrk)
 
@@ -18,10 +19,6 @@ missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# A python3 outside dpkg (pyenv, a venv) is as good as Debian's.
-if command -v python3 >/dev/null; then
-    for i in "${!missing[@]}"; do [ "${missing[$i]}" = python3 ] && unset 'missing[i]'; done
-fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

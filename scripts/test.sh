@@ -5,8 +5,10 @@
 #      a free port and a real batchy process per test module, over HTTP,
 #      and real waitsy processes against them; two test processes at once);
 #      in between, each libFuzzer target of tests/fuzz/ for 10 s (make fuzz);
-#   2. the same with the ASan+UBSan build;
-#   3. unit and integration tests under valgrind (no leaks, no errors).
+#      the dashboard's tests drive a headless Chromium (Selenium);
+#   2. the same with the ASan+UBSan build (but the browser's tests);
+#   3. unit and integration tests under valgrind (no leaks, no errors; but
+#      the browser's tests).
 # Ends with one line "total: N passed, N failed". Exit status 0 only when
 # every step passed.
 #
@@ -16,6 +18,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh || exit 1
+# Debian's python3, whose python3-selenium drives the browser (a python3
+# earlier on PATH may lack it).
+py=/usr/bin/python3
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 failed_steps=()
@@ -45,15 +50,16 @@ step "lint" make -s lint
 step "hardening" scripts/check-hardening.sh build/batchy build/waitsy
 step "unit" unit build
 step "fuzz (10 s per target)" make -s fuzz FUZZ_SECONDS=10
-step "integration" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy python3 tests/integration/run.py -j 2
+step "integration" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy $py tests/integration/run.py -j 2
 if [ "${1:-}" != quick ]; then
     step "build (ASan+UBSan)" build SAN=1
     step "unit (ASan+UBSan)" unit build-san
     step "integration (ASan+UBSan)" env BATCHY_BIN=build-san/batchy WAITSY_BIN=build-san/waitsy \
-        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 python3 tests/integration/run.py -j 2
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 BATCHY_BROWSER_TESTS=0 \
+        $py tests/integration/run.py -j 2
     step "unit (valgrind)" unit build valgrind
     step "integration (valgrind)" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy BATCHY_VALGRIND=1 \
-        python3 tests/integration/run.py -j 2
+        BATCHY_BROWSER_TESTS=0 $py tests/integration/run.py -j 2
 fi
 
 # Sum what the runners reported: cmocka's "[  PASSED  ] N test(s)." and

@@ -2,7 +2,7 @@
 """
 run.py - run the integration tests against a real redis-server and batchy.
 
-    BATCHY_BIN=build/batchy python3 tests/integration/run.py [FILTER...]
+    BATCHY_BIN=build/batchy /usr/bin/python3 tests/integration/run.py [FILTER...]
 
 A FILTER is a module name (test_api), a class (test_api.IndexTest) or any part
 of a test name (open_after_failure); a test runs when its id contains any of
@@ -13,6 +13,11 @@ N at a time (every class has its own redis-server and batchy, so they do not
 meet). Most tests wait on processes and timeouts, so two at a time take
 about half as long even on two cores. The reports are printed in order when
 all are done, then the total.
+
+The browser tests (test_*_browser.py) need Debian's python3-selenium: run
+this with /usr/bin/python3. BATCHY_BROWSER_TESTS=0 leaves them out (the
+sanitizer and valgrind rounds of scripts/test.sh: they test the page, which
+those builds do not change).
 
 The last line is `N passed, N failed` (`, N skipped` when some were); the exit
 status is 1 when anything failed or errored (a class whose set-up failed
@@ -212,6 +217,8 @@ def main(argv):
         return False
 
     tests = [t for t in flatten(suite) if wanted(t.id())]
+    if os.environ.get("BATCHY_BROWSER_TESTS") == "0":  # not run at all: not counted either
+        tests = [t for t in tests if not t.id().split(".")[0].endswith("_browser")]
     if jobs > 1 and len({t.id().rsplit(".", 1)[0] for t in tests}) > 1:
         return run_sharded(tests, jobs, verbosity)
     # buffer: what a test prints is shown with its failure, not interleaved

@@ -60,7 +60,8 @@ class IndexAndHealthTest(ServiceTestCase):
         r = self.batchy.get("/healthz")
         self.assertEqual(r.status, 200, r)
         self.assertTrue(r.content_type.startswith("application/json"), r)
-        self.assertEqual(r.json(), {"status": "ok", "notices": True, "held": 0, "streams": 0})
+        self.assertEqual(r.json(), {"status": "ok", "notices": True, "held": 0, "streams": 0,
+                                    "token": False})
 
     def test_unknown_endpoint_is_404_json(self):
         for path in ("/nope", "/nope/wf1", "/index.html", "/get_statuses/wf1"):

@@ -62,6 +62,21 @@ static const struct {
     {"DELETE", "/index", 405, 0, NULL, 0},
     {"HEAD", "/open_batch/wf1", 405, 0, NULL, 0},
     {"HEAD", "/close_batch/wf1", 405, 0, NULL, 0},
+    /* the dashboard: its page, for a workflow too (app.js can be one's
+     * name), and its files under "-", which no workflow name can start */
+    {"GET", "/ui", 0, EP_UI, "", FMT_JSON},
+    {"HEAD", "/ui/", 0, EP_UI, "", FMT_JSON},
+    {"GET", "/ui/sales.daily", 0, EP_UI, "sales.daily", FMT_JSON},
+    {"GET", "/ui/app.js", 0, EP_UI, "app.js", FMT_JSON},
+    {"GET", "/ui/-/app.js", 0, EP_UI, "", FMT_JSON},
+    {"GET", "/ui/-", 400, 0, NULL, 0},
+    {"GET", "/ui/-/", 400, 0, NULL, 0},
+    {"GET", "/ui/-/App.js", 404, 0, NULL, 0},
+    {"GET", "/ui/-/a b", 404, 0, NULL, 0},
+    {"GET", "/ui/-/app.js/x", 404, 0, NULL, 0},
+    {"GET", "/ui/wf1/x", 404, 0, NULL, 0},
+    {"GET", "/ui/wf1-1467149783", 400, 0, NULL, 0},
+    {"POST", "/ui", 405, 0, NULL, 0},
 };
 
 static void routing_table_matches_paths_methods_and_formats(void **state)
@@ -84,6 +99,26 @@ static void routing_table_matches_paths_methods_and_formats(void **state)
         assert_string_equal(t.workflow, routes[i].workflow);
         assert_int_equal(t.format, routes[i].format);
     }
+}
+
+static void a_dashboard_file_is_named_and_a_405_says_what_is_allowed(void **state)
+{
+    (void)state;
+    bty_target t;
+    bty_error err = {0};
+    assert_int_equal(route_match("GET", "/ui/-/app.css", &t, &err), 0);
+    assert_string_equal(t.file, "app.css");
+    assert_int_equal(route_match("GET", "/ui/wf1", &t, &err), 0);
+    assert_string_equal(t.file, "");
+    char longer[64] = "/ui/-/";
+    memset(longer + 6, 'a', BTY_UI_FILE_MAX);
+    assert_int_equal(route_match("GET", longer, &t, &err), -1);
+    assert_int_equal(err.status, 404);
+    assert_int_equal(route_match("POST", "/ui", &t, &err), -1);
+    assert_int_equal(t.allow, BTY_GET | BTY_HEAD);
+    assert_int_equal(route_match("HEAD", "/open_batch/wf1", &t, &err), -1);
+    assert_int_equal(t.allow, BTY_GET | BTY_POST);
+    assert_string_equal(route_allow(t.allow), "GET, POST");
 }
 
 static void over_long_workflow_names_and_paths_are_refused(void **state)
@@ -205,6 +240,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routing_table_matches_paths_methods_and_formats),
+        cmocka_unit_test(a_dashboard_file_is_named_and_a_405_says_what_is_allowed),
         cmocka_unit_test(over_long_workflow_names_and_paths_are_refused),
         cmocka_unit_test(method_quoted_in_an_error_stays_utf8),
         cmocka_unit_test(token_is_needed_only_where_state_changes),
