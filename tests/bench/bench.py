@@ -25,7 +25,9 @@ reports the median run (the machine is shared: single runs move by 20%):
   ready to its exit, with waitsy held on the other batchy (BENCH_WAITSY_TRIALS
   trials, 100), and BENCH_HELD (10,000) get_status requests held on one
   batchy, its memory and CPU while they wait and the time until all have
-  their answer after one open (BENCH_WAITING=0 skips both).
+  their answer after one open (BENCH_WAITING=0 skips both); dashboard: the
+  overview of 1,000 workflows drawn in headless Chromium (BENCH_UI=0 skips
+  it).
 
 It prints one table and writes every figure as JSON to var/bench/ (the file
 name is printed), for comparing runs. Nothing here asserts a speed: the
@@ -542,6 +544,19 @@ def waitsy_wakeups(servers, client):
             "p99_ms": percentile(times, 99), "max_ms": max(times)}
 
 
+def dashboard():
+    """The dashboard's overview of 1,000 workflows, in headless Chromium
+    (tests/bench/ui_render.py, run by Debian's python3 with Selenium); None
+    without a browser (BENCH_UI=0 skips it)."""
+    script = os.path.join(ROOT, "tests", "bench", "ui_render.py")
+    if os.environ.get("BENCH_UI", "1") == "0" or not os.path.exists("/usr/bin/chromium"):
+        return None
+    env = dict(os.environ, BATCHY_BIN=os.path.join(BUILD, "batchy"))
+    out = subprocess.run(["/usr/bin/python3", script], stdout=subprocess.PIPE, env=env,
+                         check=True, timeout=300).stdout.decode()
+    return json.loads(out)
+
+
 def held_requests(servers, client):
     """HELD get_status requests held on one batchy (started here with
     --max-connections raised, the one setting), all on one workflow: its
@@ -729,7 +744,7 @@ def run(servers):
         "http": results, "redis": redis,
         "batchy_rss_kb": {"idle": idle_rss, "peak": peak_rss},
         "cost_growth": growth, "long_run": long_run, "parallel_closes": parallel,
-        "operating": ops, "waiting": waiting,
+        "operating": ops, "waiting": waiting, "dashboard": dashboard(),
     }
     print_report(report)
     out_dir = os.path.join(ROOT, "var", "bench")
@@ -899,6 +914,14 @@ def print_report(rep):
               "all %d in %.1f ms (%s)" % (h["first_ms"] or 0, h["p50_ms"] or 0, h["answered"],
                                        h["all_ms"] or 0, ", ".join(
                                            "%s: %d" % kv for kv in sorted(h["statuses"].items()))))
+
+    d = rep.get("dashboard")
+    if d:
+        print()
+        print("Dashboard: /ui with %d workflows shown in headless Chromium (opened -> table drawn)"
+              % d["workflows"])
+        print("  median %d ms of %d loads (%s ms)" % (d["median_ms"], len(d["loads"]),
+                                                    ", ".join(str(t) for t in d["loads"])))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ Slow and end to end: not run again in the sanitizer and valgrind rounds
 import json
 import os
 import shutil
+import struct
+import subprocess
 import time
 import unittest
 
-from harness import PROMPT, ServiceTestCase
+from harness import HERE, PROMPT, ServiceTestCase, batchy_bin
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -279,6 +281,38 @@ class ActionsTest(BrowserCase):
         self.assertNotIn("s3cret", self.driver.current_url)
         self.assertEqual(self.js("return localStorage.length + sessionStorage.length"), 0)
         self.assertNotIn("s3cret", self.batchy.log_tail(1000))
+
+
+class ScreenshotsTest(unittest.TestCase):
+    """scripts/screenshots, which makes the README's: eight PNG files of
+    the right sizes, written only where it is told (here, the build
+    folder), never over the tracked ones."""
+
+    def test_the_script_writes_its_pngs_under_the_build_folder(self):
+        root = os.path.dirname(os.path.dirname(HERE))
+        tracked = os.path.join(root, "docs", "screenshots")
+        before = {n: os.stat(os.path.join(tracked, n)).st_mtime_ns for n in os.listdir(tracked)}
+        out = os.path.join(os.path.dirname(os.path.abspath(batchy_bin())), "screenshots-test")
+        shutil.rmtree(out, ignore_errors=True)
+        p = subprocess.run(["/usr/bin/python3", os.path.join(root, "scripts", "screenshots"), out],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stdout.decode())
+        sizes = {}
+        for name in os.listdir(out):
+            with open(os.path.join(out, name), "rb") as f:
+                head = f.read(24)
+            self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n", name)
+            sizes[name] = struct.unpack(">II", head[16:24])
+        want = {}
+        for page in ("overview", "workflow"):
+            for screen, size in (("wide", (1440, 900)), ("phone", (390, 844))):
+                for scheme in ("light", "dark"):
+                    want["%s-%s-%s.png" % (page, screen, scheme)] = size
+        self.assertEqual(sizes, want)
+        after = {n: os.stat(os.path.join(tracked, n)).st_mtime_ns for n in os.listdir(tracked)}
+        self.assertEqual(after, before)
+        shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":
