@@ -66,7 +66,7 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) $(ALLOC_LIBS) $(BATCHY_LIBS) $(WAITSY_LIBS)
 
 CORE_SRC  = error times names keys cfgload doc rules format route utf8 fields cfgscalar pyjson views
-SHELL_SRC = options cfgfile resp store notice hold metrics ui cache page rows apply api watch http main
+SHELL_SRC = options cfgfile resp connect store notice hold metrics ui cache page rows apply api watch http main
 # Waitsy: a pure core (args, ready) and a shell (fetch, main); it shares
 # Batchy's times and name checks through batchy-core.a.
 WAITSY_CORE_SRC  = args ready

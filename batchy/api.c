@@ -103,11 +103,19 @@ static int handle_healthz(api_request *req, api_reply *out, bty_error *err)
      * token (the dashboard offers its actions only then). */
     size_t held, streams;
     hold_counts(&held, &streams);
-    char body[160];
+    /* Through Sentinel, which master it is (an address: nothing to escape
+     * but what no address holds, which is left out). */
+    char where[300], master[340] = "";
+    store_where(where, sizeof(where));
+    if (req->opts->redis.is_sentinel && where[0] &&
+        strspn(where, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:-_[]") ==
+            strlen(where))
+        snprintf(master, sizeof(master), ",\"master\":\"%s\"", where);
+    char body[500];
     snprintf(body, sizeof(body),
-             "{\"status\":\"ok\",\"notices\":%s,\"held\":%zu,\"streams\":%zu,\"token\":%s}\n",
+             "{\"status\":\"ok\",\"notices\":%s,\"held\":%zu,\"streams\":%zu,\"token\":%s%s}\n",
              notice_subscribed() ? "true" : "false", held, streams,
-             req->opts->token[0] ? "true" : "false");
+             req->opts->token[0] ? "true" : "false", master);
     return reply_text(out, 200, TYPE_JSON, strdup(body));
 }
 

@@ -39,7 +39,8 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-    if (store_start(&opts.redis, opts.redis_timeout_ms) != 0 ||
+    if (store_start(&opts.redis, opts.redis_timeout_ms, opts.min_replicas,
+                    opts.replica_timeout_ms) != 0 ||
         notice_start(&opts.redis, opts.redis_timeout_ms) != 0) {
         fprintf(stderr, "batchy: cannot start a thread\n");
         store_stop();
@@ -51,7 +52,14 @@ int main(int argc, char **argv)
         store_stop();
         return 1;
     }
-    if (opts.redis.is_unix)
+    if (opts.redis.is_sentinel)
+        fprintf(stderr,
+                "batchy %s listening on %s:%d, Redis master '%s' from %d sentinel%s db %d, cfg in "
+                "%s, %d threads\n",
+                BATCHY_VERSION, opts.listen_host, opts.listen_port, opts.redis.master,
+                opts.redis.nsentinels, opts.redis.nsentinels == 1 ? "" : "s", opts.redis.db,
+                opts.cfg_dir, opts.threads);
+    else if (opts.redis.is_unix)
         fprintf(stderr,
                 "batchy %s listening on %s:%d, Redis at unix:%s db %d, cfg in %s, %d threads\n",
                 BATCHY_VERSION, opts.listen_host, opts.listen_port, opts.redis.path, opts.redis.db,

@@ -28,6 +28,11 @@
  * fences before trusting what it remembers, so that a change made before
  * the request (by hand, too) is always in its answer.
  *
+ * Through Sentinel (connect.c) the connection is to the master the
+ * sentinels name, and this thread also keeps a subscription to one
+ * sentinel's +switch-master: when the master moves it tells the store
+ * (store_master_moved) and subscribes anew, on the new master.
+ *
  * The same thread keeps hold.c's clock (hold_tick: deadlines, re-checks,
  * the streams' comments) and sleeps in poll() in between: with nothing
  * held it wakes only for a PING.
@@ -71,6 +76,11 @@ static struct {
     long long ping_sent_ms;   /* 0: no PING unanswered */
     int changes;              /* the changes channel: 0 not subscribed, 1 asked, 2 subscribed */
     long long wanted_ms;      /* when something last listened (hold.c) */
+    /* Through Sentinel: a sentinel's +switch-master notices, on a
+     * connection of their own (the one tried next, when to). */
+    redisContext *sentinel;
+    int sentinel_next;
+    long long sentinel_retry_ms, sentinel_try_ms;
     /* Fences: asked by workers (under fence_lock), then sent (the
      * thread's own), in order. */
     pthread_mutex_t fence_lock;
@@ -212,30 +222,20 @@ static int command(redisContext *c, int argc, const char **argv, long long *inte
  * make the socket non-blocking. 0, or -1. */
 static int subscribe(void)
 {
-    struct timeval tv = {notice.timeout_ms / 1000, (notice.timeout_ms % 1000) * 1000};
-    const bty_redis_target *t = &notice.target;
-    redisContext *c = t->is_unix ? redisConnectUnixWithTimeout(t->path, tv)
-                                 : redisConnectWithTimeout(t->host, t->port, tv);
-    if (!c || c->err) {
-        redisFree(c);
+    char where[300], why[300];
+    redisContext *c =
+        redis_connect(&notice.target, notice.timeout_ms, where, sizeof(where), why, sizeof(why));
+    if (!c)
         return -1;
-    }
-    redisSetTimeout(c, tv);
-    if (!t->is_unix)
-        redisEnableKeepAlive(c);
-    const char *auth1[] = {"AUTH", t->password};
-    const char *auth2[] = {"AUTH", t->user, t->password};
     const char *id[] = {"CLIENT", "ID"};
     const char *sub_tracking[] = {"SUBSCRIBE", "__redis__:invalidate"};
     long long client_id = 0;
-    int failed =
-        t->password[0] && (t->user[0] ? command(c, 3, auth2, NULL) : command(c, 2, auth1, NULL));
-    int flags = failed ? -1 : fcntl(c->fd, F_GETFL);
+    int flags = fcntl(c->fd, F_GETFL);
     /* Without CLIENT ID (Redis before 5) notices still work; reads are
      * just not tracked. */
-    if (!failed && command(c, 2, id, &client_id) != 0)
+    if (command(c, 2, id, &client_id) != 0)
         client_id = 0;
-    if (failed || command(c, 2, sub_tracking, NULL) != 0 || flags < 0 ||
+    if (command(c, 2, sub_tracking, NULL) != 0 || flags < 0 ||
         fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         redisFree(c);
         return -1;
@@ -319,6 +319,61 @@ static int take_messages(void)
     }
 }
 
+/* Keep a sentinel's +switch-master notices coming (through Sentinel
+ * only): on losing them, the next sentinel, backing off as for Redis. */
+static void follow_sentinel(long long now)
+{
+    if (!notice.target.is_sentinel || notice.sentinel || now < notice.sentinel_try_ms)
+        return;
+    char why[300];
+    redisContext *c = sentinel_subscribe(&notice.target, notice.timeout_ms, notice.sentinel_next,
+                                         why, sizeof(why));
+    int flags = c ? fcntl(c->fd, F_GETFL) : -1;
+    if (!c || flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        redisFree(c);
+        notice.sentinel_next = (notice.sentinel_next + 1) % notice.target.nsentinels;
+        notice.sentinel_retry_ms =
+            notice.sentinel_retry_ms ? 2 * notice.sentinel_retry_ms : RETRY_FIRST_MS;
+        if (notice.sentinel_retry_ms > RETRY_MAX_MS)
+            notice.sentinel_retry_ms = RETRY_MAX_MS;
+        notice.sentinel_try_ms = now + notice.sentinel_retry_ms;
+        return;
+    }
+    c->flags &= ~REDIS_BLOCK;
+    notice.sentinel = c;
+    notice.sentinel_retry_ms = 0;
+}
+
+/* What the sentinel said: "+switch-master <name> <old ip> <old port> <new
+ * ip> <new port>". For this master: the store and this thread connect
+ * anew, to where the sentinels now say. 0, or -1 when the connection to
+ * the sentinel is lost. */
+static int take_sentinel_messages(void)
+{
+    if (redisBufferRead(notice.sentinel) != REDIS_OK)
+        return -1;
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(notice.sentinel, &reply) != REDIS_OK)
+            return -1;
+        if (!reply)
+            return 0;
+        const redisReply *r = reply;
+        size_t name_len = strlen(notice.target.master);
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[0]->str, "message") == 0 &&
+            r->element[2]->type == REDIS_REPLY_STRING &&
+            strncmp(r->element[2]->str, notice.target.master, name_len) == 0 &&
+            r->element[2]->str[name_len] == ' ') {
+            store_master_moved();
+            if (notice.ctx)
+                unsubscribed(); /* and made again at once, on the new master */
+        }
+        freeReplyObject(reply);
+    }
+}
+
 /* Subscribe to the changes channel while something listens (hold.c), and
  * leave it once nothing has for UNSUBSCRIBE_MS: a PUBLISH nobody hears
  * costs Redis next to nothing, and this thread nothing, where one heard
@@ -374,6 +429,7 @@ static void *notice_main(void *arg)
             }
             notice.ping_sent_ms = now;
         }
+        follow_sentinel(now);
         if (send_fences() != 0 || follow_changes(now) != 0) {
             unsubscribed();
             continue;
@@ -387,14 +443,18 @@ static void *notice_main(void *arg)
         long long due = notice.ctx ? (notice.ping_sent_ms ? notice.ping_sent_ms + notice.timeout_ms
                                                           : notice.quiet_since_ms + PING_MS)
                                    : next_try_ms;
+        if (notice.target.is_sentinel && !notice.sentinel && notice.sentinel_try_ms < due)
+            due = notice.sentinel_try_ms;
         due -= now_ms();
         if (due < 0)
             due = 0;
         if (wait < 0 || due < wait)
             wait = due;
-        struct pollfd fds[2] = {{.fd = notice.wake_fd, .events = POLLIN},
-                                {.fd = notice.ctx ? notice.ctx->fd : -1, .events = POLLIN}};
-        int n = poll(fds, 2, wait > 60000 ? 60000 : (int)wait);
+        struct pollfd fds[3] = {
+            {.fd = notice.wake_fd, .events = POLLIN},
+            {.fd = notice.ctx ? notice.ctx->fd : -1, .events = POLLIN},
+            {.fd = notice.sentinel ? notice.sentinel->fd : -1, .events = POLLIN}};
+        int n = poll(fds, 3, wait > 60000 ? 60000 : (int)wait);
         if (n < 0)
             continue; /* EINTR */
         if (fds[0].revents & POLLIN) {
@@ -405,7 +465,15 @@ static void *notice_main(void *arg)
         }
         if (notice.ctx && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && take_messages() != 0)
             unsubscribed();
+        if (notice.sentinel && (fds[2].revents & (POLLIN | POLLHUP | POLLERR)) &&
+            take_sentinel_messages() != 0) {
+            redisFree(notice.sentinel);
+            notice.sentinel = NULL;
+            notice.sentinel_next = (notice.sentinel_next + 1) % notice.target.nsentinels;
+        }
     }
+    redisFree(notice.sentinel);
+    notice.sentinel = NULL;
     redisFree(notice.ctx);
     notice.ctx = NULL;
     fences_release_all();

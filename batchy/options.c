@@ -25,8 +25,9 @@ static const char usage_text[] =
     "\n"
     "  -l, --listen HOST:PORT  address to listen on (BATCHY_LISTEN; 127.0.0.1:5000)\n"
     "  -r, --redis URL         redis://[[user]:password@]host[:port][/db] or\n"
-    "                          unix:///path.sock[?db=N] (BATCHY_REDIS_URL, REDIS_URL;\n"
-    "                          redis://127.0.0.1:6379/0)\n"
+    "                          unix:///path.sock[?db=N] or sentinel://[[user]:password@]\n"
+    "                          host:port[,host:port...]/<master>[/db][?sentinel_password=]\n"
+    "                          (BATCHY_REDIS_URL, REDIS_URL; redis://127.0.0.1:6379/0)\n"
     "  -c, --cfg-dir DIR       where <wf>.yaml files are (BATCHY_CFG_DIR; ./cfg)\n"
     "  -t, --threads N         worker threads (BATCHY_THREADS; number of cores)\n"
     "      --token TOKEN       require 'Authorization: Bearer TOKEN' on load_cfg,\n"
@@ -35,6 +36,10 @@ static const char usage_text[] =
     "                          (BATCHY_KEEP_BATCHES; 1000)\n"
     "      --metrics-steps on|off  per-step series in /metrics (BATCHY_METRICS_STEPS;\n"
     "                          on); off for very large installations\n"
+    "      --min-replicas N    answer a write 200 only once N replicas hold it, else\n"
+    "                          503 (BATCHY_MIN_REPLICAS; 0)\n"
+    "      --replica-timeout MS  how long a write waits for them (BATCHY_REPLICA_TIMEOUT;\n"
+    "                          1000)\n"
     "      --ui-dir DIR        serve the dashboard's files (/ui) from DIR rather than\n"
     "                          the binary's own, to work on them (BATCHY_UI_DIR)\n"
     "  -q, --quiet             no access log\n"
@@ -147,14 +152,108 @@ static int parse_unix_url(const char *url, bty_redis_target *out, bty_error *err
     return 0;
 }
 
+/* host:port or [v6]:port of a sentinel, [p, end); the port defaults to
+ * Sentinel's, 26379. 0, or -1. */
+static int parse_host(const char *p, const char *end, bty_host *out)
+{
+    const char *colon = NULL, *host = p, *host_end;
+    if (p < end && *p == '[') { /* [v6] */
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (!close)
+            return -1;
+        host = p + 1;
+        host_end = close;
+        if (close + 1 < end) {
+            if (close[1] != ':')
+                return -1;
+            colon = close + 1;
+        }
+    } else {
+        for (const char *q = p; q < end; q++)
+            if (*q == ':')
+                colon = q;
+        host_end = colon ? colon : end;
+    }
+    char port[16];
+    if (host_end == host || url_part(host, host_end, out->host, sizeof(out->host)) ||
+        url_part(colon ? colon + 1 : NULL, colon ? end : NULL, port, sizeof(port)))
+        return -1;
+    out->port = 26379;
+    return port[0] ? parse_int(port, 1, 65535, &out->port) : colon ? -1 : 0;
+}
+
+/* sentinel://[user:password@]host[:port][,host[:port]...]/<master>[/db]
+ * [?sentinel_password=...] (SPEC section 12): a list of hosts, which
+ * uriparser, after RFC 3986, does not take; split here, each part
+ * percent-decoded as in redis:// URLs. */
+static int parse_sentinel_url(const char *url, bty_redis_target *out, bty_error *err)
+{
+    static const char usage[] = "a Sentinel URL is sentinel://[user:password@]host:port[,host:"
+                                "port...]/<master name>[/db][?sentinel_password=...]";
+    const char *p = url + strlen("sentinel://");
+    const char *query = strchr(p, '?');
+    const char *end = query ? query : p + strlen(p);
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    if (!slash)
+        return bty_error_set(err, 400, "%s: no master name", usage);
+    out->is_sentinel = 1;
+    /* user:password@, before the last '@' of the authority */
+    const char *hosts = p;
+    for (const char *q = p; q < slash; q++)
+        if (*q == '@')
+            hosts = q + 1;
+    if (hosts > p) {
+        const char *at = hosts - 1;
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (url_part(p, colon ? colon : at, out->user, sizeof(out->user)) ||
+            url_part(colon ? colon + 1 : NULL, colon ? at : NULL, out->password,
+                     sizeof(out->password)))
+            return bty_error_set(err, 400, "%s: bad user or password", usage);
+    }
+    for (const char *h = hosts; h < slash;) {
+        const char *comma = memchr(h, ',', (size_t)(slash - h));
+        const char *h_end = comma ? comma : slash;
+        if (out->nsentinels == BTY_SENTINELS_MAX)
+            return bty_error_set(err, 400, "%d sentinels at most in a Sentinel URL",
+                                 BTY_SENTINELS_MAX);
+        if (parse_host(h, h_end, &out->sentinels[out->nsentinels++]))
+            return bty_error_set(err, 400, "%s: bad sentinel host or port", usage);
+        h = comma ? comma + 1 : slash;
+        if (comma && h == slash)
+            return bty_error_set(err, 400, "%s: bad sentinel host or port", usage);
+    }
+    if (!out->nsentinels)
+        return bty_error_set(err, 400, "%s: no sentinel hosts", usage);
+    const char *name = slash + 1;
+    const char *name_end = memchr(name, '/', (size_t)(end - name));
+    char db[16] = "";
+    if (url_part(name, name_end ? name_end : end, out->master, sizeof(out->master)) ||
+        !out->master[0])
+        return bty_error_set(err, 400, "%s: no master name", usage);
+    if (name_end && (url_part(name_end + 1, end, db, sizeof(db)) || !db[0] ||
+                     parse_int(db, 0, 1000000, &out->db)))
+        return bty_error_set(err, 400, "bad database number in the Sentinel URL");
+    if (query) {
+        static const char key[] = "?sentinel_password=";
+        if (strncmp(query, key, strlen(key)) != 0 ||
+            url_part(query + strlen(key), query + strlen(query), out->sentinel_password,
+                     sizeof(out->sentinel_password)))
+            return bty_error_set(err, 400, "%s: the only parameter is sentinel_password=", usage);
+    }
+    return 0;
+}
+
 /* Messages never repeat the URL: it may hold a password. */
 int options_parse_redis_url(const char *url, bty_redis_target *out, bty_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (strncmp(url, "unix://", 7) == 0)
         return parse_unix_url(url, out, err);
+    if (strncmp(url, "sentinel://", 11) == 0)
+        return parse_sentinel_url(url, out, err);
     if (strncmp(url, "redis://", 8) != 0)
-        return bty_error_set(err, 400, "the Redis URL must start with redis:// or unix://");
+        return bty_error_set(err, 400,
+                             "the Redis URL must start with redis://, unix:// or sentinel://");
     UriUriA u;
     const char *error_at = NULL;
     if (uriParseSingleUriA(&u, url, &error_at) != URI_SUCCESS)
@@ -249,6 +348,11 @@ static int options_from_env(bty_options *opts, char *problem, size_t size)
     }
     if ((v = getenv("BATCHY_METRICS_STEPS")) && v[0] && on_off(v, &opts->metrics_steps))
         return env_problem(problem, size, "BATCHY_METRICS_STEPS must be on or off, not '%s'", v);
+    if ((v = getenv("BATCHY_MIN_REPLICAS")) && v[0] && parse_int(v, 0, 100, &opts->min_replicas))
+        return env_problem(problem, size, "BATCHY_MIN_REPLICAS must be 0-100, not '%s'", v);
+    if ((v = getenv("BATCHY_REPLICA_TIMEOUT")) && v[0] &&
+        parse_int(v, 1, 60000, &opts->replica_timeout_ms))
+        return env_problem(problem, size, "BATCHY_REPLICA_TIMEOUT must be 1-60000 ms, not '%s'", v);
     if ((v = getenv("BATCHY_UI_DIR")) && copy_bounded(opts->ui_dir, sizeof(opts->ui_dir), v))
         return env_problem(problem, size, "%s", "BATCHY_UI_DIR too long");
     return 0;
@@ -271,6 +375,7 @@ int options_parse(int argc, char **argv, bty_options *opts)
     opts->max_connections = 1000;
     opts->keep_batches = 1000;
     opts->metrics_steps = 1;
+    opts->replica_timeout_ms = 1000;
 
     /* Judged once argv is read: --help, --version and --check ignore it. */
     char problem[1200] = "";
@@ -286,6 +391,8 @@ int options_parse(int argc, char **argv, bty_options *opts)
         {"keep-batches", required_argument, NULL, 'K'},
         {"metrics-steps", required_argument, NULL, 'M'},
         {"ui-dir", required_argument, NULL, 'U'},
+        {"min-replicas", required_argument, NULL, 'R'},
+        {"replica-timeout", required_argument, NULL, 'W'},
         {"quiet", no_argument, NULL, 'q'},
         {"check", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},
@@ -329,6 +436,14 @@ int options_parse(int argc, char **argv, bty_options *opts)
         case 'M':
             if (on_off(optarg, &opts->metrics_steps))
                 return usage_error("--metrics-steps must be on or off, not '%s'", optarg);
+            break;
+        case 'R':
+            if (parse_int(optarg, 0, 100, &opts->min_replicas))
+                return usage_error("--min-replicas must be 0-100, not '%s'", optarg);
+            break;
+        case 'W':
+            if (parse_int(optarg, 1, 60000, &opts->replica_timeout_ms))
+                return usage_error("--replica-timeout must be 1-60000 ms, not '%s'", optarg);
             break;
         case 'U':
             if (copy_bounded(opts->ui_dir, sizeof(opts->ui_dir), optarg))

@@ -9,6 +9,7 @@
  *              pure (no socket); unit-tested with hiredis's reader
  *   plan.lua   the write script (compare, then write every hash), which
  *              the build embeds (store.c loads it into Redis)
+ *   connect.c  connections to Redis: straight, or through Sentinel
  *   store.c    the store thread: the one Redis connection, pipelined
  *   notice.c   the change notices: a subscribed Redis connection
  *   hold.c     held get_status requests and /events streams, and waking
@@ -55,7 +56,12 @@
 
 /* ------------------------------------------------------------------ options.c */
 
-/* Where Redis is, from a redis:// or unix:// URL. */
+/* Where Redis is, from a redis://, unix:// or sentinel:// URL. */
+#define BTY_SENTINELS_MAX 16
+typedef struct bty_host {
+    char host[256];
+    int port;
+} bty_host;
 typedef struct bty_redis_target {
     int is_unix;
     char host[256];
@@ -64,6 +70,13 @@ typedef struct bty_redis_target {
     char user[256];
     char password[512];
     int db;
+    /* sentinel://: the master is where these say the master named so is
+     * (host and port above unused) */
+    int is_sentinel;
+    char master[256];
+    bty_host sentinels[BTY_SENTINELS_MAX];
+    int nsentinels;
+    char sentinel_password[512]; /* "": the sentinels take the URL's credentials */
 } bty_redis_target;
 
 typedef struct bty_options {
@@ -81,6 +94,8 @@ typedef struct bty_options {
     long long keep_batches;            /* batch snapshots kept per workflow; 0: all */
     int metrics_steps;                 /* per-step series in /metrics (--metrics-steps) */
     char ui_dir[1024];                 /* "" or where the dashboard's files are (--ui-dir) */
+    int min_replicas;                  /* replicas that must hold a write (--min-replicas) */
+    int replica_timeout_ms;            /* how long to wait for them (--replica-timeout) */
     char changes_channel[BTY_KEY_MAX]; /* the redis URL's db's (key_changes_channel) */
     int check;                         /* --check: validate check_files (cfgfile.c), not serve */
     char *const *check_files;          /* argv's, check_count (at least 1) of them */
@@ -131,6 +146,7 @@ enum store_call_kind {
     CALL_WRITE,  /* may have been applied: never sent twice */
     CALL_SCRIPT, /* the store's own SCRIPT LOAD after a SCRIPT FLUSH */
     CALL_TRACK,  /* the store's own CLIENT TRACKING, for a new subscription */
+    CALL_WAIT,   /* the store's own WAIT for replicas, after writes (--min-replicas) */
 };
 
 /* One round trip. Lives in its owner's memory; between store_submit and
@@ -237,8 +253,18 @@ int store_unreachable(bty_error *err, const char *why);
  * One Redis connection, owned by the store's thread, which sends the calls
  * of every worker together as one pipeline. */
 
-/* Start the store thread; it connects on the first call. 0, or -1. */
-int store_start(const bty_redis_target *target, int timeout_ms);
+/* Start the store thread; it connects on the first call. With
+ * min_replicas, a write is answered only once that many replicas hold it
+ * (WAIT, for at most replica_timeout_ms), else it fails with 503. 0, or
+ * -1. */
+int store_start(const bty_redis_target *target, int timeout_ms, int min_replicas,
+                int replica_timeout_ms);
+/* The server the store's connection is to (host:port, the socket's
+ * path), or "" while it has none. */
+void store_where(char *buf, size_t size);
+/* A sentinel said the master moved: connect anew (to where the sentinels
+ * say the master is now). */
+void store_master_moved(void);
 /* Fail every call under way or waiting (503, their done callbacks run),
  * and end the thread. Calls submitted afterwards fail at once. */
 void store_stop(void);
@@ -390,6 +416,21 @@ void metrics_redis_connected(int up);
 /* The whole page, Prometheus' text format 0.0.4; malloc'd, NULL when out
  * of memory. */
 char *metrics_render(void);
+
+/* ------------------------------------------------------------------ connect.c
+ * Connections to Redis, straight or through Sentinel (connect.c's head
+ * comment). Blocking, bounded by timeout_ms; for the store's and the
+ * notice thread's own use. */
+struct redisContext;
+/* The Redis of t (through its sentinels: the master they name, if it says
+ * it is one), authenticated; NULL with why set. *where: host:port, or the
+ * socket's path, of the server connected to (or tried). */
+struct redisContext *redis_connect(const bty_redis_target *t, int timeout_ms, char *where,
+                                   size_t where_size, char *why, size_t size);
+/* A sentinel of t, trying them from the first-th on, subscribed to
+ * +switch-master; NULL with why set. */
+struct redisContext *sentinel_subscribe(const bty_redis_target *t, int timeout_ms, int first,
+                                        char *why, size_t size);
 
 /* ------------------------------------------------------------------ ui.c
  * The dashboard's files (batchy/ui/), which the build embeds. */

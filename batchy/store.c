@@ -31,9 +31,17 @@
  * says whether reads sent now are tracked, and under what.
  *
  * The connection is made on the first call, with connect and command
- * timeouts, and dropped after any error or a reply overdue by the command
- * timeout; the next call connects again. Redis going away costs a 503,
- * never a restart.
+ * timeouts (connect.c: straight, or to the master Sentinel names), and
+ * dropped after any error, a reply overdue by the command timeout, a
+ * READONLY (the server became a replica) or a sentinel's word that the
+ * master moved; the next call connects again. Redis going away costs a
+ * 503, never a restart.
+ *
+ * With --min-replicas N, a WAIT N follows the writes of each pipeline,
+ * and their answers are held until its own: a write stands only once N
+ * replicas hold it, else it fails with a 503 that says it is on the
+ * master only. WAIT holds the connection it is sent on, so one for all
+ * the writes sent together (a group commit).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +68,7 @@
 static struct {
     bty_redis_target target;
     int timeout_ms;
+    int min_replicas, replica_timeout_ms; /* WAIT after writes (0: none) */
     pthread_t thread;
     int started;
 
@@ -79,13 +88,35 @@ static struct {
     store_call track_call; /* CLIENT TRACKING for a new subscription */
     int track_call_busy;
     uint64_t track_sending; /* the subscription's serial track_call is for */
+    /* --min-replicas: writes answered by Redis but not yet confirmed by
+     * the WAIT sent after them, in order. */
+    store_call *unconfirmed_head, *unconfirmed_tail;
 
+    /* Shared: where the connection is (healthz), and a sentinel's word
+     * that the master moved. */
+    pthread_mutex_t where_lock;
+    char where[300];
+    atomic_int moved;
     /* What workers read (store_track_epoch): connections made and lost,
      * and the serial of the subscription that reads on this one are
      * tracked for (0: none). */
     atomic_ullong conn_serial;
     atomic_ullong tracked_serial;
 } store;
+
+void store_where(char *buf, size_t size)
+{
+    pthread_mutex_lock(&store.where_lock);
+    snprintf(buf, size, "%s", store.where);
+    pthread_mutex_unlock(&store.where_lock);
+}
+
+static void set_where(const char *where)
+{
+    pthread_mutex_lock(&store.where_lock);
+    snprintf(store.where, sizeof(store.where), "%s", where);
+    pthread_mutex_unlock(&store.where_lock);
+}
 
 uint64_t store_track_epoch(void)
 {
@@ -143,6 +174,8 @@ void store_submit(store_call *c, int delay_us, store_done_fn done, void *arg)
 
 /* ------------------------------------------------------------------ the store thread */
 
+static void confirm_writes(const store_call *wait);
+
 /* Hand a call back with its replies, or with an error. */
 static void call_finish(store_call *c)
 {
@@ -156,6 +189,12 @@ static void call_finish(store_call *c)
         if (!c->failure && r && r->type == REDIS_REPLY_STATUS)
             atomic_store(&store.tracked_serial, store.track_sending);
         store.track_call_busy = 0;
+        return;
+    }
+    if (c->kind == CALL_WAIT) {
+        confirm_writes(c);
+        store_call_clear(c);
+        free(c);
         return;
     }
     c->done(c->arg);
@@ -189,12 +228,45 @@ static void call_lost(store_call *c, const char *why)
         call_finish(c);
         return;
     }
-    if (c->kind == CALL_TRACK) {
+    if (c->kind == CALL_TRACK || c->kind == CALL_WAIT) {
         call_finish(c);
         return;
     }
     lost_message(message, sizeof(message), c, why);
     call_fail(c, 503, message);
+}
+
+/* The answer of a WAIT (NULL or failed: none) to the writes answered
+ * before it: they stand if enough replicas hold them, else they fail,
+ * saying that the write is on the master only. */
+static void confirm_writes(const store_call *wait)
+{
+    const redisReply *r = wait && !wait->failure && wait->nreplies ? wait->replies[0] : NULL;
+    long long acked = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    char message[400];
+    if (acked >= 0)
+        snprintf(message, sizeof(message),
+                 "the write is on the Redis master only (%lld of the %d replicas asked for "
+                 "acknowledged it within %d ms, --min-replicas): a failover may lose it; check "
+                 "get_status before calling again",
+                 acked, store.min_replicas, store.replica_timeout_ms);
+    else
+        snprintf(message, sizeof(message),
+                 "the write reached the Redis master, but whether %d replicas hold it is unknown "
+                 "(%.100s): a failover may lose it; check get_status before calling again",
+                 store.min_replicas,
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : "the connection was lost");
+    store_call *c = store.unconfirmed_head;
+    store.unconfirmed_head = store.unconfirmed_tail = NULL;
+    while (c) {
+        store_call *next = c->next;
+        c->next = NULL;
+        if (acked < store.min_replicas)
+            call_fail(c, 503, message);
+        else
+            call_finish(c);
+        c = next;
+    }
 }
 
 /* Drop the connection; the calls sent on it fail, except reads that Redis
@@ -208,6 +280,8 @@ static void drop(const char *why, int closed_by_redis, store_call **resend)
     /* Reads on the next connection are not tracked until it says so. */
     atomic_store(&store.tracked_serial, 0);
     atomic_fetch_add(&store.conn_serial, 1);
+    set_where("");
+    confirm_writes(NULL); /* answered, but no replica's word will come */
     store_call *c = store.sent_head;
     store.sent_head = store.sent_tail = NULL;
     while (c) {
@@ -256,29 +330,17 @@ static int setup_command(redisContext *c, int argc, const char **argv, char *why
  * pipeline. 0, or -1 with why set. */
 static int connect_redis(char *why, size_t size)
 {
-    struct timeval tv = {store.timeout_ms / 1000, (store.timeout_ms % 1000) * 1000};
-    redisContext *c = store.target.is_unix
-                          ? redisConnectUnixWithTimeout(store.target.path, tv)
-                          : redisConnectWithTimeout(store.target.host, store.target.port, tv);
-    if (!c || c->err) {
-        snprintf(why, size, "%s", c ? c->errstr : "out of memory");
-        redisFree(c);
+    char where[300];
+    redisContext *c =
+        redis_connect(&store.target, store.timeout_ms, where, sizeof(where), why, size);
+    if (!c)
         return -1;
-    }
-    redisSetTimeout(c, tv);
-    if (!store.target.is_unix)
-        redisEnableKeepAlive(c);
     char db[16];
     snprintf(db, sizeof(db), "%d", store.target.db);
-    const char *auth1[] = {"AUTH", store.target.password};
-    const char *auth2[] = {"AUTH", store.target.user, store.target.password};
     const char *select[] = {"SELECT", db};
     const char *load[] = {"SCRIPT", "LOAD", plan_script};
     int failed = 0;
-    if (store.target.password[0])
-        failed = store.target.user[0] ? setup_command(c, 3, auth2, why, size)
-                                      : setup_command(c, 2, auth1, why, size);
-    if (!failed && store.target.db)
+    if (store.target.db)
         failed = setup_command(c, 2, select, why, size);
     if (!failed)
         failed = setup_command(c, 3, load, why, size);
@@ -302,6 +364,7 @@ static int connect_redis(char *why, size_t size)
     }
     c->flags &= ~REDIS_BLOCK; /* hiredis: EAGAIN means "later", not an error */
     store.ctx = c;
+    set_where(where);
     metrics_redis_connected(1);
     return 0;
 }
@@ -318,7 +381,9 @@ static void send_call(store_call *c)
         return;
     }
     c->nreplies = 0;
-    c->deadline_ms = now_ms() + store.timeout_ms;
+    /* A WAIT ahead of it holds the connection for up to the replicas'
+     * timeout. */
+    c->deadline_ms = now_ms() + store.timeout_ms + store.replica_timeout_ms;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     c->sent_us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
@@ -350,6 +415,24 @@ static void send_tracking(void)
     send_call(&store.track_call);
 }
 
+/* After a pipeline's writes, one WAIT: WAIT blocks the connection it is
+ * sent on, so one for them all (a group commit). Their answers are held
+ * until its own (confirm_writes). */
+static void send_wait(void)
+{
+    char n[16], ms[16];
+    snprintf(n, sizeof(n), "%d", store.min_replicas);
+    snprintf(ms, sizeof(ms), "%d", store.replica_timeout_ms);
+    const char *argv[] = {"WAIT", n, ms};
+    store_call *w = calloc(1, sizeof(*w));
+    bty_error ignored;
+    if (!w || store_call_command(w, CALL_WAIT, 3, argv, &ignored) != 0) {
+        free(w); /* out of memory: the next WAIT, or losing the connection, says */
+        return;
+    }
+    send_call(w);
+}
+
 /* Send a list of calls, connecting first if need be. */
 static void send_calls(store_call *list)
 {
@@ -365,11 +448,24 @@ static void send_calls(store_call *list)
         return;
     }
     send_tracking();
+    int writes = 0;
     while (list) {
         store_call *next = list->next;
+        writes = writes || list->kind == CALL_WRITE;
         send_call(list);
         list = next;
     }
+    if (writes && store.min_replicas)
+        send_wait();
+}
+
+/* Whether the plan script's reply r says it wrote: anything but an error
+ * or BATCHY_CHANGED (nothing written: the caller computes again). */
+static int wrote(const redisReply *r)
+{
+    return r->type != REDIS_REPLY_ERROR && !(r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                                             r->element[0]->type == REDIS_REPLY_STRING &&
+                                             strcmp(r->element[0]->str, "BATCHY_CHANGED") == 0);
 }
 
 /* Hand out the replies that have come in; 0, or -1 when the connection is
@@ -416,6 +512,24 @@ static int take_replies(store_call **resend)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         metrics_redis_round_trip((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - c->sent_us);
+        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "READONLY")) {
+            /* A replica now: the master moved (a failover), and this write
+             * was refused whole. Connect anew, where the sentinels say. */
+            call_fail(c, 503,
+                      "Redis is a replica now (a failover): nothing was written; try again in a "
+                      "moment");
+            drop("the server became a replica (READONLY)", 1, resend);
+            return -1;
+        }
+        if (c->kind == CALL_WRITE && store.min_replicas && wrote(r)) {
+            c->next = NULL; /* answered when the WAIT after it is */
+            if (store.unconfirmed_tail)
+                store.unconfirmed_tail->next = c;
+            else
+                store.unconfirmed_head = c;
+            store.unconfirmed_tail = c;
+            continue;
+        }
         call_finish(c);
     }
 }
@@ -489,6 +603,8 @@ static void *store_main(void *arg)
         pthread_mutex_unlock(&store.lock);
         if (stopping)
             break;
+        if (atomic_exchange(&store.moved, 0) && store.ctx)
+            drop("the master moved (a sentinel said +switch-master)", 1, &resend);
 
         long long now = now_ms();
         store_call *ready = NULL;
@@ -587,10 +703,21 @@ static void *store_main(void *arg)
     return NULL;
 }
 
-int store_start(const bty_redis_target *target, int timeout_ms)
+void store_master_moved(void)
+{
+    atomic_store(&store.moved, 1);
+    if (store.started)
+        wake_store();
+}
+
+int store_start(const bty_redis_target *target, int timeout_ms, int min_replicas,
+                int replica_timeout_ms)
 {
     store.target = *target;
     store.timeout_ms = timeout_ms;
+    store.min_replicas = min_replicas;
+    store.replica_timeout_ms = min_replicas ? replica_timeout_ms : 0;
+    pthread_mutex_init(&store.where_lock, NULL);
     store.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (store.wake_fd < 0)
         return -1;

@@ -8,6 +8,7 @@ set -euo pipefail
 
 packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-dev
           libcjson-dev libmimalloc-dev liburiparser-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-tools
+          redis-sentinel  # the failover tests
           python3 python3-yaml curl valgrind faketime
           clang libclang-rt-14-dev cppcheck clang-tidy
           prometheus   # its promtool checks /metrics

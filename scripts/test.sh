@@ -5,10 +5,11 @@
 #      a free port and a real batchy process per test module, over HTTP,
 #      and real waitsy processes against them; two test processes at once);
 #      in between, each libFuzzer target of tests/fuzz/ for 10 s (make fuzz);
-#      the dashboard's tests drive a headless Chromium (Selenium);
-#   2. the same with the ASan+UBSan build (but the browser's tests);
+#      the dashboard's tests drive a headless Chromium (Selenium), the
+#      failover tests a Redis Sentinel set;
+#   2. the same with the ASan+UBSan build (but those two, end to end);
 #   3. unit and integration tests under valgrind (no leaks, no errors; but
-#      the browser's tests).
+#      those two).
 # Ends with one line "total: N passed, N failed". Exit status 0 only when
 # every step passed.
 #
@@ -55,11 +56,11 @@ if [ "${1:-}" != quick ]; then
     step "build (ASan+UBSan)" build SAN=1
     step "unit (ASan+UBSan)" unit build-san
     step "integration (ASan+UBSan)" env BATCHY_BIN=build-san/batchy WAITSY_BIN=build-san/waitsy \
-        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 BATCHY_BROWSER_TESTS=0 \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 BATCHY_END_TO_END=0 \
         $py tests/integration/run.py -j 2
     step "unit (valgrind)" unit build valgrind
     step "integration (valgrind)" env BATCHY_BIN=build/batchy WAITSY_BIN=build/waitsy BATCHY_VALGRIND=1 \
-        BATCHY_BROWSER_TESTS=0 $py tests/integration/run.py -j 2
+        BATCHY_END_TO_END=0 $py tests/integration/run.py -j 2
 fi
 
 # Sum what the runners reported: cmocka's "[  PASSED  ] N test(s)." and

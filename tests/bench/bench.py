@@ -25,7 +25,9 @@ reports the median run (the machine is shared: single runs move by 20%):
   ready to its exit, with waitsy held on the other batchy (BENCH_WAITSY_TRIALS
   trials, 100), and BENCH_HELD (10,000) get_status requests held on one
   batchy, its memory and CPU while they wait and the time until all have
-  their answer after one open (BENCH_WAITING=0 skips both); dashboard: the
+  their answer after one open (BENCH_WAITING=0 skips both); replicas: open
+  and close with --min-replicas 0 and 1 on a master with one replica
+  (BENCH_REPLICAS=0 skips it); dashboard: the
   overview of 1,000 workflows drawn in headless Chromium (BENCH_UI=0 skips
   it).
 
@@ -544,6 +546,53 @@ def waitsy_wakeups(servers, client):
             "p99_ms": percentile(times, 99), "max_ms": max(times)}
 
 
+def replicas(servers, lua):
+    """open_batch + close_batch (the cycle of the HTTP table) through two
+    Batchy processes on one master with one replica (TCP on loopback): one
+    as usual, one with --min-replicas 1, whose writes each wait for the
+    replica (WAIT after each pipeline of writes: a group commit)."""
+    ports = {"master": free_port(), "replica": free_port()}
+    for name, port in ports.items():
+        os.mkdir(os.path.join(servers.dir, name))
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                "--dir", os.path.join(servers.dir, name), "--save", "", "--appendonly", "no"]
+        if name == "replica":
+            argv += ["--replicaof", "127.0.0.1", str(ports["master"])]
+        servers._spawn(argv, "redis-" + name)
+        wait_port(port, servers.procs[-1], "redis " + name)
+    deadline = time.monotonic() + 30
+    while ",state=online," not in subprocess.run(
+            ["redis-cli", "-p", str(ports["master"]), "INFO", "replication"],
+            stdout=subprocess.PIPE).stdout.decode():
+        if time.monotonic() > deadline:
+            sys.exit("bench: the replica did not come online")
+        time.sleep(0.05)
+    url = "redis://127.0.0.1:%d/0" % ports["master"]
+    batchies = {}
+    for n in (0, 1):
+        port = free_port()
+        proc = servers._spawn([os.path.join(BUILD, "batchy"), "--listen", "127.0.0.1:%d" % port,
+                               "--redis", url, "--cfg-dir", servers.cfg, "--threads",
+                               str(THREADS), "--quiet", "--min-replicas", str(n)],
+                              "batchy-replicas-%d" % n)
+        wait_port(port, proc, "batchy --min-replicas %d" % n)
+        batchies[n] = (port, proc)
+    client = Client(batchies[1][0])  # through the one that waits: the replica has them
+    for t in range(2):
+        for j in range(CYCLE_WORKFLOWS):
+            client.get("/load_cfg/cyc%d_%d" % (t, j))
+            client.get("/open_batch/cyc%d_%d" % (t, j))
+    rows = []
+    for c in (1, 16, 64):
+        row = {"connections": c}
+        for n, (port, proc) in batchies.items():
+            runs = [wrk("http://127.0.0.1:%d" % port, c, SECONDS, lua, proc.pid)
+                    for _ in range(ROUNDS)]
+            row[n] = median_run(runs)
+        rows.append(row)
+    return rows
+
+
 def dashboard():
     """The dashboard's overview of 1,000 workflows, in headless Chromium
     (tests/bench/ui_render.py, run by Debian's python3 with Selenium); None
@@ -730,6 +779,7 @@ def run(servers):
 
     growth = cost_growth(servers, client)
     parallel = parallel_closes(servers)
+    repl = replicas(servers, lua) if os.environ.get("BENCH_REPLICAS", "1") != "0" else None
     ops = operating(servers, client) if os.environ.get("BENCH_OPERATING", "1") != "0" else None
     waiting = None
     if os.environ.get("BENCH_WAITING", "1") != "0":
@@ -744,7 +794,7 @@ def run(servers):
         "http": results, "redis": redis,
         "batchy_rss_kb": {"idle": idle_rss, "peak": peak_rss},
         "cost_growth": growth, "long_run": long_run, "parallel_closes": parallel,
-        "operating": ops, "waiting": waiting, "dashboard": dashboard(),
+        "operating": ops, "waiting": waiting, "dashboard": dashboard(), "replicas": repl,
     }
     print_report(report)
     out_dir = os.path.join(ROOT, "var", "bench")
@@ -915,6 +965,18 @@ def print_report(rep):
                                        h["all_ms"] or 0, ", ".join(
                                            "%s: %d" % kv for kv in sorted(h["statuses"].items()))))
 
+    rr = rep.get("replicas")
+    if rr:
+        print()
+        print("open_batch + close_batch on a master with one replica: --min-replicas 0, then 1")
+        print("(each write waits for the replica; one WAIT per pipeline of writes):")
+        for row in rr:
+            a, b = row.get("0") or row.get(0), row.get("1") or row.get(1)
+            print("  c=%-3d  %8.0f req/s p50 %6.2f ms p99 %6.2f ms  |  %8.0f req/s p50 %6.2f ms "
+                  "p99 %6.2f ms  (%.2fx the req/s)"
+                  % (row["connections"], a["rps"], a["p50_ms"] or 0, a["p99_ms"] or 0,
+                     b["rps"], b["p50_ms"] or 0, b["p99_ms"] or 0, b["rps"] / a["rps"]))
+
     d = rep.get("dashboard")
     if d:
         print()
@@ -922,6 +984,9 @@ def print_report(rep):
               % d["workflows"])
         print("  median %d ms of %d loads (%s ms)" % (d["median_ms"], len(d["loads"]),
                                                     ", ".join(str(t) for t in d["loads"])))
+        if "changes" in d:
+            print("  fail_batch sent -> its row's badge red, no reload: median %d ms (%s ms)"
+                  % (d["change_median_ms"], ", ".join(str(t) for t in d["changes"])))
 
 
 if __name__ == "__main__":

@@ -340,6 +340,103 @@ ALL_BATCHY = []
 LOG_TAIL_LINES = 40
 
 
+class SentinelSet:
+    """Redis Sentinel on loopback, as the failover tests want it: a master,
+    `replicas` replicas and `sentinels` sentinels (Debian's redis-server and
+    redis-sentinel), each on a free port in a temp dir of its own, watching
+    a master named `name` (quorum 2, down after `down_after_ms`). Every
+    server has the same replica-priority, so that the sentinels promote the
+    replica that has received the most. Servers are numbered in
+    self.servers (0: the first master)."""
+
+    def __init__(self, replicas=2, sentinels=3, name="batchy", down_after_ms=1000):
+        self.name = name
+        self.down_after_ms = down_after_ms
+        self.servers = []
+        self.sentinels = []
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.nreplicas = replicas
+
+    def start(self):
+        master = RedisServer()
+        master.start()
+        self.servers.append(master)
+        for _ in range(self.nreplicas):
+            r = RedisServer(extra_args=["--replicaof", "127.0.0.1", str(master.port)])
+            r.start()
+            self.servers.append(r)
+        for port in self.sentinel_ports:
+            d = tempfile.mkdtemp(prefix="batchy-sentinel-")
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write("port %d\nbind 127.0.0.1\ndir %s\n"
+                        "sentinel monitor %s 127.0.0.1 %d 2\n"
+                        "sentinel down-after-milliseconds %s %d\n"
+                        "sentinel failover-timeout %s 10000\n"
+                        "sentinel parallel-syncs %s 2\n"
+                        % (port, d, self.name, master.port, self.name, self.down_after_ms,
+                           self.name, self.name))
+            log = open(os.path.join(d, "sentinel.log"), "ab")
+            proc = subprocess.Popen(["redis-sentinel", conf], stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+            self.sentinels.append({"port": port, "dir": d, "proc": proc, "log": log})
+        self.wait_for(lambda: self.replicas_in_sync(master, self.nreplicas) and all(
+            self.sentinel_master(s["port"]) == master.port for s in self.sentinels),
+            "the sentinels to see the master and its replicas")
+        return self
+
+    def url(self, db=0, sentinels=None):
+        hosts = ",".join("127.0.0.1:%d" % p for p in (sentinels or self.sentinel_ports))
+        return "sentinel://%s/%s/%d" % (hosts, self.name, db)
+
+    @staticmethod
+    def wait_for(check, what, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError("waited %ss for %s" % (timeout, what))
+            time.sleep(0.05)
+
+    @staticmethod
+    def cli(port, *args):
+        out = subprocess.run(["redis-cli", "-p", str(port), "--raw"] + [str(a) for a in args],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10,
+                             stdin=subprocess.DEVNULL)
+        return out.stdout.decode("utf-8", "replace").strip()
+
+    def sentinel_master(self, port):
+        """The master's port as the sentinel on `port` names it, or None."""
+        try:
+            lines = self.cli(port, "SENTINEL", "get-master-addr-by-name", self.name).split("\n")
+            return int(lines[1]) if len(lines) == 2 else None
+        except (ValueError, subprocess.SubprocessError):
+            return None
+
+    @staticmethod
+    def replicas_in_sync(master, n):
+        """Whether master has n replicas online."""
+        info = SentinelSet.cli(master.port, "INFO", "replication")
+        return info.count(",state=online,") >= n
+
+    def master(self):
+        """The server every sentinel names as the master."""
+        ports = {self.sentinel_master(s["port"]) for s in self.sentinels}
+        for srv in self.servers:
+            if ports == {srv.port}:
+                return srv
+        return None
+
+    def cleanup(self):
+        for s in self.sentinels:
+            if s["proc"].poll() is None:
+                s["proc"].kill()
+                s["proc"].wait(10)
+            s["log"].close()
+            shutil.rmtree(s["dir"], ignore_errors=True)
+        for srv in self.servers:
+            srv.cleanup()
+
+
 class Batchy:
     """One batchy process. stderr goes to a file (the access log)."""
 

@@ -14,10 +14,10 @@ meet). Most tests wait on processes and timeouts, so two at a time take
 about half as long even on two cores. The reports are printed in order when
 all are done, then the total.
 
-The browser tests (test_*_browser.py) need Debian's python3-selenium: run
-this with /usr/bin/python3. BATCHY_BROWSER_TESTS=0 leaves them out (the
-sanitizer and valgrind rounds of scripts/test.sh: they test the page, which
-those builds do not change).
+The browser tests (test_ui_browser.py) need Debian's python3-selenium: run
+this with /usr/bin/python3. BATCHY_END_TO_END=0 leaves out the slow end-to-end
+modules (END_TO_END = True: the browser's, the Sentinel failovers'), as the
+sanitizer and valgrind rounds of scripts/test.sh do.
 
 The last line is `N passed, N failed` (`, N skipped` when some were); the exit
 status is 1 when anything failed or errored (a class whose set-up failed
@@ -217,8 +217,9 @@ def main(argv):
         return False
 
     tests = [t for t in flatten(suite) if wanted(t.id())]
-    if os.environ.get("BATCHY_BROWSER_TESTS") == "0":  # not run at all: not counted either
-        tests = [t for t in tests if not t.id().split(".")[0].endswith("_browser")]
+    if os.environ.get("BATCHY_END_TO_END") == "0":  # not run at all: not counted either
+        tests = [t for t in tests
+                 if not getattr(sys.modules.get(type(t).__module__), "END_TO_END", False)]
     if jobs > 1 and len({t.id().rsplit(".", 1)[0] for t in tests}) > 1:
         return run_sharded(tests, jobs, verbosity)
     # buffer: what a test prints is shown with its failure, not interleaved

@@ -227,8 +227,8 @@ class CheckTest(unittest.TestCase):
         # The same settings are an error when batchy would serve.
         res = run_batchy(["--listen", "127.0.0.1:%d" % harness.free_port()], self.tmp,
                          {"BATCHY_REDIS_URL": "http://x"})
-        self.assert_result(res, 64, "batchy: the Redis URL must start with redis:// or unix://\n"
-                                    "Try 'batchy --help'.\n")
+        self.assert_result(res, 64, "batchy: the Redis URL must start with redis://, unix:// or "
+                                    "sentinel://\nTry 'batchy --help'.\n")
 
 
 if __name__ == "__main__":

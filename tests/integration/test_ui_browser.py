@@ -6,7 +6,7 @@ text from Redis that must not run, the layout on a phone and a wide
 screen in light and dark, and the actions behind the token.
 
 Slow and end to end: not run again in the sanitizer and valgrind rounds
-(run.py leaves test_*_browser out with BATCHY_BROWSER_TESTS=0)."""
+(run.py leaves END_TO_END modules out with BATCHY_END_TO_END=0)."""
 import json
 import os
 import shutil
@@ -17,6 +17,7 @@ import unittest
 
 from harness import HERE, PROMPT, ServiceTestCase, batchy_bin
 
+END_TO_END = True
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 

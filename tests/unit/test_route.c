@@ -162,6 +162,72 @@ static void method_quoted_in_an_error_stays_utf8(void **state)
     assert_non_null(strstr(err.message, "method x\xc3\xa9"));
 }
 
+/* sentinel://[user:password@]host[:port][,host[:port]...]/<master>[/db]
+ * [?sentinel_password=...] (SPEC section 12): a list of hosts, each part
+ * percent-decoded; the default port is Sentinel's. */
+static void sentinel_urls_list_hosts_and_name_the_master(void **state)
+{
+    (void)state;
+    bty_redis_target r;
+    bty_error err = {0};
+    assert_int_equal(
+        options_parse_redis_url("sentinel://10.0.0.1:26379,10.0.0.2,[::1]:26380/etl", &r, &err), 0);
+    assert_true(r.is_sentinel);
+    assert_false(r.is_unix);
+    assert_int_equal(r.nsentinels, 3);
+    assert_string_equal(r.sentinels[0].host, "10.0.0.1");
+    assert_int_equal(r.sentinels[0].port, 26379);
+    assert_string_equal(r.sentinels[1].host, "10.0.0.2");
+    assert_int_equal(r.sentinels[1].port, 26379);
+    assert_string_equal(r.sentinels[2].host, "::1");
+    assert_int_equal(r.sentinels[2].port, 26380);
+    assert_string_equal(r.master, "etl");
+    assert_int_equal(r.db, 0);
+    assert_string_equal(r.password, "");
+    assert_string_equal(r.sentinel_password, "");
+    assert_int_equal(options_parse_redis_url("sentinel://u:p%40ss@s1:1,s2:2/my%20master/3"
+                                             "?sentinel_password=s%26p",
+                                             &r, &err),
+                     0);
+    assert_string_equal(r.user, "u");
+    assert_string_equal(r.password, "p@ss");
+    assert_string_equal(r.master, "my master");
+    assert_int_equal(r.db, 3);
+    assert_string_equal(r.sentinel_password, "s&p");
+    assert_int_equal(r.nsentinels, 2);
+    assert_string_equal(r.sentinels[1].host, "s2");
+    assert_int_equal(r.sentinels[1].port, 2);
+
+    const char *bad[] = {
+        "sentinel://h:26379",      /* no master */
+        "sentinel://h:26379/",     /* an empty master name */
+        "sentinel:///etl",         /* no hosts */
+        "sentinel://u:p@/etl",     /* no hosts after the credentials */
+        "sentinel://h:x/etl",      /* a port that is not one */
+        "sentinel://h:/etl",       /* an empty port */
+        "sentinel://h:70000/etl",  /* out of range */
+        "sentinel://h,/etl",       /* an empty host */
+        "sentinel://,h/etl",       /* an empty host */
+        "sentinel://[::1/etl",     /* an open bracket */
+        "sentinel://h/etl/x",      /* a bad db */
+        "sentinel://h/etl/",       /* an empty db */
+        "sentinel://h/etl?db=2",   /* another parameter */
+        "sentinel://:p%00w@h/etl", /* a NUL */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err.status = 0;
+        if (options_parse_redis_url(bad[i], &r, &err) != -1)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_int_equal(err.status, 400);
+        assert_null(strstr(err.message, "p%00w")); /* never the URL itself */
+    }
+    char many[512] = "sentinel://";
+    for (int i = 0; i <= BTY_SENTINELS_MAX; i++)
+        strcat(many, i ? ",h:1" : "h:1");
+    strcat(many, "/etl");
+    assert_int_equal(options_parse_redis_url(many, &r, &err), -1);
+}
+
 static void token_is_needed_only_where_state_changes(void **state)
 {
     (void)state;
@@ -245,6 +311,7 @@ int main(void)
         cmocka_unit_test(method_quoted_in_an_error_stays_utf8),
         cmocka_unit_test(token_is_needed_only_where_state_changes),
         cmocka_unit_test(redis_urls_in_every_documented_form),
+        cmocka_unit_test(sentinel_urls_list_hosts_and_name_the_master),
     };
     return cmocka_run_group_tests_name("route", tests, NULL, NULL);
 }
