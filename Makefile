@@ -68,18 +68,21 @@ BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) $(ALLOC_LIBS) $(BAT
 CORE_SRC  = error times names keys cfgload doc rules format route utf8 fields cfgscalar pyjson views
 SHELL_SRC = options cfgfile resp connect store notice hold metrics ui cache page rows apply api watch http main
 # Waitsy: a pure core (args, ready) and a shell (fetch, main); it shares
-# Batchy's times and name checks through batchy-core.a.
-WAITSY_CORE_SRC  = args ready
+# Batchy's times and name checks through batchy-core.a. batchy-run is built
+# of the same: its pure runargs, Waitsy's HTTP client (fetch) and runmain.
+WAITSY_CORE_SRC  = args ready runargs
 WAITSY_SHELL_SRC = fetch main
+RUN_SHELL_SRC    = fetch runmain
 UNITS     = $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 CORE_OBJ  = $(CORE_SRC:%=$(BUILD)/obj/%.o)
 SHELL_OBJ = $(SHELL_SRC:%=$(BUILD)/obj/%.o)
 WAITSY_CORE_OBJ  = $(WAITSY_CORE_SRC:%=$(BUILD)/obj/waitsy/%.o)
 WAITSY_SHELL_OBJ = $(WAITSY_SHELL_SRC:%=$(BUILD)/obj/waitsy/%.o)
+RUN_SHELL_OBJ    = $(RUN_SHELL_SRC:%=$(BUILD)/obj/waitsy/%.o)
 
-.PHONY: all unit check san lint bench fuzz clean format
-all: $(BUILD)/batchy $(BUILD)/waitsy $(UNITS:%=$(BUILD)/tests/%)
+.PHONY: all unit check san lint bench fuzz clean format install uninstall deb
+all: $(BUILD)/batchy $(BUILD)/waitsy $(BUILD)/batchy-run $(UNITS:%=$(BUILD)/tests/%)
 
 $(BUILD)/flags: FORCE
 	@mkdir -p $(@D)
@@ -130,6 +133,9 @@ $(BUILD)/waitsy-core.a: $(WAITSY_CORE_OBJ)
 	$(AR) rcs $@ $^
 
 $(BUILD)/waitsy: $(WAITSY_SHELL_OBJ) $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a
+	$(CC) $(SANFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(WAITSY_LIBS)
+
+$(BUILD)/batchy-run: $(RUN_SHELL_OBJ) $(BUILD)/waitsy-core.a $(BUILD)/batchy-core.a
 	$(CC) $(SANFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(WAITSY_LIBS)
 
 $(BUILD)/batchy: $(SHELL_OBJ) $(BUILD)/batchy-core.a
@@ -209,6 +215,58 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Installing (SPEC section 14): PREFIX (/usr/local) and DESTDIR as usual.
+# Settings go in SYSCONFDIR: /etc under PREFIX=/usr, else PREFIX/etc.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/batchy
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+INSTALLED = $(DESTDIR)$(BINDIR)/batchy $(DESTDIR)$(BINDIR)/waitsy $(DESTDIR)$(BINDIR)/batchy-run \
+            $(DESTDIR)$(MANDIR)/man8/batchy.8 $(DESTDIR)$(MANDIR)/man1/waitsy.1 \
+            $(DESTDIR)$(MANDIR)/man1/batchy-run.1 $(DESTDIR)$(DOCDIR)/examples/sales_daily.yaml \
+            $(DESTDIR)$(DOCDIR)/examples/batchy-alerts.yml $(DESTDIR)$(UNITDIR)/batchy.service \
+            $(DESTDIR)$(SYSCONFDIR)/default/batchy $(DESTDIR)$(SYSCONFDIR)/batchy/cfg/sales_daily.yaml
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
+install: $(BUILD)/batchy $(BUILD)/waitsy $(BUILD)/batchy-run
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/default \
+	    $(DESTDIR)$(SYSCONFDIR)/batchy/cfg
+	install -m 755 $(BUILD)/batchy $(BUILD)/waitsy $(BUILD)/batchy-run $(DESTDIR)$(BINDIR)
+	install -m 644 docs/man/batchy.8 $(DESTDIR)$(MANDIR)/man8
+	install -m 644 docs/man/waitsy.1 docs/man/batchy-run.1 $(DESTDIR)$(MANDIR)/man1
+	install -m 644 cfg/sales_daily.yaml cfg/prometheus/batchy-alerts.yml $(DESTDIR)$(DOCDIR)/examples
+	$(SUBST) dist/batchy.service.in > $(DESTDIR)$(UNITDIR)/batchy.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/batchy.service
+	# settings and workflows are the operator's: never overwritten
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/batchy ] || \
+	    { $(SUBST) dist/batchy.default.in > $(DESTDIR)$(SYSCONFDIR)/default/batchy && \
+	      chmod 644 $(DESTDIR)$(SYSCONFDIR)/default/batchy; }
+	[ -e $(DESTDIR)$(SYSCONFDIR)/batchy/cfg/sales_daily.yaml ] || \
+	    install -m 644 cfg/sales_daily.yaml $(DESTDIR)$(SYSCONFDIR)/batchy/cfg
+
+# What install wrote, but settings an operator changed (and the folders).
+uninstall:
+	rm -f $(filter-out $(DESTDIR)$(SYSCONFDIR)/%,$(INSTALLED))
+	cmp -s $(DESTDIR)$(SYSCONFDIR)/batchy/cfg/sales_daily.yaml cfg/sales_daily.yaml && \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/batchy/cfg/sales_daily.yaml || true
+	$(SUBST) dist/batchy.default.in | cmp -s - $(DESTDIR)$(SYSCONFDIR)/default/batchy && \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/default/batchy || true
+
+# The Debian package (debian/), built from a copy of the sources under the
+# build folder so that nothing is written outside the clone:
+# $(BUILD)/batchy_<version>_<arch>.deb.
+DEB_DIR = $(BUILD)/deb
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/batchy
+	cp -r batchy waitsy cfg dist debian Makefile $(DEB_DIR)/batchy/
+	mkdir -p $(DEB_DIR)/batchy/docs && cp -r docs/man $(DEB_DIR)/batchy/docs/
+	# without this make's variables (BUILD=...), which its own would inherit
+	cd $(DEB_DIR)/batchy && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD dpkg-buildpackage -b -us -uc
+	mv $(DEB_DIR)/batchy_*.deb $(BUILD)/
 
 format:
 	clang-format -i batchy/*.c batchy/*.h waitsy/*.c waitsy/*.h tests/unit/*.c tests/bench/*.c

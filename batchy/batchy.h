@@ -477,6 +477,14 @@ long long rules_current_batch(const cJSON *doc);
 char *format_json(const cJSON *doc);
 char *format_infa(const cJSON *doc);
 char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
+/* The environment batchy-run gives a step's command (SPEC section 13):
+ * "NAME=value" strings, a NULL-terminated array the caller frees with each
+ * string. BATCHY_<STEP>_<PARAM> for each member of step as the sh format
+ * names and prints it (unquoted: an environment needs no quoting; CR and
+ * LF as spaces), then BATCHY_WORKFLOW, BATCHY_STEP, BATCHY_BATCH_ID,
+ * BATCHY_FROM_DATE and BATCHY_TO_DATE. NULL when out of memory. */
+char **format_env(const char *workflow, long long batch_id, const char *step_name,
+                  const cJSON *step);
 
 /* ------------------------------------------------------------------ route.c
  * The endpoint table: one row per endpoint, the only list of them.

@@ -325,3 +325,67 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc)
         sh_header(&b, workflow, batch_id);
     return buf_finish(&b);
 }
+
+/* ------------------------------------------------------------------ env */
+
+/* "NAME=value" for env, malloc'd: name as the sh format names it (when
+ * step is NULL, name as it is), value as it prints it, unquoted. */
+static char *env_entry(const char *step, const char *name, const char *value)
+{
+    out_buf b = {0};
+    if (step) {
+        bty_buf_puts(&b, "BATCHY_");
+        buf_put_sh_name(&b, step);
+        buf_putc(&b, '_');
+        buf_put_sh_name(&b, name);
+    } else {
+        bty_buf_puts(&b, name);
+    }
+    buf_putc(&b, '=');
+    for (const char *p = value; *p; p++)
+        buf_putc(&b, (*p == '\n' || *p == '\r') ? ' ' : *p);
+    return buf_finish(&b);
+}
+
+char **format_env(const char *workflow, long long batch_id, const char *step_name,
+                  const cJSON *step)
+{
+    size_t n = 0, room = (size_t)cJSON_GetArraySize(step) + 6;
+    char **env = calloc(room, sizeof(char *));
+    if (!env)
+        return NULL;
+    int failed = 0;
+    /* Parameters, then special fields, then the lines of batchy-run's own:
+     * the later wins in an environment too. */
+    for (int special = 0; special < 2 && !failed; special++) {
+        const cJSON *param;
+        cJSON_ArrayForEach(param, step)
+        {
+            if (is_special(param) != special)
+                continue;
+            char *value = render_value(param);
+            failed = failed || !value || !(env[n++] = env_entry(step_name, name_of(param), value));
+            free(value);
+        }
+    }
+    char id[32];
+    snprintf(id, sizeof(id), "%lld", batch_id);
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(step, "from_date");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(step, "to_date");
+    const char *own[][2] = {
+        {"BATCHY_WORKFLOW", workflow},
+        {"BATCHY_STEP", step_name},
+        {"BATCHY_BATCH_ID", id},
+        {"BATCHY_FROM_DATE", cJSON_IsString(from) ? from->valuestring : ""},
+        {"BATCHY_TO_DATE", cJSON_IsString(to) ? to->valuestring : ""},
+    };
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]) && !failed; i++)
+        failed = !(env[n++] = env_entry(NULL, own[i][0], own[i][1]));
+    if (failed) {
+        for (size_t i = 0; i < room; i++)
+            free(env[i]);
+        free(env);
+        return NULL;
+    }
+    return env;
+}

@@ -12,7 +12,8 @@ packages=(build-essential pkg-config libhiredis-dev libmicrohttpd-dev libyaml-de
           python3 python3-yaml curl valgrind faketime
           clang libclang-rt-14-dev cppcheck clang-tidy
           prometheus   # its promtool checks /metrics
-          chromium chromium-driver python3-selenium)  # the dashboard's tests
+          chromium chromium-driver python3-selenium   # the dashboard's tests
+          mandoc systemd debhelper dpkg-dev)  # man pages, the unit, the package
 # `scripts/deps.sh bench`: also the load generator of scripts/bench.sh.
 [ "${1:-}" = bench ] && packages+=(wrk)
 

@@ -250,8 +250,18 @@ static long poll_timeout_ms(double budget)
  * (NULL: none; the base URL has none), within `budget_ms`; the answer's
  * body is in c->body (c->len bytes). Workflow names are checked to be
  * [A-Za-z0-9_.-] and queries are digits, '=' and '&': nothing to escape. */
+static CURLcode perform(wz_client *c, const char *suffix, const char *query, const char *form,
+                        long budget_ms, long *status);
+
 static CURLcode get(wz_client *c, const char *suffix, const char *query, long budget_ms,
                     long *status)
+{
+    return perform(c, suffix, query, NULL, budget_ms, status);
+}
+
+/* get(), or with form (NULL: none) a POST of that form body. */
+static CURLcode perform(wz_client *c, const char *suffix, const char *query, const char *form,
+                        long budget_ms, long *status)
 {
     c->len = 0;
     c->too_large = 0;
@@ -273,6 +283,8 @@ static CURLcode get(wz_client *c, const char *suffix, const char *query, long bu
     free(path);
     curl_url_cleanup(u);
     if (rc == CURLE_OK && (rc = curl_easy_setopt(c->curl, CURLOPT_URL, url)) == CURLE_OK &&
+        (rc = form ? curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, form)
+                   : curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L)) == CURLE_OK &&
         (rc = curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, budget_ms)) == CURLE_OK &&
         (rc = curl_easy_setopt(
              c->curl, CURLOPT_CONNECTTIMEOUT_MS,
@@ -524,6 +536,72 @@ void wz_fetch_status_held(wz_client *c, const char *wf, const char *etag, long w
         int has_error = batchy_error(c->body, c->len, error);
         wz_why(out->message, sizeof(out->message), "get_status/%s?%s at %s answered %ld%s%s", wf,
                query, shown, out->status, has_error ? ": " : "", has_error ? error : "");
+    }
+    release_large_body(c);
+}
+
+void wz_post(wz_client *c, const char *endpoint, const char *wf, const char *const *names,
+             const char *const *values, size_t n, double budget, wz_answer *out)
+{
+    char error[SHOWN + 4];
+    memset(out, 0, sizeof(*out));
+    /* The form: every value escaped (an error message holds anything). */
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++)
+        cap += 3 * (strlen(names[i]) + strlen(values[i])) + 2;
+    char *form = malloc(cap);
+    size_t len = 0;
+    for (size_t i = 0; form && i < n; i++) {
+        char *k = curl_easy_escape(c->curl, names[i], 0);
+        char *v = curl_easy_escape(c->curl, values[i], 0);
+        if (k && v)
+            len += (size_t)snprintf(form + len, cap - len, "%s%s=%s", i ? "&" : "", k, v);
+        else
+            len = cap; /* out of memory */
+        curl_free(k);
+        curl_free(v);
+    }
+    if (!form || len >= cap) {
+        free(form);
+        out->kind = WZ_ANSWER_RETRY;
+        wz_why(out->message, sizeof(out->message), "%s/%s: out of memory", endpoint, wf);
+        return;
+    }
+    if (!n)
+        form[0] = '\0';
+    char suffix[160];
+    snprintf(suffix, sizeof(suffix), "/%s/%s", endpoint, wf);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CURLcode rc = perform(c, suffix, NULL, form, poll_timeout_ms(budget), &out->status);
+    free(form);
+    out->seconds = seconds_since(&t0);
+    out->bytes = c->len;
+    if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        out->kind = WZ_ANSWER_INTERRUPTED;
+        wz_why(out->message, sizeof(out->message), "interrupted");
+    } else if (rc != CURLE_OK) {
+        out->kind = WZ_ANSWER_RETRY;
+        wz_why(out->message, sizeof(out->message), "cannot reach Batchy at %s: %s", c->display,
+               c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+    } else if (out->status == 200) {
+        out->doc = parse_body(c);
+        out->kind = out->doc ? WZ_ANSWER_OK : WZ_ANSWER_REFUSED;
+        if (!out->doc)
+            wz_why(out->message, sizeof(out->message),
+                   "%s/%s at %s answered 200 with what is not a Batchy document; check --url",
+                   endpoint, wf, c->display);
+    } else if ((out->status >= 500 && out->status <= 599) || out->status == 408 ||
+               out->status == 429) {
+        retry_later(c, out);
+    } else {
+        /* 4xx: the write is refused as it is (a stale batch_id: 409); no
+         * retry cures it */
+        int has_error = batchy_error(c->body, c->len, error);
+        out->kind = out->status == 404 && has_error ? WZ_ANSWER_UNKNOWN : WZ_ANSWER_REFUSED;
+        wz_why(out->message, sizeof(out->message), "Batchy at %s refused %s/%s (%ld%s%s)%s",
+               c->display, endpoint, wf, out->status, has_error ? ": " : "", has_error ? error : "",
+               out->status == 401 || out->status == 403 ? "; check --token or BATCHY_TOKEN" : "");
     }
     release_large_body(c);
 }

@@ -68,4 +68,13 @@ void wz_fetch_status_held(wz_client *c, const char *wf, const char *etag, long w
 void wz_fetch_history(wz_client *c, const char *wf, long long before, long limit, double budget,
                       wz_answer *out);
 
+/* POST <base>/<endpoint>/<wf> with a form of n names and values (each
+ * escaped), with the time limits of wz_fetch_status. OK: a 200 with JSON
+ * in out->doc (the caller deletes it); RETRY: unreachable, timed out, 5xx,
+ * 408, 429 (the write may or may not have been applied); UNKNOWN: Batchy's
+ * 404; REFUSED: any other answer, a 409 (stale batch_id, step not open)
+ * among them, with Batchy's message. */
+void wz_post(wz_client *c, const char *endpoint, const char *wf, const char *const *names,
+             const char *const *values, size_t n, double budget, wz_answer *out);
+
 #endif
