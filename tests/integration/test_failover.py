@@ -145,8 +145,14 @@ class FailoverCase(unittest.TestCase):
         and wait until master has `replicas` replicas in sync."""
         srv.extra_args = ["--replicaof", "127.0.0.1", str(master.port)]
         srv.start()
+        # The sentinels point the other replicas at the new master, but in
+        # their own time (a reconfiguration that overruns failover-timeout
+        # waits for their next round): point them now, as an operator would.
+        for other in self.sentinels.servers:
+            if other is not master and other.proc and other.proc.poll() is None:
+                SentinelSet.cli(other.port, "REPLICAOF", "127.0.0.1", master.port)
         self.sentinels.wait_for(lambda: self.sentinels.replicas_in_sync(master, replicas),
-                                "the replicas in sync again")
+                                "the replicas in sync again", timeout=60)
 
     def acknowledged(self, load):
         """The writes Batchy acknowledged (200) in load, each checked
