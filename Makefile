@@ -65,8 +65,8 @@ LDLIBS  = $(PKG_LIBS) -lpthread -lm
 # it, so another CC, CFLAGS, SAN or HARDEN in the same BUILD rebuilds them.
 BUILD_FLAGS = $(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(ALL_LDFLAGS) $(ALLOC_LIBS) $(BATCHY_LIBS) $(WAITSY_LIBS)
 
-CORE_SRC  = error times names keys cfgload doc rules format route utf8 fields cfgscalar pyjson views
-SHELL_SRC = options cfgfile resp connect store notice hold metrics ui cache page rows apply api watch http main
+CORE_SRC  = error times names keys cfgload doc rules format route utf8 fields cfgscalar pyjson views track
+SHELL_SRC = options cfgfile resp connect store notice hold metrics ui cache page rows reads apply api watch http main
 # Waitsy: a pure core (args, ready) and a shell (fetch, main); it shares
 # Batchy's times and name checks through batchy-core.a. batchy-run is built
 # of the same: its pure runargs, Waitsy's HTTP client (fetch) and runmain.

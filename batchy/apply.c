@@ -153,6 +153,10 @@ int apply_run(bty_apply *a, store_call *call, const char *workflow, apply_rule_f
             return APPLY_FAILED;
         return rule_then_write(a, call, workflow, rule, arg, &hash, err);
     case APPLY_WRITE: {
+        /* Whatever came of it, what this process kept of the workflow is
+         * not to be trusted now: it reads its own writes (reads.c, rows.c),
+         * before Redis' word of them arrives. */
+        rows_invalidate(workflow, strlen(workflow));
         long long free_id = 0;
         int outcome = store_commit_result(call, &hash, &free_id, err);
         if (outcome == COMMIT_WRITTEN)

@@ -35,6 +35,7 @@
 #ifndef BATCHY_H
 #define BATCHY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -485,6 +486,31 @@ char *format_sh(const char *workflow, long long batch_id, const cJSON *doc);
  * BATCHY_FROM_DATE and BATCHY_TO_DATE. NULL when out of memory. */
 char **format_env(const char *workflow, long long batch_id, const char *step_name,
                   const cJSON *step);
+
+/* ------------------------------------------------------------------ track.c
+ * Whether what was read from Redis, Redis tracking the read, may still be
+ * trusted (track.c's head comment): counts of invalidations by key slot,
+ * and FLUSHes, shared by threads. A zeroed state is a fresh one. */
+#define TRACK_SLOTS 4096
+typedef struct track_state {
+    atomic_ullong inval[TRACK_SLOTS];
+    atomic_ullong flushes;
+} track_state;
+/* What tracking was when a read was sent (epoch 0: not tracked). */
+typedef struct track_stamp {
+    uint64_t epoch;   /* the tracking the read was sent under */
+    uint64_t flushes; /* FLUSHes heard before it */
+    uint64_t inval;   /* invalidations of its key's slot heard before it */
+} track_stamp;
+/* Taken before a read of key (len bytes) is sent; tracking: what the
+ * connection's tracking is now, 0 when reads are not tracked. */
+track_stamp track_stamp_of(track_state *s, const char *key, size_t len, uint64_t tracking);
+/* 1 while what that read made is still the key's: tracked, under the same
+ * tracking, no FLUSH and no invalidation of the key's slot since. */
+int track_trusted(track_state *s, const char *key, size_t len, track_stamp st, uint64_t tracking);
+/* Redis said key changed; or that every key did (FLUSHDB, FLUSHALL). */
+void track_invalidate(track_state *s, const char *key, size_t len);
+void track_flush(track_state *s);
 
 /* ------------------------------------------------------------------ route.c
  * The endpoint table: one row per endpoint, the only list of them.

@@ -455,6 +455,10 @@ static enum MHD_Result answer(server *srv, struct MHD_Connection *conn, request 
         req->api.opts = &srv->opts;
         req->api.if_none_match =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+        const char *cc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cache-Control");
+        const char *pragma = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Pragma");
+        req->api.no_cache = (cc && (strcasestr(cc, "no-cache") || strcasestr(cc, "max-age=0"))) ||
+                            (pragma && strcasestr(pragma, "no-cache"));
         req->api.names = req->names;
         req->api.values = req->values;
         req->api.nparams = req->nparams;

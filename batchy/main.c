@@ -39,6 +39,7 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
+    reads_setup((size_t)opts.read_cache_mb << 20);
     if (store_start(&opts.redis, opts.redis_timeout_ms, opts.min_replicas,
                     opts.replica_timeout_ms) != 0 ||
         notice_start(&opts.redis, opts.redis_timeout_ms) != 0) {
@@ -79,5 +80,6 @@ int main(int argc, char **argv)
     http_stop(server);
     cache_clear();
     rows_stop();
+    reads_stop();
     return 0;
 }

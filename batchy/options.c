@@ -40,6 +40,8 @@ static const char usage_text[] =
     "                          503 (BATCHY_MIN_REPLICAS; 0)\n"
     "      --replica-timeout MS  how long a write waits for them (BATCHY_REPLICA_TIMEOUT;\n"
     "                          1000)\n"
+    "      --read-cache-mb N   memory for get_status answers kept while Redis says they\n"
+    "                          are current, 0 for none (BATCHY_READ_CACHE_MB; 64)\n"
     "      --ui-dir DIR        serve the dashboard's files (/ui) from DIR rather than\n"
     "                          the binary's own, to work on them (BATCHY_UI_DIR)\n"
     "  -q, --quiet             no access log\n"
@@ -353,6 +355,9 @@ static int options_from_env(bty_options *opts, char *problem, size_t size)
     if ((v = getenv("BATCHY_REPLICA_TIMEOUT")) && v[0] &&
         parse_int(v, 1, 60000, &opts->replica_timeout_ms))
         return env_problem(problem, size, "BATCHY_REPLICA_TIMEOUT must be 1-60000 ms, not '%s'", v);
+    if ((v = getenv("BATCHY_READ_CACHE_MB")) && v[0] &&
+        parse_int(v, 0, 1000000, &opts->read_cache_mb))
+        return env_problem(problem, size, "BATCHY_READ_CACHE_MB must be 0-1000000, not '%s'", v);
     if ((v = getenv("BATCHY_UI_DIR")) && copy_bounded(opts->ui_dir, sizeof(opts->ui_dir), v))
         return env_problem(problem, size, "%s", "BATCHY_UI_DIR too long");
     return 0;
@@ -376,6 +381,7 @@ int options_parse(int argc, char **argv, bty_options *opts)
     opts->keep_batches = 1000;
     opts->metrics_steps = 1;
     opts->replica_timeout_ms = 1000;
+    opts->read_cache_mb = 64;
 
     /* Judged once argv is read: --help, --version and --check ignore it. */
     char problem[1200] = "";
@@ -391,6 +397,7 @@ int options_parse(int argc, char **argv, bty_options *opts)
         {"keep-batches", required_argument, NULL, 'K'},
         {"metrics-steps", required_argument, NULL, 'M'},
         {"ui-dir", required_argument, NULL, 'U'},
+        {"read-cache-mb", required_argument, NULL, 'G'},
         {"min-replicas", required_argument, NULL, 'R'},
         {"replica-timeout", required_argument, NULL, 'W'},
         {"quiet", no_argument, NULL, 'q'},
@@ -444,6 +451,10 @@ int options_parse(int argc, char **argv, bty_options *opts)
         case 'W':
             if (parse_int(optarg, 1, 60000, &opts->replica_timeout_ms))
                 return usage_error("--replica-timeout must be 1-60000 ms, not '%s'", optarg);
+            break;
+        case 'G':
+            if (parse_int(optarg, 0, 1000000, &opts->read_cache_mb))
+                return usage_error("--read-cache-mb must be 0-1000000, not '%s'", optarg);
             break;
         case 'U':
             if (copy_bounded(opts->ui_dir, sizeof(opts->ui_dir), optarg))

@@ -34,7 +34,6 @@
 #include "shell.h"
 
 #define ROWS_MAX_BYTES (32u << 20)
-#define INVAL_SLOTS    4096
 
 typedef struct row {
     struct row *next;
@@ -47,9 +46,8 @@ typedef struct row {
 } row;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_ullong inval[INVAL_SLOTS]; /* invalidations, by key's slot */
-static atomic_ullong flushes;            /* FLUSHDB and FLUSHALL seen */
-static row **buckets;                    /* nbuckets chains */
+static track_state track; /* what Redis said changed (track.c) */
+static row **buckets;     /* nbuckets chains */
 static size_t nbuckets, count, bytes;
 
 static uint64_t mix(uint64_t h, uint64_t v)
@@ -86,31 +84,24 @@ uint64_t rows_fingerprint(const bty_hash *h)
 
 static size_t bucket_of(const char *name);
 
-static size_t slot_of(const char *key, size_t len)
-{
-    return (size_t)(hash_bytes(1, key, len) % INVAL_SLOTS);
-}
-
 void rows_invalidate(const char *key, size_t len)
 {
-    atomic_fetch_add(&inval[slot_of(key, len)], 1);
+    track_invalidate(&track, key, len);
 }
 
 void rows_invalidate_all(void)
 {
-    atomic_fetch_add(&flushes, 1);
-}
-
-/* The epoch of reads sent now: 0 when Redis does not track them. */
-static uint64_t epoch_now(void)
-{
-    uint64_t tracked = store_track_epoch();
-    return tracked ? mix(tracked, atomic_load(&flushes)) | 1 : 0;
+    track_flush(&track);
 }
 
 rows_stamp rows_stamp_now(const char *name)
 {
-    return (rows_stamp){epoch_now(), atomic_load(&inval[slot_of(name, strlen(name))])};
+    return track_stamp_of(&track, name, strlen(name), store_track_epoch());
+}
+
+int rows_stamp_holds(const char *key, rows_stamp stamp)
+{
+    return track_trusted(&track, key, strlen(key), stamp, store_track_epoch());
 }
 
 /* What a listing wants of r (which: ROWS_ROW or ROWS_METRICS). */
@@ -121,15 +112,13 @@ static page_text *wanted(const row *r, int which)
 
 int rows_trusted(const char *name, int which, page_text **out)
 {
-    rows_stamp now = rows_stamp_now(name);
     int rc = 0;
-    if (!now.epoch)
+    if (!store_track_epoch())
         return 0;
     pthread_mutex_lock(&lock);
     for (row *r = nbuckets ? buckets[bucket_of(name)] : NULL; r; r = r->next) {
         if (strcmp(r->name, name) == 0) {
-            if (r->stamp.epoch == now.epoch && r->stamp.inval == now.inval &&
-                clock_now().sec < r->until) {
+            if (rows_stamp_holds(name, r->stamp) && clock_now().sec < r->until) {
                 *out = page_text_ref(wanted(r, which));
                 rc = 1;
             }
@@ -172,7 +161,7 @@ int rows_take(const char *name, uint64_t fingerprint, const rows_stamp *stamp, i
             if (r->fingerprint == fingerprint && clock_now().sec < r->until) {
                 /* read again, unchanged: trusted as that read is */
                 *out = page_text_ref(wanted(r, which));
-                r->stamp = stamp ? *stamp : (rows_stamp){0, 0};
+                r->stamp = stamp ? *stamp : (rows_stamp){0, 0, 0};
                 rc = 1;
             }
             break;
@@ -208,7 +197,7 @@ static int grow(void)
 void rows_put(const char *name, uint64_t fingerprint, page_text *json, page_text *lines,
               int64_t until, const rows_stamp *stamp)
 {
-    rows_stamp untrusted = {0, 0};
+    rows_stamp untrusted = {0, 0, 0};
     size_t name_len = strlen(name), size = json->len + lines->len;
     pthread_mutex_lock(&lock);
     if (bytes + name_len + size + sizeof(row) > ROWS_MAX_BYTES)

@@ -21,6 +21,7 @@
  *              texts they are made of, shared by reference
  *   rows.c     each workflow's /workflows row and /metrics lines, kept
  *              while Redis says its hash is unchanged
+ *   reads.c    get_status answers, kept the same way
  *   apply.c    the write protocol: read -> rule(now) -> compare-and-set
  *              write -> retry, and when to trust the cache
  *   api.c      the handlers, one per row of the endpoint table (batchy.h)
@@ -94,6 +95,7 @@ typedef struct bty_options {
     long long keep_batches;            /* batch snapshots kept per workflow; 0: all */
     int metrics_steps;                 /* per-step series in /metrics (--metrics-steps) */
     char ui_dir[1024];                 /* "" or where the dashboard's files are (--ui-dir) */
+    int read_cache_mb;                 /* get_status answers kept in memory (--read-cache-mb) */
     int min_replicas;                  /* replicas that must hold a write (--min-replicas) */
     int replica_timeout_ms;            /* how long to wait for them (--replica-timeout) */
     char changes_channel[BTY_KEY_MAX]; /* the redis URL's db's (key_changes_channel) */
@@ -496,11 +498,10 @@ uint64_t rows_fingerprint(const bty_hash *h);
 enum { ROWS_ROW, ROWS_METRICS };
 /* When a read of a workflow was sent: what Redis' tracking said then
  * (rows.c's head comment). */
-typedef struct rows_stamp {
-    uint64_t epoch; /* 0: the read is not tracked */
-    uint64_t inval;
-} rows_stamp;
+typedef track_stamp rows_stamp;
 rows_stamp rows_stamp_now(const char *name);
+/* Whether what a read of key stamped so made is still the key's. */
+int rows_stamp_holds(const char *key, rows_stamp stamp);
 /* If the row of `name` was made from a hash with this fingerprint: 1 with
  * a reference to what `which` wants of it in *out (and the row now trusted
  * as the read stamped *stamp is; NULL: not trusted); else 0. */
@@ -520,6 +521,21 @@ void rows_invalidate(const char *key, size_t len);
 void rows_invalidate_all(void);
 /* Forget every row (at stop). */
 void rows_stop(void);
+
+/* ------------------------------------------------------------------ reads.c
+ * get_status answers from memory, while Redis says their workflow is
+ * unchanged (reads.c's head comment). Thread-safe; bounded. */
+
+/* The budget in bytes (0: nothing is kept). */
+void reads_setup(size_t budget_bytes);
+/* 1 with a malloc'd copy of key's answer and its ETag (with its quotes)
+ * when it is kept and trusted; else 0. */
+int reads_get(const char *key, char **body, char etag[24]);
+/* Keep key's answer, made from a read sent at stamp (copied; a stamp of
+ * epoch 0, an untracked read, is not kept). */
+void reads_put(const char *key, const char *body, const char *etag, rows_stamp stamp);
+/* Forget everything (at stop). */
+void reads_stop(void);
 
 /* ------------------------------------------------------------------ apply.c
  * The write protocol of open, close and fail (apply.c's head comment says
@@ -594,6 +610,7 @@ typedef struct api_reply {
 typedef struct api_request {
     const bty_options *opts;
     const char *if_none_match; /* the request's header, or NULL; borrowed */
+    int no_cache;              /* Cache-Control: no-cache (or Pragma): read Redis */
     bty_target target;
     char *const *names; /* the parameters, query and form, in order */
     char *const *values;
@@ -609,6 +626,8 @@ typedef struct api_request {
             long long wait_ms;      /* ?wait=, 0 for none */
             unsigned long long seq; /* hold_seq before the read */
             hold_waiter hold;       /* HANDLER_HOLD: what to wait for */
+            int tracked;            /* the read is tracked (reads.c keeps its answer) */
+            rows_stamp stamp;       /* taken before it was sent */
         } read;
         struct {
             hold_stream *stream; /* handed to the reply */

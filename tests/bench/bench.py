@@ -112,7 +112,10 @@ class Servers:
         self.procs = []
 
     def start(self):
-        self.redis = self._spawn(["redis-server", "--port", "0", "--unixsocket", self.sock,
+        # The socket, and TCP on loopback for the batchy that reads over it.
+        self.redis_port = free_port()
+        self.redis = self._spawn(["redis-server", "--port", str(self.redis_port),
+                                  "--bind", "127.0.0.1", "--unixsocket", self.sock,
                                   "--dir", self.dir, "--save", "", "--appendonly", "no"], "redis")
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock) and time.monotonic() < deadline:
@@ -121,16 +124,21 @@ class Servers:
         # A second batchy on the same Redis, for calls where another process
         # wrote the workflow last (cost_growth).
         self.other_port, self.other = self._batchy("batchy2")
+        # get_status with Redis over TCP, and without the answers kept in
+        # memory (--read-cache-mb 0): what reading Redis each time costs.
+        self.tcp_port, self.tcp = self._batchy(
+            "batchy-tcp", "redis://127.0.0.1:%d/0" % self.redis_port)
+        self.nokeep_port, self.nokeep = self._batchy("batchy-nokeep", extra=["--read-cache-mb", "0"])
         self.minimal_port = free_port()
         self.minimal = self._spawn([os.path.join(BUILD, "bench", "minimal"),
                                     str(self.minimal_port), str(THREADS)], "minimal")
         wait_port(self.minimal_port, self.minimal, "minimal server")
 
-    def _batchy(self, name):
+    def _batchy(self, name, redis=None, extra=()):
         port = free_port()
         proc = self._spawn([os.path.join(BUILD, "batchy"), "--listen", "127.0.0.1:%d" % port,
-                            "--redis", "unix://" + self.sock, "--cfg-dir", self.cfg,
-                            "--threads", str(THREADS)], name)
+                            "--redis", redis or "unix://" + self.sock, "--cfg-dir", self.cfg,
+                            "--threads", str(THREADS)] + list(extra), name)
         wait_port(port, proc, name)
         return port, proc
 
@@ -744,6 +752,10 @@ def run(servers):
     scenarios = [
         ("minimal server (HTTP limit)", minimal, None, servers.minimal.pid, None),
         ("get_status, 3 steps", base + "/get_status/get3", None, bpid, rpid),
+        ("get_status, 3, Redis TCP", "http://127.0.0.1:%d/get_status/get3" % servers.tcp_port,
+         None, servers.tcp.pid, rpid),
+        ("get_status, 3, not kept", "http://127.0.0.1:%d/get_status/get3" % servers.nokeep_port,
+         None, servers.nokeep.pid, rpid),
         ("get_status, 100 steps", base + "/get_status/get100", None, bpid, rpid),
         ("open_batch + close_batch", base, lua, bpid, rpid),
         ("index", base + "/index", None, bpid, None),
@@ -836,6 +848,8 @@ def print_report(rep):
             return hg3[c]["rps"]
         if name == "get_status, 100 steps":
             return hg100[c]["rps"]
+        if name == "get_status, 3, not kept":
+            return hg3[c]["rps"]
         if name == "open_batch + close_batch":
             # Per call: one write round trip (batchy knows what it wrote).
             return write[c]["rps"]

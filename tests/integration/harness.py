@@ -349,9 +349,13 @@ class SentinelSet:
     replica that has received the most. Servers are numbered in
     self.servers (0: the first master)."""
 
-    def __init__(self, replicas=2, sentinels=3, name="batchy", down_after_ms=1000):
+    def __init__(self, replicas=2, sentinels=3, name="batchy", down_after_ms=1000,
+                 failover_timeout_ms=2000):
         self.name = name
         self.down_after_ms = down_after_ms
+        # A sentinel starts no new failover of the same master within twice
+        # this of the last: failovers in a row wait that long (failover_gap).
+        self.failover_timeout_ms = failover_timeout_ms
         self.servers = []
         self.sentinels = []
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
@@ -372,10 +376,10 @@ class SentinelSet:
                 f.write("port %d\nbind 127.0.0.1\ndir %s\n"
                         "sentinel monitor %s 127.0.0.1 %d 2\n"
                         "sentinel down-after-milliseconds %s %d\n"
-                        "sentinel failover-timeout %s 10000\n"
+                        "sentinel failover-timeout %s %d\n"
                         "sentinel parallel-syncs %s 2\n"
                         % (port, d, self.name, master.port, self.name, self.down_after_ms,
-                           self.name, self.name))
+                           self.name, self.failover_timeout_ms, self.name))
             log = open(os.path.join(d, "sentinel.log"), "ab")
             proc = subprocess.Popen(["redis-sentinel", conf], stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
@@ -384,6 +388,10 @@ class SentinelSet:
             self.sentinel_master(s["port"]) == master.port for s in self.sentinels),
             "the sentinels to see the master and its replicas")
         return self
+
+    def failover_gap(self):
+        """Seconds to leave between a failover and the next."""
+        return 2 * self.failover_timeout_ms / 1000 + 1
 
     def url(self, db=0, sentinels=None):
         hosts = ",".join("127.0.0.1:%d" % p for p in (sentinels or self.sentinel_ports))
