@@ -527,6 +527,20 @@ ROWS = [
         get("/close_batch/wf1?rewind_to=2026-01-01"), error(400, "'rewind_to' is a special field")),
     row("operating", "rewind_with_head", "`HEAD /rewind/wf1?from_date=2026-01-01`",
         Http("HEAD", "/rewind/wf1?from_date=2026-01-01", [], None), library(405)),
+    row("dashboard", "ui_unknown_file", "`GET /ui/-/nope.js`",
+        get("/ui/-/nope.js"), error(404, "no such file of the dashboard")),
+    row("dashboard", "ui_file_dot_dot", "`GET /ui/-/..`",
+        get("/ui/-/.."), error(404, "no such file of the dashboard")),
+    row("dashboard", "ui_file_upper_case", "`GET /ui/-/App.js`",
+        get("/ui/-/App.js"), error(404, "no such file of the dashboard")),
+    row("dashboard", "ui_path_too_deep", "`GET /ui/wf1/x`",
+        get("/ui/wf1/x"), error(404, "ui takes /<workflow> or /-/<file>")),
+    row("dashboard", "ui_dash_alone", "`GET /ui/-`",
+        get("/ui/-"), error(400, "")),
+    row("dashboard", "ui_snapshot_key", "`GET /ui/wf1-1795413600`",
+        get("/ui/wf1-1795413600"), error(400, "must not end in -<digits>")),
+    row("dashboard", "ui_post", "`POST /ui`",
+        req("POST", "/ui", body=b""), error(405, "use GET (or HEAD)")),
 ]
 
 
@@ -797,7 +811,7 @@ class ReadmeTableTest(unittest.TestCase):
         categories = {r.category for r in ROWS}
         self.assertEqual(categories, {"workflow name", "step name", "path", "query string",
                                       "YAML file", "header", "method", "size", "operating",
-                                      "waiting"})
+                                      "waiting", "dashboard"})
         self.assertGreaterEqual(len(ROWS), 40)
 
 
