@@ -510,6 +510,10 @@ track_stamp track_stamp_of(track_state *s, const char *key, size_t len, uint64_t
 int track_trusted(track_state *s, const char *key, size_t len, track_stamp st, uint64_t tracking);
 /* Redis said key changed; or that every key did (FLUSHDB, FLUSHALL). */
 void track_invalidate(track_state *s, const char *key, size_t len);
+/* The 64-bit hash of n bytes from seed, and one step of it: slots here,
+ * and the shell's tables and fingerprints (rows.c, reads.c). */
+uint64_t track_hash(uint64_t seed, const char *p, size_t n);
+uint64_t track_mix(uint64_t h, uint64_t v);
 void track_flush(track_state *s);
 
 /* ------------------------------------------------------------------ route.c

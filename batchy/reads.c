@@ -36,10 +36,7 @@ static entry *newest, *oldest;
 
 static size_t bucket_of(const char *key)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    return (size_t)(h % nbuckets);
+    return (size_t)(track_hash(0, key, strlen(key)) % nbuckets);
 }
 
 static void unlink_use(entry *e)

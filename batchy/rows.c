@@ -50,36 +50,16 @@ static track_state track; /* what Redis said changed (track.c) */
 static row **buckets;     /* nbuckets chains */
 static size_t nbuckets, count, bytes;
 
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v;
-    h *= 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_bytes(uint64_t h, const char *p, size_t n)
-{
-    h = mix(h, n);
-    for (; n >= 8; p += 8, n -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = mix(h, w);
-    }
-    uint64_t last = 0;
-    memcpy(&last, p, n);
-    return mix(h, last);
-}
-
 uint64_t rows_fingerprint(const bty_hash *h)
 {
     uint64_t sum = 0;
     for (size_t i = 0; i < h->n; i++) {
-        uint64_t f = hash_bytes(0x243F6A8885A308D3ULL, h->fields[i].name, h->fields[i].name_len);
+        uint64_t f = track_hash(0x243F6A8885A308D3ULL, h->fields[i].name, h->fields[i].name_len);
         /* summed: the same whatever order the fields come in */
-        sum +=
-            mix(hash_bytes(f, h->fields[i].value, h->fields[i].value_len), 0xB7E151628AED2A6BULL);
+        sum += track_mix(track_hash(f, h->fields[i].value, h->fields[i].value_len),
+                         0xB7E151628AED2A6BULL);
     }
-    return mix(sum, h->n);
+    return track_mix(sum, h->n);
 }
 
 static size_t bucket_of(const char *name);
@@ -131,7 +111,7 @@ int rows_trusted(const char *name, int which, page_text **out)
 
 static size_t bucket_of(const char *name)
 {
-    return (size_t)(hash_bytes(0, name, strlen(name)) % nbuckets);
+    return (size_t)(track_hash(0, name, strlen(name)) % nbuckets);
 }
 
 static void forget_all(void)
@@ -182,7 +162,7 @@ static int grow(void)
         row *r = buckets[i];
         while (r) {
             row *next = r->next;
-            size_t b = (size_t)(hash_bytes(0, r->name, strlen(r->name)) % n);
+            size_t b = (size_t)(track_hash(0, r->name, strlen(r->name)) % n);
             r->next = grown[b];
             grown[b] = r;
             r = next;

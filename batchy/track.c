@@ -25,24 +25,29 @@
 
 #include "batchy.h"
 
-static uint64_t mix(uint64_t h, uint64_t v)
+uint64_t track_mix(uint64_t h, uint64_t v)
 {
     h ^= v;
     h *= 0x9E3779B97F4A7C15ULL;
     return h ^ (h >> 29);
 }
 
-static size_t slot_of(const char *key, size_t len)
+uint64_t track_hash(uint64_t seed, const char *p, size_t n)
 {
-    uint64_t h = mix(1, len);
-    for (; len >= 8; key += 8, len -= 8) {
+    uint64_t h = track_mix(seed, n);
+    for (; n >= 8; p += 8, n -= 8) {
         uint64_t w;
-        memcpy(&w, key, 8);
-        h = mix(h, w);
+        memcpy(&w, p, 8);
+        h = track_mix(h, w);
     }
     uint64_t last = 0;
-    memcpy(&last, key, len);
-    return (size_t)(mix(h, last) % TRACK_SLOTS);
+    memcpy(&last, p, n);
+    return track_mix(h, last);
+}
+
+static size_t slot_of(const char *key, size_t len)
+{
+    return (size_t)(track_hash(1, key, len) % TRACK_SLOTS);
 }
 
 track_stamp track_stamp_of(track_state *s, const char *key, size_t len, uint64_t tracking)
