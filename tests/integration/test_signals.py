@@ -278,6 +278,26 @@ class SignalsAndOptionsTest(OwnBatchyMixin, unittest.TestCase):
         self.assertIn(b"cannot listen", out.stderr)
         self.assertEqual(first.get("/index").status, 200)
 
+    def test_bad_values_of_the_newer_options_exit_64_saying_which(self):
+        # --min-replicas, --replica-timeout, --read-cache-mb, --metrics-steps,
+        # --ui-dir: on the command line and in the environment alike
+        cases = [(["--min-replicas", "-1"], {}, "--min-replicas must be 0-100"),
+                 (["--min-replicas", "many"], {}, "--min-replicas must be 0-100"),
+                 (["--replica-timeout", "0"], {}, "--replica-timeout must be 1-60000 ms"),
+                 (["--read-cache-mb", "lots"], {}, "--read-cache-mb must be 0-1000000"),
+                 (["--metrics-steps", "yes"], {}, "--metrics-steps must be on or off"),
+                 (["--ui-dir", "x" * 2000], {}, "--ui-dir too long"),
+                 ([], {"BATCHY_MIN_REPLICAS": "101"}, "BATCHY_MIN_REPLICAS must be 0-100"),
+                 ([], {"BATCHY_REPLICA_TIMEOUT": "60001"}, "BATCHY_REPLICA_TIMEOUT must be"),
+                 ([], {"BATCHY_READ_CACHE_MB": "-5"}, "BATCHY_READ_CACHE_MB must be"),
+                 ([], {"BATCHY_UI_DIR": "x" * 2000}, "BATCHY_UI_DIR too long")]
+        for args, env, says in cases:
+            with self.subTest(args=args, env=list(env)):
+                out = run_batchy(args, env=env)
+                self.assertEqual(out.returncode, 64, out)
+                self.assertIn(says.encode(), out.stderr)
+                self.assertEqual(out.stdout, b"", out)
+
     def test_redis_url_errors_never_show_the_password(self):
         for url in ("redis://etl:s3cret@localhost/abc", "redis://:s3cret@localhost:99999",
                     "rediss://:s3cret@localhost"):
