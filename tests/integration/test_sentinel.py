@@ -90,6 +90,11 @@ class SentinelTest(unittest.TestCase):
         with open("%s/cfg/dm.yaml" % b.workdir, "w") as f:
             f.write("job:\n  p: 1\n")
         self.assertEqual(b.get("/load_cfg/dm").status, 200)
+        # on every replica before the failover: it is asked, not forced by
+        # a master's death, and waits for no replica to catch up
+        for replica in self.sentinels.servers[1:]:
+            self.sentinels.wait_for(lambda r=replica: SentinelSet.cli(r.port, "EXISTS", "dm") == "1",
+                                    "the load on the replicas")
         SentinelSet.cli(self.sentinels.sentinel_ports[0], "SENTINEL", "FAILOVER", "batchy")
         # Nothing but healthz (a PING, which a replica answers too): only
         # the sentinel's word moves Batchy
