@@ -10,8 +10,10 @@
  * and handed to every waiter whose ETag it no longer matches, which is
  * resumed and answers it (api.c). So ten thousand waiters of one workflow
  * cost one read and one rendering per change, and nothing while nothing
- * changes but one bounded re-check every RECHECK_MS, which is how a
- * change made by hand in Redis (no notice) is seen.
+ * changes but one bounded re-check every RECHECK_MS. A change made by
+ * hand in Redis publishes no notice: Redis' invalidation of the key (a
+ * group's reads are tracked) is its notice, and the re-check sees it when
+ * tracking is off.
  *
  * A notice can come between the read a handler made and the moment its
  * waiter is added here: each workflow's notices are counted (hold_seq),
@@ -20,7 +22,9 @@
  *
  * An event stream (GET /events) is a buffer of text that the HTTP layer
  * sends as it can. A notice for a workflow a stream follows reads it
- * (the same group mechanism) and appends one event per change; a comment
+ * (the same group mechanism) and appends one event per change: a change
+ * through Batchy comes twice (notice and invalidation), so a group keeps
+ * the ETag of its last event while streams are open; a comment
  * every 15 s keeps proxies from cutting an idle stream. A reader slower
  * than what it is sent is cut once its buffer holds STREAM_MAX bytes.
  *
@@ -252,10 +256,13 @@ static hold_group *group_get(const char *workflow, const char *key)
     return g;
 }
 
-/* Free g if nothing needs it any more: no waiter, no read under way. */
+/* Free g if nothing needs it any more: no waiter, no read under way,
+ * and no event it remembers while streams are open (a change comes as a
+ * notice and as Redis' invalidation, and its second read must find the
+ * first's event to send none). */
 static void group_maybe_free(hold_group *g)
 {
-    if (g->nwaiters || g->reading)
+    if (g->nwaiters || g->reading || (g->has_event && hold.nstreams))
         return;
     hold_group **at = &hold.buckets[g->hash & (BUCKETS - 1)];
     while (*at != g)
@@ -280,8 +287,13 @@ static void group_read(hold_group *g, hold_group **submit)
         g->again = 1;
         return;
     }
+    /* Tracked: a change made by hand then comes as Redis' invalidation
+     * (notice.c) and wakes the group at once. Asked whether tracking is
+     * on or not (the store may not be connected yet to know): when it is
+     * off, Redis refuses the CLIENT CACHING and the read is not tracked. */
     bty_error err;
-    if (store_call_read(&g->call, g->key, &err) != 0)
+    char *keys[] = {g->key};
+    if (store_call_reads(&g->call, keys, 1, 1, &err) != 0)
         return; /* out of memory: the next re-check tries again */
     g->reading = 1;
     g->submit_next = *submit;
@@ -452,9 +464,14 @@ static void group_read_done(void *arg)
         }
         free(text);
     }
+    /* What the last event was of: the ETag, or "-" for a workflow gone; a
+     * failed read is never the same as the last (its error is news). */
+    char seen[24] = "";
+    if (!failed)
+        snprintf(seen, sizeof(seen), "%s", hash.n ? etag : "-");
     /* g->events is only ever set on a group reading its workflow's key. */
     pthread_mutex_lock(&hold.lock);
-    int events = g->events && !(g->has_event && strcmp(g->event_etag, etag) == 0 && etag[0]);
+    int events = g->events && !(g->has_event && strcmp(g->event_etag, seen) == 0);
     g->events = 0;
     pthread_mutex_unlock(&hold.lock);
     if (events)
@@ -465,8 +482,8 @@ static void group_read_done(void *arg)
     void **conns = NULL;
     size_t nconns = 0;
     if (event_len) {
-        g->has_event = etag[0] != '\0';
-        memcpy(g->event_etag, etag, sizeof(etag));
+        g->has_event = seen[0] != '\0';
+        memcpy(g->event_etag, seen, sizeof(seen));
         conns = stream_room();
         for (hold_stream *s = hold.streams; s; s = s->next)
             if (s->live && stream_follows(s, g->workflow)) {
@@ -602,8 +619,11 @@ long long hold_tick(void)
     void **conns = NULL;
     size_t nconns = 0;
     pthread_mutex_lock(&hold.lock);
-    while (hold.nheap && hold.heap[0]->deadline_ms <= now)
+    while (hold.nheap && hold.heap[0]->deadline_ms <= now) {
+        hold_group *g = hold.heap[0]->group;
         waiter_take(hold.heap[0], HOLD_TIMEOUT, NULL, &woken);
+        group_maybe_free(g);
+    }
     if (now >= hold.next_recheck_ms) {
         recheck(RECHECK_MAX, &submit);
         hold.next_recheck_ms = now + RECHECK_MS;
@@ -637,8 +657,11 @@ void hold_stop(void)
     size_t nconns = 0;
     pthread_mutex_lock(&hold.lock);
     hold.stopping = 1;
-    while (hold.nheap)
+    while (hold.nheap) {
+        hold_group *g = hold.heap[0]->group;
         waiter_take(hold.heap[0], HOLD_STOPPING, NULL, &woken);
+        group_maybe_free(g);
+    }
     free(hold.heap); /* no waiter is added from now on */
     hold.heap = NULL;
     hold.heap_room = 0;
@@ -786,6 +809,11 @@ void hold_stream_close(hold_stream *s)
         s->next->prev = s->prev;
     hold.nstreams--;
     atomic_fetch_sub(&hold.listeners, 1);
+    if (!hold.nstreams) /* the last: no event to remember any more */
+        for (hold_group *g = hold.oldest, *next; g; g = next) {
+            next = g->newer;
+            group_maybe_free(g);
+        }
     pthread_mutex_unlock(&hold.lock);
     free(s->names);
     free(s->buf);

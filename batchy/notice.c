@@ -308,9 +308,18 @@ static int take_messages(void)
                     strlen(what->str) == what->len)
                     hold_notice(what->str);
             } else if (what->type == REDIS_REPLY_ARRAY) {
-                for (size_t i = 0; i < what->elements; i++)
-                    if (what->element[i]->type == REDIS_REPLY_STRING)
-                        rows_invalidate(what->element[i]->str, what->element[i]->len);
+                for (size_t i = 0; i < what->elements; i++) {
+                    const redisReply *key = what->element[i];
+                    if (key->type != REDIS_REPLY_STRING)
+                        continue;
+                    rows_invalidate(key->str, key->len);
+                    /* A change by hand publishes nothing; its invalidation
+                     * wakes who waits on that workflow all the same. A
+                     * change that also publishes is read twice, and the
+                     * second read finds nothing new (hold.c). */
+                    if (key->len < BTY_KEY_MAX && strlen(key->str) == key->len)
+                        hold_notice(key->str);
+                }
             } else {
                 rows_invalidate_all(); /* nil: FLUSHDB, FLUSHALL */
             }

@@ -2,6 +2,7 @@
 conditional requests, held requests (?wait=), change notices through Redis
 between Batchy processes, and the /events stream."""
 import http.client
+import json
 import re
 import signal
 import socket
@@ -289,6 +290,33 @@ class EventStreamTest(TwoBatchyTestCase):
                                       "counts": {"open": 2}, "updated": evs[0]["updated"]})
             self.assertEqual(evs[1]["counts"], {"open": 1, "success": 1})
             self.assertEqual(evs[1]["batch_id"], bid)
+
+    def test_a_change_is_one_event_whether_it_publishes_or_is_made_by_hand(self):
+        # A write through Batchy comes to the stream's process twice (its
+        # change notice and Redis' invalidation of the key it read); a
+        # hand edit only as an invalidation, and well before the 2 s
+        # re-check of what is held (streams have none).
+        with open_stream(self.second.port, "?wf=" + self.wf) as s:
+            read_until(s, rb": batchy events\n\n", PROMPT)
+            got = b""
+            self.ok("open_batch", self.wf)
+            got += read_until(s, rb"data: [^\n]*\n\n", PROMPT)
+            self.redis.cli("HSET", self.wf, "job3", json.dumps({"status": "failed"}))
+            got += read_until(s, rb"data: [^\n]*\n\n", PROMPT)
+            self.ok("close_batch", self.wf, {"step": "job1"})
+            got += read_until(s, rb"data: [^\n]*\n\n", PROMPT)
+            # A hand write of what is there already: Redis invalidates the
+            # key all the same, and the read it brings finds no change.
+            self.redis.cli("HSET", self.wf, "job2", self.redis.cli("HGET", self.wf, "job2"))
+            # and nothing more: no change came twice
+            s.settimeout(1.0 * SLOW)
+            try:
+                got += s.recv(65536)
+            except socket.timeout:
+                pass
+            counts = [e["counts"] for e in events_of(got)]
+            self.assertEqual(counts, [{"open": 2}, {"open": 2, "failed": 1},
+                                      {"open": 1, "success": 1, "failed": 1}], got)
 
     def test_an_idle_stream_gets_a_comment_every_15_seconds(self):
         with open_stream(self.second.port, "?wf=" + self.wf) as s:
