@@ -74,8 +74,17 @@ if [ ${#failed_steps[@]} -gt 0 ]; then
     # Each failed test's report above holds its traceback, what it printed,
     # how long it took under what load, and the tails of the batchy and
     # redis-server logs: enough to tell a slow machine from a real defect.
+    # Each with what it raised and how long it took, so that the end of
+    # the log alone says what failed and why.
     echo "failed tests (reports above):"
-    grep -E '^(FAIL|ERROR): |^\[  FAILED  \] [a-z_]' "$log" | sort -u | sed 's/^/    /'
+    awk '
+        function flush() { if (name != "") print "    " name (why != "" ? "\n        " why : "") (took != "" ? "\n        " took : ""); name = why = took = "" }
+        /^\[  FAILED  \] [a-z_]/ { flush(); print "    " $0; next }
+        /^(FAIL|ERROR): / { flush(); name = $0; next }
+        /^(=+|-+)$/ && why != "" { flush(); next }
+        name != "" && why == "" && /^[A-Za-z_.]*(Error|Exception|Expired|Exit)(: |$)/ { why = substr($0, 1, 400) }
+        name != "" && took == "" && /^--- .* took [0-9.]+s in the / { took = substr($0, 5, 200) }
+        END { flush() }' "$log" | awk '!seen[$0]++ || /^        /'
     echo "failed steps: ${failed_steps[*]}"
     [ "$failed" -eq 0 ] && failed=1
 fi

@@ -427,12 +427,24 @@ class SentinelSet:
         return info.count(",state=online,") >= n
 
     def master(self):
-        """The server every sentinel names as the master."""
+        """The server every sentinel names as the master (None while they
+        disagree)."""
         ports = {self.sentinel_master(s["port"]) for s in self.sentinels}
         for srv in self.servers:
             if ports == {srv.port}:
                 return srv
         return None
+
+    def agreed_master(self, other_than=None, timeout=30):
+        """The master once every sentinel names it (and it is not
+        other_than): the sentinels that did not lead a failover learn of
+        it from the others' hello messages, every 2 s, later on a busy
+        machine."""
+        found = []
+        self.wait_for(lambda: found.append(self.master()) or
+                      (found[-1] is not None and found[-1] is not other_than),
+                      "the sentinels to agree on a master", timeout)
+        return found[-1]
 
     def cleanup(self):
         for s in self.sentinels:

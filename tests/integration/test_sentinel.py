@@ -105,8 +105,7 @@ class SentinelTest(unittest.TestCase):
                 break
             self.assertLess(time.monotonic(), deadline, health)
             time.sleep(0.05)
-        self.sentinels.wait_for(lambda: self.sentinels.master() is not None, "the switch")
-        new = self.sentinels.master()
+        new = self.sentinels.agreed_master(other_than=self.sentinels.servers[0])
         self.assertEqual(health.json()["master"], "127.0.0.1:%d" % new.port)
         self.assertEqual(b.get("/open_batch/dm").status, 200)
         self.assertIn('"status": "open"', SentinelSet.cli(new.port, "HGET", "dm", "job"))
