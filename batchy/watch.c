@@ -174,17 +174,55 @@ static void log_flush(watch *w)
     pthread_mutex_unlock(&w->log_lock);
 }
 
+/* The decimal digits of v (at least min of them, zero-padded) at o; the
+ * end. */
+static char *put_digits(char *o, unsigned long long v, int min)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v || n < min);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
+}
+
+static char *put_text(char *o, const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    memcpy(o, s, n);
+    return o + n;
+}
+
 void watch_log(watch *w, const char *method, const char *path, int status, long long us)
 {
     if (w->quiet)
         return;
+    /* "<time>Z <method> <path> <status> <ms>.<us>ms": put together by
+     * hand, one per request (snprintf was a third of a cached get_status'
+     * own instructions). Bounded: 20 + 16 + 256 + 3 x 20 + 5 < 400. */
     char stamp[BTY_TIME_LEN + 1], line[400];
     time_format(clock_now(), stamp);
-    int len = snprintf(line, sizeof(line), "%.19sZ %s %s %d %lld.%03lldms\n", stamp, method, path,
-                       status, us / 1000, us % 1000);
-    if (len <= 0)
-        return;
-    size_t n = (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1;
+    char *o = put_text(line, stamp, 19);
+    *o++ = 'Z';
+    *o++ = ' ';
+    o = put_text(o, method, 16);
+    *o++ = ' ';
+    o = put_text(o, path, 256);
+    *o++ = ' ';
+    if (status < 0)
+        *o++ = '-', status = -status;
+    o = put_digits(o, (unsigned)status, 1);
+    *o++ = ' ';
+    if (us < 0)
+        us = 0;
+    o = put_digits(o, (unsigned long long)us / 1000, 1);
+    *o++ = '.';
+    o = put_digits(o, (unsigned long long)us % 1000, 3);
+    memcpy(o, "ms\n", 3);
+    size_t n = (size_t)(o + 3 - line);
     long long now = now_ms();
     pthread_mutex_lock(&w->log_lock);
     if (w->log_len + n > sizeof(w->log_buf))

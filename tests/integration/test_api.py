@@ -493,9 +493,10 @@ class AccessLogTest(ServiceTestCase):
         self.assertIn("404", tokens, line)
         self.assertNotIn("hidden123", self.batchy.stderr())
         self.assertNotIn("secretparam", line)
-        numbers = [t for t in tokens if re.match(r"^\d+(\.\d+)?(ms)?$", t) and t != "404"]
-        self.assertTrue(numbers or re.search(r"\d+(\.\d+)?\s*ms", line),
-                        "no milliseconds in %r" % line)
+        # the whole line: time to the second, UTC; method, path, status;
+        # milliseconds to the microsecond
+        self.assertRegex(line.strip(), r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ GET /get_status/%s 404 "
+                         r"\d+\.\d{3}ms$" % wf)
         self.assertEqual(sum(1 for l in self.batchy.stderr().splitlines() if "/get_status/" + wf in l), 1)
 
     def test_post_logged_with_its_status(self):
