@@ -353,7 +353,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->encoded_slash = encoded_slash;
         atomic_fetch_add(&srv->in_flight, 1);
         clock_gettime(CLOCK_MONOTONIC, &req->start);
-        snprintf(req->method, sizeof(req->method), "%s", method);
+        /* (req is zeroed: the copy ends with a NUL) */
+        memcpy(req->method, method, strnlen(method, sizeof(req->method) - 1));
         log_path(req->path, sizeof(req->path), url);
         if (strcmp(method, "POST") == 0)
             req->post = MHD_create_post_processor(conn, 4096, collect_post, req);
