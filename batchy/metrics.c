@@ -293,6 +293,15 @@ char *metrics_render(void)
         "# HELP batchy_event_streams Open /events streams.\n"
         "# TYPE batchy_event_streams gauge\nbatchy_event_streams %zu\n",
         held, streams);
+    size_t kept, kept_bytes;
+    reads_counts(&kept, &kept_bytes);
+    put(&t,
+        "# HELP batchy_read_cache_entries get_status answers kept in memory "
+        "(--read-cache-mb).\n"
+        "# TYPE batchy_read_cache_entries gauge\nbatchy_read_cache_entries %zu\n"
+        "# HELP batchy_read_cache_bytes Memory those answers take.\n"
+        "# TYPE batchy_read_cache_bytes gauge\nbatchy_read_cache_bytes %zu\n",
+        kept, kept_bytes);
     if (t.failed) {
         free(t.s);
         return NULL;

@@ -259,6 +259,7 @@ static void unsubscribed(void)
     atomic_store(&notice.changes_live, 0);
     atomic_store(&notice.client_id, 0);
     atomic_fetch_add(&notice.serial, 1); /* invalidations are being lost */
+    reads_clear();                       /* so nothing kept is trusted */
     fences_release_all();
     hold_resync(); /* and notices: read what is waited on */
 }

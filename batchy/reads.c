@@ -4,7 +4,8 @@
  * that read and has said of no change since (track.c, through rows.c's
  * state: the same invalidations, FLUSHes and connection epoch). An
  * entry whose key Redis invalidated, or made under another connection or
- * subscription, is dropped when met; a write through this process
+ * subscription, is dropped when met, and all of them go at once when
+ * either connection is lost (reads_clear); a write through this process
  * invalidates its key before it is answered (apply.c), so this process
  * reads its own writes.
  *
@@ -182,18 +183,42 @@ void reads_put(const char *key, const char *body, const char *etag, rows_stamp s
     pthread_mutex_unlock(&lock);
 }
 
-void reads_stop(void)
+/* Free every entry; the buckets stay. Under the lock. */
+static void forget_all(void)
 {
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < nbuckets; i++)
+    for (size_t i = 0; i < nbuckets; i++) {
         for (entry *e = buckets[i], *next; e; e = next) {
             next = e->next;
             free(e->body);
             free(e);
         }
+        buckets[i] = NULL;
+    }
+    newest = oldest = NULL;
+    count = bytes = 0;
+}
+
+void reads_counts(size_t *entries, size_t *bytes_kept)
+{
+    pthread_mutex_lock(&lock);
+    *entries = count;
+    *bytes_kept = bytes;
+    pthread_mutex_unlock(&lock);
+}
+
+void reads_clear(void)
+{
+    pthread_mutex_lock(&lock);
+    forget_all();
+    pthread_mutex_unlock(&lock);
+}
+
+void reads_stop(void)
+{
+    pthread_mutex_lock(&lock);
+    forget_all();
     free(buckets);
     buckets = NULL;
-    newest = oldest = NULL;
-    nbuckets = count = bytes = 0;
+    nbuckets = 0;
     pthread_mutex_unlock(&lock);
 }

@@ -534,6 +534,11 @@ int reads_get(const char *key, char **body, char etag[24]);
 /* Keep key's answer, made from a read sent at stamp (copied; a stamp of
  * epoch 0, an untracked read, is not kept). */
 void reads_put(const char *key, const char *body, const char *etag, rows_stamp stamp);
+/* How many answers are kept, and the memory they take (/metrics). */
+void reads_counts(size_t *entries, size_t *bytes_kept);
+/* Forget every answer kept: tracking was lost (the store's connection or
+ * the subscription), so none of them is trusted any more. */
+void reads_clear(void);
 /* Forget everything (at stop). */
 void reads_stop(void);
 

@@ -277,9 +277,11 @@ static void drop(const char *why, int closed_by_redis, store_call **resend)
     redisFree(store.ctx);
     store.ctx = NULL;
     metrics_redis_connected(0);
-    /* Reads on the next connection are not tracked until it says so. */
+    /* Reads on the next connection are not tracked until it says so, and
+     * what was read on this one is no longer trusted: let it go now. */
     atomic_store(&store.tracked_serial, 0);
     atomic_fetch_add(&store.conn_serial, 1);
+    reads_clear();
     set_where("");
     confirm_writes(NULL); /* answered, but no replica's word will come */
     store_call *c = store.sent_head;

@@ -3,8 +3,8 @@ Batchy process keeps what it read while Redis tracks it, and drops it when
 Redis says the workflow changed, whoever changed it. With real processes:
 reads that cost Redis nothing, a hand edit seen by the next reads of two
 Batchy processes, a process reading its own writes at once, no-cache,
-FLUSHDB, a Redis restart, and a held request woken by an invalidation
-alone. (Every order of a read's reply and an invalidation is
+FLUSHDB, a Redis restart, either connection lost, and a held request
+woken by an invalidation alone. (Every order of a read's reply and an invalidation is
 test_track.c's.)"""
 import threading
 import time
@@ -141,6 +141,52 @@ class ReadsRestartTest(OwnBatchyMixin, unittest.TestCase):
                 break
             self.assertLess(time.monotonic(), deadline, r)
             time.sleep(0.02)
+
+
+class ReadsLostTrackingTest(OwnBatchyMixin, unittest.TestCase):
+    """Losing either connection tracking depends on empties what was kept
+    at once, before any read: /metrics shows it."""
+    cfg_files = {"lt1.yaml": TWO, "lt2.yaml": TWO}
+
+    def kept(self, b):
+        found = {}
+        for line in b.get("/metrics").text.splitlines():
+            if line.startswith("batchy_read_cache_"):
+                name, value = line.split()
+                found[name] = int(float(value))
+        return found["batchy_read_cache_entries"], found["batchy_read_cache_bytes"]
+
+    def keep_both(self, b):
+        deadline = time.monotonic() + PROMPT
+        while self.kept(b)[0] != 2:  # tracking may be coming back still
+            self.assertLess(time.monotonic(), deadline, "never kept")
+            for wf in ("lt1", "lt2"):
+                self.assertEqual(b.get("/get_status/" + wf).status, 200)
+            time.sleep(0.02)
+        self.assertGreater(self.kept(b)[1], 0)
+
+    def emptied(self, b, what):
+        deadline = time.monotonic() + PROMPT
+        while self.kept(b) != (0, 0):
+            self.assertLess(time.monotonic(), deadline, "still kept after " + what)
+            time.sleep(0.02)
+
+    def test_losing_the_subscription_or_the_reading_connection_empties_it(self):
+        b = self.start_batchy()
+        for wf in ("lt1", "lt2"):
+            self.assertEqual(b.get("/load_cfg/" + wf).status, 200)
+        self.keep_both(b)
+        # the connection invalidations come on
+        self.redis.cli("CLIENT", "KILL", "TYPE", "pubsub")
+        self.emptied(b, "the subscription was lost")
+        self.keep_both(b)
+        # the connection reads are tracked on (flag t)
+        ids = [f.split("=")[1] for line in self.redis.cli("CLIENT", "LIST").splitlines()
+               for f in line.split() if f.startswith("id=") and " flags=t " in line]
+        self.assertEqual(len(ids), 1, ids)
+        self.redis.cli("CLIENT", "KILL", "ID", ids[0])
+        self.emptied(b, "the reading connection was lost")
+        self.keep_both(b)  # and kept again once tracking is back
 
 
 class ReadsBudgetTest(OwnBatchyMixin, unittest.TestCase):
