@@ -3,7 +3,7 @@
 bench.py - how fast Batchy is on this machine, next to what HTTP and Redis
 allow here. Run by scripts/bench.sh (which installs wrk and builds first):
 
-    scripts/bench.sh                 # the whole run, about 12 minutes
+    scripts/bench.sh                 # the whole run, about 17 minutes
     BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh  # shorter, rougher
     BENCH_LONG=0 scripts/bench.sh    # without the 1-million-request run
     python3 tests/bench/bench.py --report var/bench/<run>.json   # a table again
