@@ -212,11 +212,9 @@ void watch_log(watch *w, const char *method, const char *path, int status, long 
     *o++ = ' ';
     o = put_text(o, path, 256);
     *o++ = ' ';
-    if (status < 0)
-        *o++ = '-', status = -status;
-    o = put_digits(o, (unsigned)status, 1);
+    o = put_digits(o, status > 0 ? (unsigned)status : 0, 1);
     *o++ = ' ';
-    if (us < 0)
+    if (us < 0) /* a monotonic clock: never, but the digits want it so */
         us = 0;
     o = put_digits(o, (unsigned long long)us / 1000, 1);
     *o++ = '.';
