@@ -95,7 +95,16 @@ class SentinelTest(unittest.TestCase):
         for replica in self.sentinels.servers[1:]:
             self.sentinels.wait_for(lambda r=replica: SentinelSet.cli(r.port, "EXISTS", "dm") == "1",
                                     "the load on the replicas")
-        SentinelSet.cli(self.sentinels.sentinel_ports[0], "SENTINEL", "FAILOVER", "batchy")
+        # A sentinel refuses (NOGOODSLAVE) until it has seen a replica fit
+        # to promote in its own rounds of INFO: ask until it agrees.
+        deadline = time.monotonic() + 30
+        while True:
+            said = SentinelSet.cli(self.sentinels.sentinel_ports[0], "SENTINEL", "FAILOVER",
+                                   "batchy")
+            if said == "OK":
+                break
+            self.assertLess(time.monotonic(), deadline, "SENTINEL FAILOVER: %s" % said)
+            time.sleep(0.5)
         # Nothing but healthz (a PING, which a replica answers too): only
         # the sentinel's word moves Batchy
         deadline = time.monotonic() + PROMPT + 10
