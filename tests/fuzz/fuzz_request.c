@@ -375,6 +375,9 @@ static void check_route(const char *method, char *url)
         char key[BTY_KEY_MAX];
         key_snapshot(key, t.workflow, BTY_MAX_BATCH_ID);
         FUZZ_ASSERT(strlen(key) < BTY_KEY_MAX - 1, "snapshot key of '%s' truncated", t.workflow);
+    } else if (t.route->ui && t.workflow[0]) { /* /ui/<wf>: the page of a workflow */
+        FUZZ_ASSERT(oracle_workflow(t.workflow) && !t.file[0],
+                    "path '%s' routed to ui with workflow '%s'", url, t.workflow);
     } else {
         FUZZ_ASSERT(t.workflow[0] == '\0', "%s took a workflow", t.route->name);
     }
