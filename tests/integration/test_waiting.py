@@ -272,7 +272,14 @@ class EventStreamTest(TwoBatchyTestCase):
 
     def setUp(self):
         self.wf = self.unique("ev")
-        self.load(self.wf, TWO)
+        # The second process hears of the load in its own time (later
+        # under valgrind): on a stream opened after the load, its event
+        # could come first. Wait for it here, on a stream of its own.
+        with open_stream(self.second.port, "?wf=" + self.wf) as s:
+            read_until(s, rb": batchy events\n\n", PROMPT)
+            self.load(self.wf, TWO)
+            got = read_until(s, rb"data: [^\n]*\n\n", PROMPT)
+            self.assertEqual(events_of(got)[0]["counts"], {"new": 2})
 
     def test_one_event_per_change_with_batch_id_and_counts(self):
         with open_stream(self.second.port) as s:
