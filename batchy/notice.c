@@ -9,11 +9,14 @@
  * A subscribed connection can carry nothing else, hence a second one; it
  * is idle but for notices, and a PING every PING_MS finds a connection
  * that died without a word. When it is lost it is made again, every
- * 100 ms at first, backing off to 2 s; notices sent meanwhile are lost,
- * so on losing it and on getting it back hold.c re-reads everything that
- * is waited on (hold_resync): a waiter whose workflow changed in the gap
- * is answered, and while Redis is gone those reads fail and the waiters
- * are answered 503 rather than left hanging.
+ * 100 ms at first, backing off to 2 s, and at once when the store reaches
+ * Redis again or a sentinel says the master moved (notice_retry_now: a
+ * waiter should not wait out a back-off run up while Redis was gone).
+ * Notices sent meanwhile are lost, so on losing it and on getting it
+ * back hold.c re-reads everything that is waited on (hold_resync): a
+ * waiter whose workflow changed in the gap is answered, and while Redis
+ * is gone those reads fail and the waiters are answered 503 rather than
+ * left hanging.
  *
  * The same connection receives what Redis' tracking of the store's reads
  * says (CLIENT TRACKING ... REDIRECT to this connection's id, store.c): a
@@ -69,6 +72,7 @@ static struct {
     atomic_int changes_live; /* subscribed to the changes channel */
     atomic_llong client_id;  /* of the subscribed connection, or 0 */
     atomic_ullong serial;    /* subscriptions made and lost */
+    atomic_int retry_now;    /* notice_retry_now */
     int wake_fd;             /* eventfd */
     /* The thread's own. */
     redisContext *ctx;
@@ -106,6 +110,12 @@ void notice_wake(void)
     if (notice.wake_fd >= 0 && write(notice.wake_fd, &one, sizeof(one)) < 0) {
         /* the counter is full: the thread is being woken anyway */
     }
+}
+
+void notice_retry_now(void)
+{
+    if (!atomic_load(&notice.subscribed) && !atomic_exchange(&notice.retry_now, 1))
+        notice_wake();
 }
 
 int notice_subscribed(void)
@@ -378,7 +388,10 @@ static int take_sentinel_messages(void)
             r->element[2]->str[name_len] == ' ') {
             store_master_moved();
             if (notice.ctx)
-                unsubscribed(); /* and made again at once, on the new master */
+                unsubscribed();
+            /* and made again at once, on the new master: not after a
+             * back-off that trying the old one ran up */
+            atomic_store(&notice.retry_now, 1);
         }
         freeReplyObject(reply);
     }
@@ -419,6 +432,8 @@ static void *notice_main(void *arg)
     long long retry_ms = 0, next_try_ms = 0;
     while (!atomic_load(&notice.stopping)) {
         long long now = now_ms();
+        if (atomic_exchange(&notice.retry_now, 0))
+            retry_ms = next_try_ms = 0; /* no back-off: Redis is back */
         if (!notice.ctx && now >= next_try_ms) {
             if (subscribe() == 0) {
                 retry_ms = 0;

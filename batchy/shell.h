@@ -315,6 +315,9 @@ void notice_stop(void);
 void notice_fence(void (*done)(void *), void *arg);
 /* Wake the thread: hold.c's clock has something due sooner. */
 void notice_wake(void);
+/* The store has reached Redis again: while not subscribed, try now, not
+ * when the back-off says (Redis back, or a new master found). */
+void notice_retry_now(void);
 /* 1 while subscribed. */
 int notice_subscribed(void);
 /* 1 while change notices come in (the changes channel is subscribed). */

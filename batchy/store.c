@@ -368,6 +368,7 @@ static int connect_redis(char *why, size_t size)
     store.ctx = c;
     set_where(where);
     metrics_redis_connected(1);
+    notice_retry_now(); /* Redis is back: its notices may be too */
     return 0;
 }
 
