@@ -347,9 +347,17 @@ class SentinelSet:
     a master named `name` (quorum 2, down after `down_after_ms`). Every
     server has the same replica-priority, so that the sentinels promote the
     replica that has received the most. Servers are numbered in
-    self.servers (0: the first master)."""
+    self.servers (0: the first master).
 
-    def __init__(self, replicas=2, sentinels=3, name="batchy", down_after_ms=1000,
+    A sentinel PINGs each server every second, or every down-after when
+    that is less: with down-after at 1000 ms, a master it has just been
+    told of by a switch, whose first PING answer comes a moment late on a
+    busy machine, is taken for down, and failed over in turn (seen in
+    the sentinels' logs: +sdown of the new master a second after
+    +switch-master, -sdown a moment later). 2000 ms leaves a PING's
+    worth of margin."""
+
+    def __init__(self, replicas=2, sentinels=3, name="batchy", down_after_ms=2000,
                  failover_timeout_ms=2000):
         self.name = name
         self.down_after_ms = down_after_ms
@@ -445,6 +453,35 @@ class SentinelSet:
                       (found[-1] is not None and found[-1] is not other_than),
                       "the sentinels to agree on a master", timeout)
         return found[-1]
+
+    def describe(self):
+        """What each server says of its role and each sentinel of the
+        master, the end of each server's log and each sentinel's last
+        warnings: the failure report of a failover test."""
+        out = []
+        for i, srv in enumerate(self.servers):
+            if not (srv.proc and srv.proc.poll() is None):
+                out.append("server %d (port %d): not running" % (i, srv.port))
+                continue
+            info = self.cli(srv.port, "INFO", "replication").splitlines()
+            keep = [line for line in info if line.split(":")[0] in (
+                "role", "master_port", "master_link_status", "master_sync_in_progress",
+                "connected_slaves") or line.startswith("slave")]
+            out.append("server %d (port %d): %s" % (i, srv.port, " ".join(keep)))
+        for i, srv in enumerate(self.servers):
+            tail = srv.read_log().splitlines()[-8:]
+            out.append("server %d's log ends:\n  %s" % (i, "\n  ".join(tail)))
+        for s in self.sentinels:
+            # its warnings ("#": +sdown, +odown, +switch-master...)
+            try:
+                with open(os.path.join(s["dir"], "sentinel.log"), "rb") as f:
+                    tail = [line for line in f.read().decode("utf-8", "replace").splitlines()
+                            if " # " in line][-25:]
+            except OSError:
+                tail = []
+            out.append("sentinel on port %d names port %s as the master; its log ends:\n  %s" % (
+                s["port"], self.sentinel_master(s["port"]), "\n  ".join(tail)))
+        return "\n".join(out)
 
     def cleanup(self):
         for s in self.sentinels:
@@ -641,6 +678,9 @@ def failure_report(test, seconds, first_batchy):
                 b.proc.returncode if b.proc else "(never started)")
             out.append("--- batchy on port %d (%s), last %d lines of its log:\n%s" % (
                 b.port, state, LOG_TAIL_LINES, b.log_tail()))
+    sentinels = getattr(case, "sentinels", None)
+    if isinstance(sentinels, SentinelSet):
+        out.append("--- the servers and sentinels:\n" + sentinels.describe())
     redis = getattr(case, "redis", None)
     if isinstance(redis, RedisServer):
         tail = "\n".join(redis.read_log().splitlines()[-10:])

@@ -24,7 +24,12 @@ import urllib.parse
 from harness import HERE, Batchy, SentinelSet
 
 END_TO_END = True
-DOWN_AFTER_MS = 1000
+DOWN_AFTER_MS = 2000  # (SentinelSet: less makes a just-named master look down)
+# A call waits behind the WAITs sent before it on the one connection, each
+# held this long on a master with no replica in sync (round 2 of
+# FailoverTest): the 2 s to serve again after the switch must leave room
+# for a few (1.05 s with 1000 ms, about 1 s with 500 ms: two or more).
+REPLICA_TIMEOUT_MS = 250
 WORKFLOWS = 6
 CHECK_STATE = os.path.join(HERE, "..", "..", "scripts", "check-state")
 
@@ -93,7 +98,7 @@ class FailoverCase(unittest.TestCase):
         for _ in range(2):
             b = Batchy(self.sentinels.url(), None,
                        args=("--quiet", "--keep-batches", "0", "--min-replicas",
-                             str(self.min_replicas), "--replica-timeout", "1000"))
+                             str(self.min_replicas), "--replica-timeout", str(REPLICA_TIMEOUT_MS)))
             self.batchies.append(b)
             self.addCleanup(b.cleanup)
             b.start()
@@ -110,35 +115,61 @@ class FailoverCase(unittest.TestCase):
 
     def fail_over(self, load):
         """SIGKILL the master under load; the new master and how long each
-        Batchy took to serve again (from the kill, and from the moment the
-        sentinels named the new master)."""
+        Batchy took to serve again (from the kill, and from the moment a
+        sentinel named the new master). Each Batchy is watched by a thread
+        of its own, and the sentinels by another: a /healthz that waits
+        (behind a WAIT on a master with no replica, up to the replica
+        timeout) delays no one else's watch."""
         old = self.sentinels.agreed_master()
         # the sentinels start no failover of a master soon after the last
         gap = getattr(self, "last_switch", 0) + self.sentinels.failover_gap() - time.monotonic()
         time.sleep(max(1.0, gap))  # and the load runs a while on the old master
+        seen = {}  # "switched", or a Batchy's index: when it was seen
+        done = threading.Event()
+
+        def watch_sentinels():
+            # the first to name another master: the leader, as it switches
+            while not done.is_set():
+                named = [self.sentinels.sentinel_master(p) for p in self.sentinels.sentinel_ports]
+                if any(p not in (None, old.port) for p in named):
+                    seen["switched"] = time.monotonic()
+                    return
+                time.sleep(0.02)
+
+        def watch_batchy(i, b):
+            # answering through the new master, with change notices
+            # (held requests, /events) coming in again
+            moved = "127.0.0.1:%d" % old.port
+            while not done.is_set():
+                r = b.get("/healthz", timeout=30)
+                if r.status == 200 and r.json().get("master") not in (None, moved) and \
+                        r.json()["notices"] is True:
+                    seen[i] = time.monotonic()  # when the answer came
+                    return
+                time.sleep(0.02)
+
+        watchers = [threading.Thread(target=watch_sentinels)] + [
+            threading.Thread(target=watch_batchy, args=(i, b)) for i, b in enumerate(self.batchies)]
         killed = time.monotonic()
         old.stop(sig=signal.SIGKILL)
-        switched = None
-        served = {}
-        while len(served) < 2:
-            now = time.monotonic()
-            self.assertLess(now - killed, 60, "no failover within 60 s")
-            if switched is None:
-                new = self.sentinels.master()
-                if new is not None and new is not old:
-                    switched = now
-            for i, b in enumerate(self.batchies):
-                if i not in served:
-                    r = b.get("/healthz")
-                    if r.status == 200 and r.json().get("master") != "127.0.0.1:%d" % old.port:
-                        served[i] = now
-            time.sleep(0.02)
-        if switched is None:
-            switched = min(served.values())
+        for t in watchers:
+            t.start()
+        try:
+            for t in watchers[1:]:
+                t.join(max(0.0, killed + 60 - time.monotonic()))
+            served = [seen.get(i) for i in (0, 1)]
+            self.assertNotIn(None, served, "no failover within 60 s")
+            watchers[0].join(10)
+        finally:
+            done.set()
+            for t in watchers:
+                t.join(60)
+        # (a Batchy seen serving first: the sentinels were asked too late)
+        switched = min([seen.get("switched", served[0])] + served)
         self.last_switch = switched
         time.sleep(1.0)  # and a while on the new one
         new = self.sentinels.agreed_master(other_than=old)
-        return old, new, [served[i] - killed for i in (0, 1)], [served[i] - switched for i in (0, 1)]
+        return old, new, [t - killed for t in served], [t - switched for t in served]
 
     def restart_as_replica(self, srv, master, replicas=2):
         """Start srv again (empty: no persistence), a replica of master,
@@ -199,14 +230,15 @@ class FailoverTest(FailoverCase):
         p = subprocess.run([CHECK_STATE, "redis://127.0.0.1:%d/0" % master.port],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         self.assertEqual(p.returncode, 0, p.stdout.decode())
-        # served again within 2 s of the sentinels naming the new master:
-        # Batchy's share. The whole, from the kill, is the sentinels' own
-        # down-after and election besides, which the machine's load (a
+        # served again within 2 s of a sentinel naming the new master:
+        # Batchy's share (with the WAITs a call may wait behind, see
+        # REPLICA_TIMEOUT_MS). The whole, from the kill, is the sentinels'
+        # own down-after and election besides, which the machine's load (a
         # package build, a browser beside this test) stretches: printed,
-        # and reported (2.2 to 2.3 s with down-after 1000 ms).
+        # and reported in the README.
         self.assertLess(max(batchy_seconds), 2.0, batchy_seconds)
         print("\n    failover: %d calls (%s), %d writes acknowledged, none lost; served again "
-              "%.2f s after the kill (down-after %d ms), %.2f s after the sentinels switched"
+              "%.2f s after the kill (down-after %d ms), %.2f s after the switch"
               % (len(load.calls), ", ".join("%s: %d" % kv for kv in sorted(statuses.items())),
                  acked, max(kill_seconds), DOWN_AFTER_MS, max(batchy_seconds)), end=" ")
 

@@ -29,7 +29,7 @@ class SentinelUrlTest(unittest.TestCase):
 class SentinelTest(unittest.TestCase):
 
     def setUp(self):
-        self.sentinels = SentinelSet(down_after_ms=1000)
+        self.sentinels = SentinelSet()
         self.addCleanup(self.sentinels.cleanup)
 
     def start_batchy(self, url):
