@@ -463,10 +463,13 @@ class SentinelSet:
             if not (srv.proc and srv.proc.poll() is None):
                 out.append("server %d (port %d): not running" % (i, srv.port))
                 continue
-            info = self.cli(srv.port, "INFO", "replication").splitlines()
+            try:
+                info = self.cli(srv.port, "INFO", "replication").splitlines()
+            except subprocess.SubprocessError as e:  # a report must not fail itself
+                info = ["(INFO: %s)" % e]
             keep = [line for line in info if line.split(":")[0] in (
                 "role", "master_port", "master_link_status", "master_sync_in_progress",
-                "connected_slaves") or line.startswith("slave")]
+                "connected_slaves") or line.startswith(("slave", "(INFO"))]
             out.append("server %d (port %d): %s" % (i, srv.port, " ".join(keep)))
         for i, srv in enumerate(self.servers):
             tail = srv.read_log().splitlines()[-8:]

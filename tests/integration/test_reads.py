@@ -4,8 +4,8 @@ Redis says the workflow changed, whoever changed it. With real processes:
 reads that cost Redis nothing, a hand edit seen by the next reads of two
 Batchy processes, a process reading its own writes at once, no-cache,
 FLUSHDB, a Redis restart, either connection lost, and a held request
-woken by an invalidation alone. (Every order of a read's reply and an invalidation is
-test_track.c's.)"""
+woken by an invalidation alone. (Every order of a read's reply and an
+invalidation is test_track.c's.)"""
 import threading
 import time
 import unittest
