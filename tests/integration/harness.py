@@ -428,6 +428,19 @@ class SentinelSet:
         except (ValueError, subprocess.SubprocessError):
             return None
 
+    def switched_to(self, port):
+        """The master's port in the sentinel on `port`'s own record (None
+        if it does not answer): it changes with its +switch-master, at the
+        end of a failover. (get-master-addr-by-name names the promoted
+        replica earlier, from the moment the leader starts moving the other
+        replicas to it.)"""
+        try:
+            lines = self.cli(port, "SENTINEL", "MASTER", self.name).split("\n")
+            fields = dict(zip(lines[0::2], lines[1::2]))
+            return int(fields["port"])
+        except (KeyError, ValueError, subprocess.SubprocessError):
+            return None
+
     @staticmethod
     def replicas_in_sync(master, n):
         """Whether master has n replicas online."""
