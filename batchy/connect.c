@@ -13,9 +13,17 @@
  * reply (store.c), or a +switch-master notice from a sentinel
  * (sentinel_subscribe, which notice.c keeps).
  *
+ * The turn starts at the sentinel subscribed to (heard_from), not the
+ * URL's first. That one tells of a switch, so it already knows of it
+ * where another may not yet (sentinels learn from each other within
+ * seconds): asked first, it does not send Batchy back to a demoted master
+ * that still says "master". And it answered last, where the first may be
+ * a host that hangs, which would cost every connection its timeout.
+ *
  * Everything here blocks, bounded by the timeout given; the callers run
  * it on their own threads, never a worker's.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +32,10 @@
 #include <hiredis/hiredis.h>
 
 #include "shell.h"
+
+/* The index of the sentinel last subscribed to: the store's thread and the
+ * notice thread both connect. */
+static atomic_int heard_from;
 
 /* A connection to host:port (or the unix socket), with connect and
  * command timeouts; NULL with why set. */
@@ -107,8 +119,9 @@ static int sentinel_master(const bty_redis_target *t, int timeout_ms, char *host
                            int *port, char *why, size_t size)
 {
     snprintf(why, size, "no sentinel answered");
-    for (int first = 0; first < t->nsentinels; first++) {
-        int at;
+    int start = atomic_load(&heard_from) % t->nsentinels;
+    for (int k = 0; k < t->nsentinels; k++) {
+        int first = (start + k) % t->nsentinels, at;
         redisContext *c = open_sentinel(t, first, timeout_ms, &at, why, size);
         if (!c)
             return -1; /* none of them answers */
@@ -134,8 +147,8 @@ static int sentinel_master(const bty_redis_target *t, int timeout_ms, char *host
         snprintf(why, size, "sentinel %.100s:%d %.180s", s->host, s->port, reason);
         freeReplyObject(r);
         redisFree(c);
-        if (at != first)
-            first = at; /* the ones before it did not answer: on from there */
+        /* the ones before it did not answer: on from there */
+        k += (at - first + t->nsentinels) % t->nsentinels;
     }
     return -1;
 }
@@ -189,11 +202,10 @@ redisContext *redis_connect(const bty_redis_target *t, int timeout_ms, char *whe
     return c;
 }
 
-redisContext *sentinel_subscribe(const bty_redis_target *t, int timeout_ms, int first, char *why,
-                                 size_t size)
+redisContext *sentinel_subscribe(const bty_redis_target *t, int timeout_ms, int first, int *at,
+                                 char *why, size_t size)
 {
-    int at;
-    redisContext *c = open_sentinel(t, first, timeout_ms, &at, why, size);
+    redisContext *c = open_sentinel(t, first, timeout_ms, at, why, size);
     if (!c)
         return NULL;
     const char *argv[] = {"SUBSCRIBE", "+switch-master"};
@@ -203,5 +215,6 @@ redisContext *sentinel_subscribe(const bty_redis_target *t, int timeout_ms, int 
         return NULL;
     }
     freeReplyObject(r);
+    atomic_store(&heard_from, *at);
     return c;
 }

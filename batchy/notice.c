@@ -346,8 +346,9 @@ static void follow_sentinel(long long now)
     if (!notice.target.is_sentinel || notice.sentinel || now < notice.sentinel_try_ms)
         return;
     char why[300];
+    int at = notice.sentinel_next;
     redisContext *c = sentinel_subscribe(&notice.target, notice.timeout_ms, notice.sentinel_next,
-                                         why, sizeof(why));
+                                         &at, why, sizeof(why));
     int flags = c ? fcntl(c->fd, F_GETFL) : -1;
     if (!c || flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         redisFree(c);
@@ -361,6 +362,7 @@ static void follow_sentinel(long long now)
     }
     c->flags &= ~REDIS_BLOCK;
     notice.sentinel = c;
+    notice.sentinel_next = at; /* on losing it, the one after it */
     notice.sentinel_retry_ms = 0;
 }
 

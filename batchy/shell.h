@@ -433,9 +433,10 @@ struct redisContext;
 struct redisContext *redis_connect(const bty_redis_target *t, int timeout_ms, char *where,
                                    size_t where_size, char *why, size_t size);
 /* A sentinel of t, trying them from the first-th on, subscribed to
- * +switch-master; NULL with why set. */
+ * +switch-master; NULL with why set. *at: which one (redis_connect asks
+ * it first from then on). */
 struct redisContext *sentinel_subscribe(const bty_redis_target *t, int timeout_ms, int first,
-                                        char *why, size_t size);
+                                        int *at, char *why, size_t size);
 
 /* ------------------------------------------------------------------ ui.c
  * The dashboard's files (batchy/ui/), which the build embeds. */

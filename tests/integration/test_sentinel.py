@@ -2,10 +2,14 @@
 a malformed URL exits 64 at start; no sentinel reachable, or a master they
 do not know, and Batchy starts all the same, answers 503 saying why (in
 healthz too), and recovers by itself once they answer. And the healthy
-case: which master healthz names, and writes through it. Failovers under
-load are test_failover.py's."""
+case: which master healthz names, and writes through it; a failover asked
+of the sentinels, followed at once even when the sentinel listed first
+hangs. Failovers under load are test_failover.py's."""
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -32,8 +36,8 @@ class SentinelTest(unittest.TestCase):
         # failover-timeout also bounds how long the sentinel leading a
         # failover waits to see the replica it promoted say "master": past
         # it, the failover is aborted and the master stays. 5 s, not 2 s,
-        # so that a busy machine rarely gets there (the one failover asked
-        # here is asked again if it does).
+        # so that a busy machine rarely gets there (fail_over asks again
+        # if it does).
         self.sentinels = SentinelSet(failover_timeout_ms=5000)
         self.addCleanup(self.sentinels.cleanup)
 
@@ -50,6 +54,46 @@ class SentinelTest(unittest.TestCase):
             if r.status == 200:
                 return r.json()
             self.assertLess(time.monotonic(), deadline, r)
+            time.sleep(0.05)
+
+    def fail_over(self):
+        """SENTINEL FAILOVER, asked of the first sentinel until it has
+        switched to another master; when it did (time.monotonic())."""
+        old = self.sentinels.servers[0]
+        leader = self.sentinels.sentinel_ports[0]
+        deadline = time.monotonic() + 90
+        while True:
+            # A sentinel refuses (NOGOODSLAVE) until it has seen a replica
+            # fit to promote in its own rounds of INFO: ask until it agrees.
+            said = SentinelSet.cli(leader, "SENTINEL", "FAILOVER", "batchy")
+            self.assertLess(time.monotonic(), deadline, "SENTINEL FAILOVER: %s" % said)
+            if said != "OK":
+                time.sleep(0.5)
+                continue
+            # The failover is over when the sentinel that led it records
+            # another master (+switch-master). It may also give up
+            # (-failover-abort-slave-timeout: the promoted replica was not
+            # seen as a master within the failover timeout) and leave the
+            # master where it was: Batchy rightly stays, and it is asked
+            # again. Each step of a failover is bounded by that timeout.
+            asked = time.monotonic()
+            while (self.sentinels.switched_to(leader) in (None, old.port) and
+                   time.monotonic() < asked + 3 * self.sentinels.failover_timeout_ms / 1000):
+                time.sleep(0.05)
+            if self.sentinels.switched_to(leader) not in (None, old.port):
+                break
+        return time.monotonic()
+
+    def wait_moved(self, b, first, switched):
+        """healthz once b names a master other than first, within PROMPT
+        of the switch."""
+        while True:
+            health = b.get("/healthz")
+            # (a PING answered just before the connection moved has no
+            # master to name: the next healthz has)
+            if health.status == 200 and health.json().get("master") not in (None, first):
+                return health
+            self.assertLess(time.monotonic(), switched + PROMPT, health)
             time.sleep(0.05)
 
     def test_no_sentinel_answers_503_saying_why_then_recovers(self):
@@ -100,45 +144,57 @@ class SentinelTest(unittest.TestCase):
         for replica in self.sentinels.servers[1:]:
             self.sentinels.wait_for(lambda r=replica: SentinelSet.cli(r.port, "EXISTS", "dm") == "1",
                                     "the load on the replicas")
-        old = self.sentinels.servers[0]
-        leader = self.sentinels.sentinel_ports[0]
-        deadline = time.monotonic() + 90
-        while True:
-            # A sentinel refuses (NOGOODSLAVE) until it has seen a replica
-            # fit to promote in its own rounds of INFO: ask until it agrees.
-            said = SentinelSet.cli(leader, "SENTINEL", "FAILOVER", "batchy")
-            self.assertLess(time.monotonic(), deadline, "SENTINEL FAILOVER: %s" % said)
-            if said != "OK":
-                time.sleep(0.5)
-                continue
-            # The failover is over when the sentinel that led it records
-            # another master (+switch-master). It may also give up
-            # (-failover-abort-slave-timeout: the promoted replica was not
-            # seen as a master within the failover timeout) and leave the
-            # master where it was: Batchy rightly stays, and it is asked
-            # again. Each step of a failover is bounded by that timeout.
-            asked = time.monotonic()
-            while (self.sentinels.switched_to(leader) in (None, old.port) and
-                   time.monotonic() < asked + 3 * self.sentinels.failover_timeout_ms / 1000):
-                time.sleep(0.05)
-            if self.sentinels.switched_to(leader) not in (None, old.port):
-                break
-        switched = time.monotonic()
         # Nothing but healthz (a PING, which a replica answers too): only
         # the sentinel's word moves Batchy
-        while True:
-            health = b.get("/healthz")
-            # (a PING answered just before the connection moved has no
-            # master to name: the next healthz has)
-            if health.status == 200 and health.json().get("master") not in (None, first):
-                break
-            self.assertLess(time.monotonic(), switched + PROMPT, health)
-            time.sleep(0.05)
+        health = self.wait_moved(b, first, self.fail_over())
         new = self.sentinels.agreed_master(other_than=self.sentinels.servers[0])
         self.assertEqual(health.json()["master"], "127.0.0.1:%d" % new.port)
         self.assertEqual(b.get("/open_batch/dm").status, 200)
         self.assertIn('"status": "open"', SentinelSet.cli(new.port, "HGET", "dm", "job"))
 
+
+    def test_the_sentinel_heard_from_is_asked_first(self):
+        # The URL lists first a sentinel whose host hangs (a redis-sentinel
+        # stopped: it takes connections and never answers). Batchy asks
+        # first the sentinel it is subscribed to, which knows of a switch
+        # as soon as it tells of it: a failover is followed at once, not
+        # after a minute's timeout (nor sent back to the master just
+        # demoted, by a sentinel that has not heard yet).
+        self.sentinels.start()
+        hung_port = free_port()  # nothing there yet: refused, skipped at once
+        b = Batchy(self.sentinels.url(sentinels=[hung_port] + self.sentinels.sentinel_ports),
+                   None, args=("--quiet",), env={"BATCHY_REDIS_TIMEOUT_MS": "60000"})
+        self.addCleanup(b.cleanup)
+        os.makedirs(os.path.join(b.workdir, "cfg"))
+        b.start()
+        first = self.wait_healthy(b)["master"]
+        subscribed = self.sentinels.sentinel_ports[0]
+        self.sentinels.wait_for(
+            lambda: "cmd=subscribe" in SentinelSet.cli(subscribed, "CLIENT", "LIST"),
+            "Batchy's subscription to the first sentinel that answers")
+        d = tempfile.mkdtemp(prefix="batchy-hung-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        with open(os.path.join(d, "sentinel.conf"), "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\n" % (hung_port, d))
+        hung = subprocess.Popen(["redis-sentinel", os.path.join(d, "sentinel.conf")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+
+        def stop_hung():
+            hung.send_signal(signal.SIGCONT)
+            hung.kill()
+            hung.wait(10)
+        self.addCleanup(stop_hung)
+        self.sentinels.wait_for(lambda: SentinelSet.cli(hung_port, "PING") == "PONG",
+                                "the sentinel listed first")
+        hung.send_signal(signal.SIGSTOP)
+        health = self.wait_moved(b, first, self.fail_over())
+        new = self.sentinels.agreed_master(other_than=self.sentinels.servers[0])
+        self.assertEqual(health.json()["master"], "127.0.0.1:%d" % new.port)
+        with open("%s/cfg/hf.yaml" % b.workdir, "w") as f:
+            f.write("job:\n  p: 1\n")
+        self.assertEqual(b.get("/load_cfg/hf").status, 200)
+        self.assertEqual(SentinelSet.cli(new.port, "EXISTS", "hf"), "1")
 
 class ReplicaTest(unittest.TestCase):
     """A write that reaches a replica (a master just demoted, before
