@@ -152,7 +152,6 @@ class SentinelTest(unittest.TestCase):
         self.assertEqual(b.get("/open_batch/dm").status, 200)
         self.assertIn('"status": "open"', SentinelSet.cli(new.port, "HGET", "dm", "job"))
 
-
     def test_the_sentinel_heard_from_is_asked_first(self):
         # The URL lists first a sentinel whose host hangs (a redis-sentinel
         # stopped: it takes connections and never answers). Batchy asks
@@ -195,6 +194,7 @@ class SentinelTest(unittest.TestCase):
             f.write("job:\n  p: 1\n")
         self.assertEqual(b.get("/load_cfg/hf").status, 200)
         self.assertEqual(SentinelSet.cli(new.port, "EXISTS", "hf"), "1")
+
 
 class ReplicaTest(unittest.TestCase):
     """A write that reaches a replica (a master just demoted, before
