@@ -393,7 +393,7 @@ static int take_sentinel_messages(void)
                 unsubscribed();
             /* and made again at once, on the new master: not after a
              * back-off that trying the old one ran up */
-            atomic_store(&notice.retry_now, 1);
+            notice_retry_now();
         }
         freeReplyObject(reply);
     }

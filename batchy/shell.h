@@ -315,8 +315,9 @@ void notice_stop(void);
 void notice_fence(void (*done)(void *), void *arg);
 /* Wake the thread: hold.c's clock has something due sooner. */
 void notice_wake(void);
-/* The store has reached Redis again: while not subscribed, try now, not
- * when the back-off says (Redis back, or a new master found). */
+/* Redis is back (the store has reached it) or the master moved (a
+ * sentinel said so): while not subscribed, try now, not when the back-off
+ * says. */
 void notice_retry_now(void);
 /* 1 while subscribed. */
 int notice_subscribed(void);
